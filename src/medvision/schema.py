@@ -1,0 +1,131 @@
+"""The sample record shared by every stage: annotate -> store -> tasks -> runs -> metrics.
+
+A :class:`Sample` is one image-annotation pair: one 2D image (stored once, by content hash) and
+one target in official units. Frames and units:
+
+* ``box_rc`` is in the array frame of the stored 2D image: ``(r0, c0, r1, c1)``, rows top to
+  bottom, columns left to right, **inclusive** min and max, exactly as the official plans
+  store ``min_coords``/``max_coords``.
+* ``target`` holds the answer in the units the official prompt asks for: detection
+  ``[x0, y0, x1, y1]`` relative to the image, origin lower-left, y up; tumour/lesion size
+  ``[major_mm, minor_mm]``; angle/distance ``[value]`` in degrees or mm.
+* ``points_rc`` are landmark or axis-endpoint positions in (row, col) pixels of the stored
+  image, floats, in the order the family defines (T/L: P1, P2 major; P3, P4 minor; distance:
+  two points; angle: line 1 p1, p2, line 2 p1, p2).
+* ``spacing_mm_rc`` is the native pixel spacing of the stored image (row, col) in mm, from
+  the RAS+ affine. The spacing of the image a model sees is derived per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Literal
+
+LabelKind = Literal["organ", "tumour", "lesion", "other", "landmark"]
+Split = Literal["train", "test"]
+
+
+class TaskFamily(str, Enum):
+    """The three MedVision task families (values are stable identifiers)."""
+
+    DETECTION = "detection"
+    TUMOR_LESION_SIZE = "tl"
+    ANGLE_DISTANCE = "ad"
+
+    @property
+    def n_values(self) -> int:
+        """Number of numbers in an answer (the official parser's ``k``)."""
+        return {"detection": 4, "tl": 2, "ad": 1}[self.value]
+
+
+class Plane(IntEnum):
+    """Slicing plane of a RAS+ volume; the value is the sliced axis (official ``slice_dim``)."""
+
+    SAGITTAL = 0
+    CORONAL = 1
+    AXIAL = 2
+
+    @property
+    def letter(self) -> str:
+        """One-letter code used in official group keys: S, C or A."""
+        return self.name[0]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image-annotation pair with its ground truth in official units.
+
+    Attributes:
+        sample_id: Stable identifier (see :func:`make_sample_id`).
+        dataset: Catalog name of the source dataset (e.g. ``"mini"``, ``"KiTS23"``).
+        case_id: Case (volume) identifier inside the dataset.
+        split: ``"train"`` or ``"test"``.
+        family: Task family.
+        plane: Slicing plane.
+        slice_index: Index of the slice along ``plane`` in the RAS+ volume.
+        label_id: Label value in the mask (``None`` for landmark tasks).
+        label_name: Human-readable structure name used in prompts.
+        label_kind: organ | tumour | lesion | other | landmark.
+        label_group: Parent group for reports (official ``label_map_regroup`` analogue).
+        modality: ``"MRI"``, ``"CT"``, ``"ultrasound"``, ``"X-ray"`` or ``"PET"``.
+        image_description: Free text pasted into the prompt.
+        image_key: Content hash (sha256 hex) of the stored PNG.
+        image_hw: Stored image size (rows, cols) in pixels.
+        spacing_mm_rc: Native pixel spacing (row, col) in mm.
+        target: Answer in official units (see module docstring).
+        unit: ``"relative"``, ``"mm"`` or ``"degree"``.
+        box_rc: Detection box, inclusive (r0, c0, r1, c1) pixels; ``None`` otherwise.
+        n_instances: Connected components of this label on this slice (detection, T/L).
+        points_rc: Landmarks / axis endpoints (row, col) pixels; empty if not applicable.
+        metric_type: ``"distance"`` or ``"angle"`` for A/D, ``"axes"`` for T/L, else ``""``.
+        metric_key: Measurement key (e.g. ``"L-1-2"``, ``"A-L_2_5-L_2_6"``); ``""`` if none.
+        metric_name: Clinical name of the measurement (may be ``""``, as in Ceph).
+        landmark_names: Landmark names in prompt order (distance: 2; angle: 4).
+        extras: Extra measured values (e.g. ``feret_mm``, ``perp_mm``, ``size_mm_h``).
+    """
+
+    sample_id: str
+    dataset: str
+    case_id: str
+    split: Split
+    family: TaskFamily
+    plane: Plane
+    slice_index: int
+    label_id: int | None
+    label_name: str
+    label_kind: LabelKind
+    label_group: str
+    modality: str
+    image_description: str
+    image_key: str
+    image_hw: tuple[int, int]
+    spacing_mm_rc: tuple[float, float]
+    target: tuple[float, ...]
+    unit: str
+    box_rc: tuple[int, int, int, int] | None = None
+    n_instances: int = 1
+    points_rc: tuple[tuple[float, float], ...] = ()
+    metric_type: str = ""
+    metric_key: str = ""
+    metric_name: str = ""
+    landmark_names: tuple[str, ...] = ()
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+def make_sample_id(*parts: object) -> str:
+    """Return a short stable id from the identifying parts of a sample.
+
+    Args:
+        *parts: Identifying values, e.g. dataset, case, family, plane, slice, label, key.
+
+    Returns:
+        16 hex characters of the sha256 of the ``|``-joined parts.
+
+    Example:
+        >>> make_sample_id("mini", "case000", "detection", 2, 40, 3)
+        '5d30d779ce762c43'
+    """
+    text = "|".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
