@@ -129,3 +129,78 @@ def make_sample_id(*parts: object) -> str:
     """
     text = "|".join(str(p) for p in parts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+ParseStatusName = Literal[
+    "ok", "no_answer", "too_few_numbers", "out_of_range", "refusal", "backend_error"
+]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One evaluated sample, as written to a run's ``records.jsonl`` (one JSON object a line).
+
+    Everything a score or a report needs is in the record, so ``medvision score`` recomputes
+    every number from the records alone.
+
+    Attributes:
+        sample_id: :attr:`Sample.sample_id`.
+        dataset: Source dataset name.
+        case_id: Case identifier.
+        family: Task family value (``"detection"``, ``"tl"``, ``"ad"``).
+        plane: Plane value (0 sagittal, 1 coronal, 2 axial).
+        slice_index: Slice index.
+        label_id: Label value or ``None``.
+        label_name: Structure name.
+        label_kind: organ | tumour | lesion | other | landmark.
+        label_group: Report group of the label.
+        modality: Image modality.
+        metric_type: ``""``, ``"axes"``, ``"distance"`` or ``"angle"``.
+        metric_key: Measurement key (A/D) or ``""``.
+        image_key: Content hash of the image shown (before the model's own resize).
+        image_hw: Stored image size (rows, cols).
+        seen_hw: Size of the image the model sees after its resize (rows, cols).
+        seen_spacing_mm_rc: Pixel spacing stated in the prompt (row, col) mm.
+        box_img_ratio: Ground-truth box area over image area (detection) else ``None``.
+        target: Ground truth in official units.
+        model: Model name as given by the user.
+        backend: Backend name.
+        protocol: Protocol preset (``"paper-v1"``, ``"official"``, ``"strict"``).
+        prompt_hash: sha256 (16 hex) of the rendered prompt text.
+        raw_output: Text returned by the backend (``""`` on backend error).
+        parsed: Parsed answer values, or ``None`` when parsing failed.
+        status: Parse status (``"ok"`` when parsed is not ``None``).
+        reason: Human-readable reason for a non-ok status.
+        metrics: Per-sample metrics (NaN for undefined; see ``medvision.metrics``).
+        latency_s: Backend latency in seconds.
+    """
+
+    sample_id: str
+    dataset: str
+    case_id: str
+    family: str
+    plane: int
+    slice_index: int
+    label_id: int | None
+    label_name: str
+    label_kind: str
+    label_group: str
+    modality: str
+    metric_type: str
+    metric_key: str
+    image_key: str
+    image_hw: tuple[int, int]
+    seen_hw: tuple[int, int]
+    seen_spacing_mm_rc: tuple[float, float]
+    box_img_ratio: float | None
+    target: tuple[float, ...]
+    model: str
+    backend: str
+    protocol: str
+    prompt_hash: str
+    raw_output: str
+    parsed: tuple[float, ...] | None
+    status: str
+    reason: str
+    metrics: dict[str, float]
+    latency_s: float = 0.0
