@@ -1,0 +1,242 @@
+"""The backend protocol: chat requests with text and PNG images in, text out.
+
+Backends know nothing of datasets, tasks or metrics. A request carries the chat messages, the
+generation settings and, for the built-in baselines only, ``hints``: the answer key the runner
+fills in (task family, ground truth, image sizes, prior key). **Real model backends must ignore
+``hints``**; only :mod:`medvision.backends.baselines` read them, so a baseline's reply goes
+through exactly the parse and score path a model's reply takes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
+
+__all__ = [
+    "HINT_ANSWER_TAGS",
+    "HINT_FAMILY",
+    "HINT_IMAGE_HW",
+    "HINT_PRIOR_KEY",
+    "HINT_SEEN_HW",
+    "HINT_TARGET",
+    "HINT_VALUE_RANGE",
+    "Backend",
+    "ChatRequest",
+    "ChatResponse",
+    "GenerationConfig",
+    "HintError",
+    "ImagePart",
+    "Message",
+    "Role",
+    "TextPart",
+    "answer_each",
+    "hint",
+]
+
+Role = Literal["system", "user", "assistant"]
+
+#: Task family value: ``"detection"``, ``"tl"`` or ``"ad"`` (``TaskFamily`` values).
+HINT_FAMILY = "family"
+#: Ground truth in official units (detection ``[x0, y0, x1, y1]`` relative, lower-left origin).
+HINT_TARGET = "target"
+#: Stored image size ``(rows, cols)`` in pixels (the official random box uses this size).
+HINT_IMAGE_HW = "image_hw"
+#: Size ``(rows, cols)`` of the image the model sees after its own resize.
+HINT_SEEN_HW = "seen_hw"
+#: Key of the prior answer vector, e.g. ``"mini|detection|white matter"``.
+HINT_PRIOR_KEY = "prior_key"
+#: ``(low, high)`` range of plausible values for T/L (mm) and A/D (mm or degrees) answers.
+HINT_VALUE_RANGE = "value_range"
+#: Wrap the answer in ``<answer> </answer>`` tags (the 1.2.1 ``official`` prompts ask for it).
+HINT_ANSWER_TAGS = "answer_tags"
+
+
+class HintError(ValueError):
+    """A baseline needs a hint the request does not carry, or the hint is malformed."""
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """A piece of text in a message."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image in a message, as PNG file bytes (the backend decides how to send it)."""
+
+    png: bytes
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn.
+
+    Attributes:
+        role: ``"system"``, ``"user"`` or ``"assistant"``.
+        content: Text and image parts in order.
+    """
+
+    role: Role
+    content: tuple[TextPart | ImagePart, ...]
+
+    def __post_init__(self) -> None:
+        if self.role not in get_args(Role):
+            raise ValueError(f"message role must be one of {get_args(Role)}, found {self.role!r}")
+        for part in self.content:
+            if not isinstance(part, TextPart | ImagePart):
+                raise TypeError(
+                    f"message content must be TextPart or ImagePart, found {type(part).__name__}"
+                )
+
+    @property
+    def text(self) -> str:
+        """The text parts joined with no separator."""
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def images(self) -> tuple[bytes, ...]:
+        """The PNG bytes of the image parts, in order."""
+        return tuple(p.png for p in self.content if isinstance(p, ImagePart))
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding settings (0 temperature = greedy, as the official runs).
+
+    Attributes:
+        max_new_tokens: Most tokens to generate.
+        temperature: Sampling temperature (0 = greedy).
+        top_p: Nucleus sampling mass in (0, 1].
+        seed: Sampling seed, for backends that accept one.
+    """
+
+    max_new_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, found {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, found {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], found {self.top_p}")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One generation request.
+
+    Attributes:
+        request_id: Caller's identifier, echoed in the response (the runner uses a stable id
+            per sample, which also seeds the random baselines).
+        messages: The conversation.
+        generation: Decoding settings.
+        hints: Answer key for the baseline backends only (see the module docstring and the
+            ``HINT_*`` names); real model backends ignore it. Not part of the hash.
+    """
+
+    request_id: str
+    messages: tuple[Message, ...]
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    hints: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """The reply to one request.
+
+    Attributes:
+        request_id: The request's id.
+        text: Generated text (``""`` when ``error`` is set).
+        error: Why no text was produced, or ``None``.
+        latency_s: Wall time spent on this request in seconds.
+        prompt_tokens: Prompt length in tokens, if the backend reports it.
+        completion_tokens: Generated tokens, if the backend reports it.
+    """
+
+    request_id: str
+    text: str
+    error: str | None = None
+    latency_s: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that turns chat requests into text.
+
+    ``generate`` takes a batch and returns one response per request, in the same order. A
+    failure of one request (bad input, server error, timeout) is that request's
+    ``ChatResponse(error=...)``; it never raises for the batch.
+    """
+
+    name: str
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        """Answer every request; same length and order as ``requests``."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (servers, GPU memory); calling it twice is harmless."""
+        ...
+
+
+def hint(request: ChatRequest, name: str) -> Any:
+    """Return ``request.hints[name]``; enum values are unwrapped to their ``.value``.
+
+    Raises:
+        HintError: If the hint is absent (the message names the hint and the request).
+    """
+    if name not in request.hints:
+        raise HintError(
+            f"request {request.request_id}: missing hint {name!r} "
+            f"(present: {sorted(request.hints)})"
+        )
+    value = request.hints[name]
+    return value.value if isinstance(value, Enum) else value
+
+
+def answer_each(
+    requests: Sequence[ChatRequest], answer: Callable[[ChatRequest], str]
+) -> list[ChatResponse]:
+    """Run ``answer`` on each request, turning an exception into that request's error response.
+
+    Args:
+        requests: The batch.
+        answer: Computes the reply text of one request.
+
+    Returns:
+        One response per request, in order, with per-request latency.
+    """
+    out: list[ChatResponse] = []
+    for request in requests:
+        start = time.perf_counter()
+        try:
+            text = answer(request)
+        # One bad request must not sink the batch; the error text is the record's reason.
+        except Exception as exc:
+            out.append(
+                ChatResponse(
+                    request_id=request.request_id,
+                    text="",
+                    error=f"{type(exc).__name__}: {exc}",
+                    latency_s=time.perf_counter() - start,
+                )
+            )
+        else:
+            out.append(
+                ChatResponse(
+                    request_id=request.request_id,
+                    text=text,
+                    latency_s=time.perf_counter() - start,
+                )
+            )
+    return out

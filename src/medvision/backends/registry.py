@@ -1,0 +1,64 @@
+"""The explicit list of backends, by name.
+
+Add a backend by adding one factory to :data:`BACKENDS`. Factories of backends with heavy
+dependencies import them inside the factory, so ``import medvision`` stays light::
+
+    def _openai(**options: Any) -> Backend:
+        from medvision.backends.openai_compat import OpenAICompatBackend  # lazy: httpx client
+
+        return OpenAICompatBackend(**options)
+
+    BACKENDS["openai"] = _openai  # planned: "openai", "vllm" (vllm), "hf" (torch, transformers)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from medvision.backends.base import Backend
+from medvision.backends.baselines import OracleBaseline, PriorBaseline, RandomBaseline
+
+__all__ = ["BACKENDS", "BackendFactory", "UnknownBackendError", "create_backend"]
+
+BackendFactory = Callable[..., Backend]
+
+
+class UnknownBackendError(ValueError):
+    """No backend is registered under the requested name."""
+
+
+BACKENDS: dict[str, BackendFactory] = {
+    "random": RandomBaseline,
+    "prior": PriorBaseline,
+    "oracle": OracleBaseline,
+    # Extension points (later issues; lazy imports inside the factory):
+    # "openai": OpenAI-compatible server (vLLM/SGLang/Ollama serve, OpenAI),
+    # "vllm": vLLM offline engine, "hf": transformers generate().
+}
+
+
+def create_backend(name: str, **options: Any) -> Backend:
+    """Create the backend registered as ``name`` with keyword ``options``.
+
+    Args:
+        name: A key of :data:`BACKENDS` (``"random"``, ``"prior"``, ``"oracle"``, ...).
+        **options: Passed to the factory (e.g. ``seed=0`` for ``"random"``).
+
+    Returns:
+        The backend.
+
+    Raises:
+        UnknownBackendError: If ``name`` is not registered (the message lists known names).
+        TypeError: If the factory does not accept ``options`` (the message names the backend).
+    """
+    try:
+        factory = BACKENDS[name]
+    except KeyError:
+        raise UnknownBackendError(
+            f"unknown backend {name!r}; known backends: {', '.join(sorted(BACKENDS))}"
+        ) from None
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        raise TypeError(f"backend {name!r} rejected options {sorted(options)}: {exc}") from exc

@@ -1,0 +1,253 @@
+"""The ``medvision`` command: thin wrappers over the Python API the tests also call."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from medvision.backends import GenerationConfig
+
+app = typer.Typer(
+    name="medvision",
+    help="Build, evaluate, score and report the MedVision quantitative medical-imaging benchmark.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+datasets_app = typer.Typer(help="The dataset catalog.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+console = Console()
+
+FAMILIES = ("detection", "tl", "ad")
+PLANE_CODES = {"S": 0, "C": 1, "A": 2}
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _planes(codes: str) -> tuple[int, ...]:
+    try:
+        return tuple(PLANE_CODES[c] for c in codes.upper().replace(",", ""))
+    except KeyError as exc:
+        raise typer.BadParameter(f"planes are letters among S, C, A; got {codes!r}") from exc
+
+
+def _families(names: str) -> tuple[str, ...]:
+    out = tuple(n.strip() for n in names.split(",") if n.strip())
+    bad = [n for n in out if n not in FAMILIES]
+    if bad:
+        raise typer.BadParameter(f"unknown task families {bad}; known: {', '.join(FAMILIES)}")
+    return out
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the datasets of the built-in catalog."""
+    from medvision.catalog.registry import catalog
+
+    table = Table("name", "modality", "tasks", "families", "source", "licence")
+    for spec in catalog().values():
+        fams = sorted(
+            {
+                f
+                for t in spec.tasks
+                for f, on in (("detection", t.detection), ("tl", t.tl), ("ad", t.measurements))
+                if on
+            }
+        )
+        mods = sorted({t.modality for t in spec.tasks})
+        table.add_row(
+            spec.name, ", ".join(mods), str(len(spec.tasks)), ", ".join(fams),
+            spec.source.kind, spec.licence[:40],
+        )
+    console.print(table)
+
+
+@datasets_app.command("info")
+def datasets_info(name: Annotated[str, typer.Argument(help="Dataset name or spec YAML path.")]) -> None:
+    """Show one dataset spec in full (YAML-like JSON)."""
+    from medvision.catalog.registry import get_spec
+
+    console.print_json(get_spec(name).model_dump_json())
+
+
+@app.command()
+def mini(
+    out: Annotated[Path, typer.Argument(help="Folder for the generated source files.")],
+    cases: Annotated[int, typer.Option(help="Number of cases.")] = 8,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+) -> None:
+    """Generate the source files of the embedded `mini` dataset (offline, deterministic)."""
+    from medvision.mini.generate import generate_mini
+
+    generate_mini(out, n_cases=cases, seed=seed)
+    console.print(f"wrote {cases} mini cases to {out}")
+
+
+@app.command()
+def build(
+    data_dir: Annotated[Path, typer.Argument(help="Folder with the dataset's source files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output store folder.")],
+    dataset: Annotated[str, typer.Option(help="Catalog name of the dataset.")] = "mini",
+    spec: Annotated[
+        Path | None, typer.Option(help="Your own dataset spec YAML (instead of --dataset).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (0 = all cores).")] = 0,
+    render: Annotated[str, typer.Option(help="minmax (official v1) or percentile.")] = "minmax",
+    max_cases: Annotated[int | None, typer.Option(help="Only the first N cases per task.")] = None,
+) -> None:
+    """Build a dataset's images, masks and landmarks into MedVision samples (resumable)."""
+    from medvision.build.engine import BuildOptions, build_dataset
+    from medvision.catalog.registry import get_spec
+
+    if render not in ("minmax", "percentile"):
+        raise typer.BadParameter("--render must be minmax or percentile")
+    ds_spec = get_spec(str(spec) if spec else dataset)
+    options = BuildOptions(workers=workers, render=render, max_cases=max_cases)  # type: ignore[arg-type]
+    manifest = _build_with_progress(ds_spec, data_dir, out, options)
+    _print_manifest(manifest)
+
+
+def _build_with_progress(spec: Any, data_dir: Path, out: Path, options: Any) -> Any:
+    from medvision.build.engine import build_dataset
+
+    with _progress() as progress:
+        task = progress.add_task(f"build {spec.name}", total=None)
+
+        def tick(done: int, total: int, _result: object) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return build_dataset(spec, data_dir, out, options, on_progress=tick)
+
+
+def _print_manifest(manifest: Any) -> None:
+    console.print(
+        f"[bold]{manifest.n_samples}[/] samples, {manifest.n_images} images "
+        f"(build {manifest.build_id})"
+    )
+    for fam, n in sorted(manifest.counts.by_family.items()):
+        console.print(f"  {fam}: {n}")
+    if manifest.skipped:
+        console.print(f"[bold red]{len(manifest.skipped)} case(s) skipped:[/]")
+        for s in manifest.skipped:
+            console.print(f"  {s.dataset}/{s.case_id}: {s.reason}")
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset_dir: Annotated[Path, typer.Argument(help="Built dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumes if it exists).")],
+    backend: Annotated[str, typer.Option(help="random | prior | oracle | ...")] = "oracle",
+    model: Annotated[str, typer.Option(help="Model name to record.")] = "",
+    protocol: Annotated[str, typer.Option(help="paper-v1 | official | strict")] = "paper-v1",
+    prompt_style: Annotated[str | None, typer.Option(help="Prompt style override.")] = None,
+    image_policy: Annotated[str, typer.Option(help="Model image policy, e.g. qwen2.5-vl.")] = "native",
+    families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
+    planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
+    limit: Annotated[int | None, typer.Option(help="Samples per task configuration.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    noise: Annotated[float, typer.Option(help="Oracle noise (relative).")] = 0.0,
+    max_new_tokens: Annotated[int, typer.Option(help="Generation limit.")] = 1024,
+    overwrite: Annotated[bool, typer.Option(help="Discard existing records.")] = False,
+) -> None:
+    """Evaluate a backend on a built dataset; writes records.jsonl and summary.json."""
+    from medvision.runs.runner import Runner, RunSpec
+
+    options: dict[str, Any] = {"noise": noise} if backend == "oracle" else {}
+    spec = RunSpec(
+        dataset_dir=str(dataset_dir), backend=backend, model=model, protocol=protocol,
+        prompt_style=prompt_style, image_policy=image_policy, families=_families(families),
+        planes=_planes(planes), limit=limit, seed=seed,
+        generation=GenerationConfig(max_new_tokens=max_new_tokens, seed=seed),
+        backend_options=options,
+    )
+    summary = _eval_with_progress(spec, out, overwrite)
+    _print_summary(spec.model_name, summary)
+
+
+def _eval_with_progress(spec: Any, out: Path, overwrite: bool) -> dict[str, Any]:
+    from medvision.runs.runner import Runner
+
+    runner = Runner(spec, out, overwrite=overwrite)
+    with _progress() as progress:
+        task = progress.add_task(f"eval {spec.model_name}", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return runner.run(on_progress=tick)
+
+
+def _print_summary(name: str, summary: dict[str, Any]) -> None:
+    from medvision.reports import leaderboard, print_leaderboard
+
+    print_leaderboard(leaderboard({name: summary}), console)
+
+
+@app.command()
+def score(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    protocol: Annotated[str | None, typer.Option(help="Re-score under another protocol.")] = None,
+    reparse: Annotated[bool, typer.Option(help="Re-parse the raw outputs.")] = False,
+) -> None:
+    """Recompute every metric and the summary from a run's records alone."""
+    from medvision.runs.runner import rescore
+
+    summary = rescore(run_dir, protocol=protocol, reparse=reparse)
+    _print_summary(run_dir.name, summary)
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("report"),
+) -> None:
+    """Leaderboard (terminal, Markdown, CSV) and a self-contained HTML report over runs."""
+    from medvision.runs.report import write_reports
+
+    rows = write_reports(runs, out, console=console)
+    console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, report.html ({len(rows)} runs)")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Working folder.")] = Path(
+        "medvision-demo"
+    ),
+    cases: Annotated[int, typer.Option(help="Mini cases to generate.")] = 8,
+    limit: Annotated[int, typer.Option(help="Samples per task configuration.")] = 200,
+    workers: Annotated[int, typer.Option(help="Build workers (0 = all cores).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Build the embedded mini dataset, evaluate the baselines, print a leaderboard, write a report."""
+    from medvision.runs.demo import run_demo
+
+    t0 = time.perf_counter()
+    result = run_demo(out, cases=cases, limit=limit, workers=workers, seed=seed, console=console)
+    console.print(
+        f"\nreport: {result['report']}\nrecords: {', '.join(result['runs'])}\n"
+        f"demo finished in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+def main() -> None:
+    """Entry point of the ``medvision`` console script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

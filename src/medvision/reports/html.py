@@ -1,0 +1,354 @@
+"""A single self-contained HTML report: tables for every run and a gallery of samples.
+
+The file references nothing outside itself: CSS is inline, images are ``data:`` URIs of base64
+PNG, boxes are inline SVG, and there is no script. Every text that came from a record or a
+model (raw output, labels, run names) is passed through :func:`html.escape`, so a model that
+answers ``<script>...`` shows that text and runs nothing.
+
+Detection samples show the ground-truth box (green) and the predicted box (red) over the image.
+Boxes are relative ``[x0, y0, x1, y1]`` with origin lower-left; they are turned into array
+``(r0, c0, r1, c1)`` by :func:`medvision.geometry.frames.rel_to_box_rc`, i.e. SVG ``x = x*W``,
+``y = (1 - y)*H``. Corners of a prediction are sorted for drawing only (its score uses the
+protocol's rule).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from PIL import Image
+
+from medvision.geometry.frames import rel_to_box_rc
+from medvision.metrics.per_sample import sample_metrics
+from medvision.metrics.protocols import PROTOCOLS
+from medvision.reports.tables import COLUMNS, format_value, leaderboard, protocol_line
+from medvision.schema import Plane, Record, TaskFamily
+
+__all__ = ["write_html_report"]
+
+ImageLoader = Callable[[str], bytes]
+
+_PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
+_DISPLAY_PX: Final = 320
+_GT_COLOUR: Final = "#1a9e3f"
+_PRED_COLOUR: Final = "#d7263d"
+
+_CSS: Final = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem;color:#1d1d1f}
+h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:2px solid #ddd}h3{margin-top:1.5rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
+th,td{border:1px solid #ccc;padding:.2rem .45rem;text-align:right}
+th{background:#f2f2f2}td.k,th.k{text-align:left}
+.proto{background:#eef4ff;border-left:4px solid #3b6fd4;padding:.4rem .7rem}
+.gallery{display:flex;flex-wrap:wrap;gap:1rem}
+figure{margin:0;border:1px solid #ddd;padding:.5rem;width:340px;font-size:.8rem}
+figure svg{display:block;background:#222}
+pre{white-space:pre-wrap;word-break:break-word;background:#f7f7f7;padding:.3rem;
+max-height:9rem;overflow:auto}
+.gt{color:#1a9e3f;font-weight:600}.pred{color:#d7263d;font-weight:600}.muted{color:#777}
+"""
+
+
+def _e(value: object) -> str:
+    """HTML-escape any value's text (quotes included, safe in attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], key_cols: int = 1) -> str:
+    """An HTML table; the first ``key_cols`` columns are left-aligned text."""
+    cls = [' class="k"' if i < key_cols else "" for i in range(len(headers))]
+    head = "".join(f"<th{c}>{_e(h)}</th>" for c, h in zip(cls, headers, strict=True))
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{c}>{_e(format_value(v))}</td>" for c, v in zip(cls, row, strict=True))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _metric_rows(
+    groups: Mapping[str, Mapping[str, Any]], names: Sequence[str]
+) -> list[list[object]]:
+    """Rows ``[key, N, metric...]`` for a mapping of group metrics."""
+    return [
+        [key, m.get("num_samples", m.get("samples")), *(m.get(n) for n in names)]
+        for key, m in groups.items()
+    ]
+
+
+_DET_COLS: Final = ("IoU", "F1", "Precision", "Recall", "SuccessRate", "IoU>0.5", "avgMAE")
+_DET_LABELS: Final = ("IoU", "F1 (box Dice)", "Precision", "Recall", "SR", "IoU>=0.5", "MAE")
+_ERR_COLS: Final = ("avgMAE", "avgMRE", "SuccessRate", "MRE<0.1", "MRE<0.2", "MRE<0.3")
+_ERR_LABELS: Final = ("MAE", "MRE", "SR", "MRE<0.1", "MRE<0.2", "MRE<0.3")
+_LINE_COLS: Final = ("MAE", "MRE", "SR", "MRE<0.1", "MRE<0.2", "MRE<0.3")
+
+
+def _detection_section(det: Mapping[str, Any]) -> str:
+    """Detection tables: anatomy vs T/L, every group, exclusions."""
+    parts = ["<h3>Detection</h3>"]
+    split_rows = []
+    for name, key in (("anatomy", "anatomy"), ("tumour/lesion", "tumor_lesion")):
+        mm = (det.get(key) or {}).get("mean_metrics") or {}
+        split_rows.append(
+            [name, mm.get("num_regions"), mm.get("total_samples"), *(mm.get(c) for c in _DET_COLS)]
+        )
+    all_m = det.get("all") or {}
+    split_rows.append(
+        ["all samples", None, all_m.get("num_samples"), *(all_m.get(c) for c in _DET_COLS)]
+    )
+    parts.append(_table(["split", "groups", "N", *_DET_LABELS], split_rows))
+    parts.append("<p class=muted>Groups (label group @ modality (plane)):</p>")
+    parts.append(
+        _table(["group", "N", *_DET_LABELS], _metric_rows(det.get("groups") or {}, _DET_COLS))
+    )
+    excluded = det.get("excluded") or {}
+    if excluded:
+        parts.append(
+            "<p class=muted>Left out of the anatomy / T-L split: "
+            + "; ".join(f"{_e(k)} ({_e(v)})" for k, v in excluded.items())
+            + "</p>"
+        )
+    return "".join(parts)
+
+
+def _tl_section(tl: Mapping[str, Any]) -> str:
+    """T/L tables: model line and every label group."""
+    model = tl.get("model") or {}
+    parts = [
+        "<h3>Tumour/lesion size</h3>",
+        _table(
+            ["model line", "N", *_LINE_COLS],
+            [["weighted", model.get("num_samples"), *(model.get(c) for c in _LINE_COLS)]],
+        ),
+    ]
+    dropped = tl.get("dropped_all_failed") or []
+    if dropped:
+        parts.append(
+            "<p class=muted>Dropped from the model line because every sample failed "
+            f"(official rule): {_e(', '.join(dropped))}. SR with them kept: "
+            f"{_e(format_value(tl.get('SR_all_groups')))}</p>"
+        )
+    parts.append(
+        _table(["label group", "N", *_ERR_LABELS], _metric_rows(tl.get("groups") or {}, _ERR_COLS))
+    )
+    return "".join(parts)
+
+
+def _ad_section(ad: Mapping[str, Any]) -> str:
+    """A/D tables: model line, group averages, every measurement label."""
+    model = ad.get("model") or {}
+    groups = ad.get("groups") or {}
+    parts = [
+        "<h3>Angle / distance</h3>",
+        _table(
+            ["model line", "N", *_LINE_COLS],
+            [["weighted", model.get("num_samples"), *(model.get(c) for c in _LINE_COLS)]],
+        ),
+        _table(
+            ["group", "N", *_LINE_COLS],
+            [[k, g.get("samples"), *(g.get(c) for c in _LINE_COLS)] for k, g in groups.items()],
+        ),
+        _table(["label", "N", *_ERR_LABELS], _metric_rows(ad.get("labels") or {}, _ERR_COLS)),
+    ]
+    if ad.get("near_zero_excluded"):
+        parts.append(
+            f"<p class=muted>{_e(ad['near_zero_excluded'])} samples with a near-zero target "
+            "were excluded by the protocol.</p>"
+        )
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# gallery
+
+
+def _png_data_uri(data: bytes) -> str:
+    """``data:image/png;base64,...`` of ``data``, re-encoded to PNG if it is another format."""
+    if not data.startswith(_PNG_MAGIC):
+        with Image.open(io.BytesIO(data)) as im:
+            buf = io.BytesIO()
+            im.save(buf, format="PNG")
+            data = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _load_image(loader: ImageLoader | None, key: str) -> tuple[str | None, str]:
+    """``(data URI or None, reason)`` for an image key."""
+    if loader is None:
+        return None, "no image loader given"
+    try:
+        return _png_data_uri(loader(key)), ""
+    except (KeyError, OSError) as exc:  # missing file / unknown key / unreadable image
+        return None, f"image {key[:16]} unavailable: {type(exc).__name__}: {exc}"
+
+
+def _svg_rect(box_rel: Sequence[float], hw: tuple[int, int], colour: str, dash: bool) -> str:
+    """An SVG rectangle for a relative lower-left box, or ``""`` when it cannot be drawn."""
+    if len(box_rel) != 4 or not all(math.isfinite(float(v)) for v in box_rel):
+        return ""
+    r0, c0, r1, c1 = rel_to_box_rc(box_rel, hw)
+    x, y = min(c0, c1), min(r0, r1)
+    w, h = abs(c1 - c0), abs(r1 - r0)
+    dash_attr = ' stroke-dasharray="6 3"' if dash else ""
+    return (
+        f'<rect x="{x:.2f}" y="{y:.2f}" width="{w:.2f}" height="{h:.2f}" fill="none" '
+        f'stroke="{colour}" stroke-width="2" vector-effect="non-scaling-stroke"{dash_attr}/>'
+    )
+
+
+def _svg(uri: str | None, hw: tuple[int, int], overlays: str) -> str:
+    """Inline SVG of size ``hw`` (rows, cols) with the image and the overlays."""
+    h, w = hw
+    scale = _DISPLAY_PX / max(h, w)
+    image = f'<image href="{_e(uri)}" x="0" y="0" width="{w}" height="{h}"/>' if uri else ""
+    return (
+        f'<svg viewBox="0 0 {w} {h}" width="{w * scale:.0f}" height="{h * scale:.0f}" '
+        f'role="img">{image}{overlays}</svg>'
+    )
+
+
+def _values(v: Sequence[float] | None) -> str:
+    """Values as ``[a, b]`` with 4 significant decimals, or ``none``."""
+    if v is None:
+        return "none"
+    return "[" + ", ".join(f"{float(x):.4g}" for x in v) + "]"
+
+
+def _figure(rec: Record, loader: ImageLoader | None, protocol_name: str) -> str:
+    """One gallery figure: image (+ boxes), target vs prediction, scores, raw output."""
+    uri, reason = _load_image(loader, rec.image_key)
+    hw = (int(rec.image_hw[0]), int(rec.image_hw[1]))
+    fam = TaskFamily(rec.family)
+    overlays = ""
+    scores: dict[str, float] = {}
+    protocol = PROTOCOLS.get(protocol_name)
+    if protocol is not None:
+        scores = sample_metrics(fam, rec.parsed, rec.target, protocol)
+    if fam is TaskFamily.DETECTION:
+        overlays = _svg_rect(rec.target, hw, _GT_COLOUR, dash=False)
+        if rec.parsed is not None:
+            overlays += _svg_rect(rec.parsed, hw, _PRED_COLOUR, dash=True)
+    unit = {
+        "detection": "relative",
+        "tl": "mm",
+        "ad": "deg" if rec.metric_type == "angle" else "mm",
+    }
+    what = (
+        rec.label_name
+        if fam is not TaskFamily.ANGLE_DISTANCE
+        else (f"{rec.metric_type} {rec.metric_key}")
+    )
+    plane = Plane(rec.plane).name.lower() if rec.plane in (0, 1, 2) else str(rec.plane)
+    score_text = ", ".join(f"{k}={format_value(v)}" for k, v in scores.items() if k != "success")
+    lines = [
+        f"<figcaption><b>{_e(what)}</b> <span class=muted>{_e(rec.dataset)} / "
+        f"{_e(rec.case_id)} / {_e(plane)} {_e(rec.slice_index)} / {_e(rec.modality)}</span><br>",
+        f"<span class=gt>target</span> {_e(_values(rec.target))} {_e(unit[fam.value])}<br>",
+        f"<span class=pred>prediction</span> {_e(_values(rec.parsed))} "
+        f"<span class=muted>(status {_e(rec.status)}"
+        + (f": {_e(rec.reason)}" if rec.reason else "")
+        + ")</span><br>",
+        f"<span class=muted>{_e(score_text)}</span>" if score_text else "",
+        f"<br><span class=muted>{_e(reason)}</span>" if reason else "",
+        f"<pre>{_e(rec.raw_output)}</pre></figcaption>",
+    ]
+    return f"<figure>{_svg(uri, hw, overlays)}{''.join(lines)}</figure>"
+
+
+def _gallery(
+    records: Sequence[Record], loader: ImageLoader | None, protocol_name: str, max_gallery: int
+) -> str:
+    """Gallery sections per family: the first ``max_gallery`` records of each, in order."""
+    parts: list[str] = []
+    titles = {
+        "detection": "Detection samples (green: ground truth, red dashed: prediction)",
+        "tl": "Tumour/lesion size samples",
+        "ad": "Angle/distance samples",
+    }
+    for fam in TaskFamily:
+        chosen = [r for r in records if r.family == fam.value][: max(0, max_gallery)]
+        if not chosen:
+            continue
+        figures = "".join(_figure(r, loader, protocol_name) for r in chosen)
+        parts.append(f'<h3>{_e(titles[fam.value])}</h3><div class="gallery">{figures}</div>')
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _run_section(
+    run: str,
+    summary: Mapping[str, Any],
+    records: Sequence[Record],
+    loader: ImageLoader | None,
+    max_gallery: int,
+) -> str:
+    """Everything about one run."""
+    proto = summary.get("protocol") or {}
+    name = str(proto.get("name", "unknown"))
+    switches = ", ".join(f"{k}={v}" for k, v in proto.items() if k not in ("name", "description"))
+    parts = [
+        f"<section><h2>{_e(run)}</h2>",
+        f'<p class="proto">Protocol: <b>{_e(name)}</b> \u2014 {_e(proto.get("description", ""))}'
+        f"<br><span class=muted>{_e(switches)}</span></p>",
+        "<p>Models: "
+        + _e(", ".join(summary.get("models") or []) or "\u2014")
+        + f" \u00b7 records: {_e(summary.get('num_records'))}</p>",
+        _table(["parse status", "count"], list((summary.get("status_counts") or {}).items())),
+    ]
+    if summary.get("detection"):
+        parts.append(_detection_section(summary["detection"]))
+    if summary.get("tl"):
+        parts.append(_tl_section(summary["tl"]))
+    if summary.get("ad"):
+        parts.append(_ad_section(summary["ad"]))
+    parts.append(_gallery(records, loader, name, max_gallery))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def write_html_report(
+    path: str | Path,
+    *,
+    summaries: Mapping[str, Mapping[str, Any]],
+    records_by_run: Mapping[str, Sequence[Record]],
+    image_loader: ImageLoader | None,
+    max_gallery: int = 24,
+) -> None:
+    """Write one self-contained HTML report for one or more runs.
+
+    Args:
+        path: Output ``.html`` file; overwritten.
+        summaries: Run name -> :func:`medvision.metrics.summarize_run` output.
+        records_by_run: Run name -> the run's records (for the gallery); may lack a run.
+        image_loader: ``image_key -> image bytes`` (PNG preferred; other formats PIL reads
+            are re-encoded to PNG). ``None`` draws the boxes on an empty canvas.
+        max_gallery: Samples shown per task family per run.
+    """
+    rows = leaderboard(summaries)
+    board = _table(
+        [label for _, label in COLUMNS],
+        [[r.get(k) for k, _ in COLUMNS] for r in rows],
+        key_cols=2,
+    )
+    sections = "".join(
+        _run_section(run, s, records_by_run.get(run, ()), image_loader, max_gallery)
+        for run, s in summaries.items()
+    )
+    doc = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>MedVision report</title><style>{_CSS}</style></head><body>"
+        "<h1>MedVision report</h1>"
+        f'<p class="proto">{_e(protocol_line(rows))}</p>'
+        f"<h2>Leaderboard</h2>{board}{sections}</body></html>\n"
+    )
+    Path(path).write_text(doc, encoding="utf-8")

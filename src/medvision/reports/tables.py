@@ -1,0 +1,168 @@
+"""Leaderboard tables from run summaries (:func:`medvision.metrics.summarize_run` output).
+
+One row per run. Detection columns come from the anatomy and tumour/lesion splits (groups of
+at least ``min_group_size`` samples, official section 4.4) and from all detection samples
+pooled, so a small run still shows a number; T/L and A/D columns are the official model lines.
+Overlap thresholds are written ``IoU>=0.5`` because the official ``IoU>0.5`` tests ``>=``.
+Every table names the protocol that produced it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "COLUMNS",
+    "format_value",
+    "leaderboard",
+    "print_leaderboard",
+    "protocol_line",
+    "to_csv",
+    "to_markdown",
+]
+
+Row = dict[str, Any]
+
+COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("run", "run"),
+    ("protocol", "protocol"),
+    ("det_anatomy_IoU", "Det anatomy IoU"),
+    ("det_anatomy_SR", "Det anatomy SR"),
+    ("det_anatomy_IoU>=0.5", "Det anatomy IoU>=0.5"),
+    ("det_tl_IoU", "Det T/L IoU"),
+    ("det_tl_SR", "Det T/L SR"),
+    ("det_tl_IoU>=0.5", "Det T/L IoU>=0.5"),
+    ("det_all_IoU", "Det all IoU"),
+    ("det_all_SR", "Det all SR"),
+    ("det_all_IoU>=0.5", "Det all IoU>=0.5"),
+    ("tl_MAE", "T/L MAE (mm)"),
+    ("tl_MRE", "T/L MRE"),
+    ("tl_SR", "T/L SR"),
+    ("tl_MRE<0.1", "T/L MRE<0.1"),
+    ("tl_MRE<0.2", "T/L MRE<0.2"),
+    ("tl_MRE<0.3", "T/L MRE<0.3"),
+    ("ad_MAE", "A/D MAE"),
+    ("ad_MRE", "A/D MRE"),
+    ("ad_SR", "A/D SR"),
+    ("num_records", "records"),
+    ("num_failed", "parse failures"),
+)
+"""``(row key, column label)`` in display order; the same for Markdown, CSV and rich."""
+
+
+def _get(d: Mapping[str, Any] | None, *keys: str) -> Any:
+    """Nested lookup returning ``None`` when any level is missing."""
+    cur: Any = d
+    for k in keys:
+        if not isinstance(cur, Mapping) or k not in cur:
+            return None
+        cur = cur[k]
+    return cur
+
+
+def _num(v: Any) -> float | None:
+    """A finite float or ``None``."""
+    if v is None or isinstance(v, bool):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def leaderboard(summaries: Mapping[str, Mapping[str, Any]]) -> list[Row]:
+    """One leaderboard row per run.
+
+    Args:
+        summaries: Run name -> :func:`medvision.metrics.summarize_run` output.
+
+    Returns:
+        Rows keyed as :data:`COLUMNS` (``None`` where a run has no such number), in the order
+        of ``summaries``.
+    """
+    rows: list[Row] = []
+    for run, s in summaries.items():
+        det, tl, ad = s.get("detection"), s.get("tl"), s.get("ad")
+        row: Row = {
+            "run": run,
+            "protocol": _get(s, "protocol", "name"),
+            "num_records": s.get("num_records"),
+            "num_failed": sum(v for k, v in (s.get("status_counts") or {}).items() if k != "ok"),
+        }
+        for part, split in (("anatomy", "anatomy"), ("tl", "tumor_lesion")):
+            base = _get(det, split, "mean_metrics")
+            row[f"det_{part}_IoU"] = _num(_get(base, "IoU"))
+            row[f"det_{part}_SR"] = _num(_get(base, "SuccessRate"))
+            row[f"det_{part}_IoU>=0.5"] = _num(_get(base, "IoU>0.5"))
+        row["det_all_IoU"] = _num(_get(det, "all", "IoU"))
+        row["det_all_SR"] = _num(_get(det, "all", "SuccessRate"))
+        row["det_all_IoU>=0.5"] = _num(_get(det, "all", "IoU>0.5"))
+        for key in ("MAE", "MRE", "SR", "MRE<0.1", "MRE<0.2", "MRE<0.3"):
+            row[f"tl_{key}"] = _num(_get(tl, "model", key))
+        for key in ("MAE", "MRE", "SR"):
+            row[f"ad_{key}"] = _num(_get(ad, "model", key))
+        rows.append(row)
+    return rows
+
+
+def protocol_line(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``"Protocol: official"``, or ``"Protocols (mixed): a, b"`` when rows differ."""
+    names = sorted({str(r.get("protocol")) for r in rows})
+    if len(names) == 1:
+        return f"Protocol: {names[0]}"
+    return f"Protocols (mixed): {', '.join(names)}"
+
+
+def format_value(v: Any, digits: int = 4) -> str:
+    """Format one cell: floats with ``digits`` decimals, ``None``/NaN as an em dash."""
+    if v is None:
+        return "\u2014"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if math.isfinite(v) else "\u2014"
+    return str(v)
+
+
+def _md_cell(text: str) -> str:
+    """Escape the characters that break a Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown leaderboard: a protocol line, then a pipe table with :data:`COLUMNS`."""
+    header = "| " + " | ".join(label for _, label in COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    body = [
+        "| " + " | ".join(_md_cell(format_value(r.get(k))) for k, _ in COLUMNS) + " |" for r in rows
+    ]
+    return "\n".join([protocol_line(rows), "", header, sep, *body]) + "\n"
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """Write the rows as CSV (the ``protocol`` column names the protocol of each row).
+
+    Args:
+        rows: Leaderboard rows.
+        path: Output file; overwritten. Missing numbers are empty cells.
+    """
+    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([k for k, _ in COLUMNS])
+        for r in rows:
+            writer.writerow(["" if r.get(k) is None else r.get(k) for k, _ in COLUMNS])
+
+
+def print_leaderboard(rows: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
+    """Print the leaderboard as a rich table titled with the protocol."""
+    table = Table(title=Text(f"MedVision leaderboard \u2014 {protocol_line(rows)}"))
+    for _, label in COLUMNS:
+        table.add_column(label, justify="left" if label in ("run", "protocol") else "right")
+    for r in rows:
+        # Text cells: a run name like "[red]x" must not be read as rich markup.
+        table.add_row(*(Text(format_value(r.get(k))) for k, _ in COLUMNS))
+    (console or Console()).print(table)

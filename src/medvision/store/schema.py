@@ -1,0 +1,277 @@
+"""Arrow schemas of a built dataset and exact converters between :class:`Sample` and Arrow.
+
+Two tables make a built dataset:
+
+* **samples** (:data:`SAMPLES_SCHEMA`): one row per :class:`~medvision.schema.Sample`, one
+  column per field, same names. Tuples are Arrow lists (fixed-size where the length is fixed:
+  ``image_hw`` 2, ``spacing_mm_rc`` 2, ``box_rc`` 4, each point of ``points_rc`` 2), enums are
+  stored as their value (``family`` string, ``plane`` int8), and ``extras`` is a JSON object
+  string, because HF ``datasets`` has no feature type for an Arrow ``map`` column (it refuses
+  to load one) while a string loads everywhere. JSON keeps float64 values exactly (Python writes
+  the shortest repr that round-trips; NaN and infinities are written as ``NaN``/``Infinity``).
+* **images** (:data:`IMAGES_SCHEMA`): one row per distinct PNG, keyed by the sha256 hex of its
+  bytes, with its size in pixels (rows = ``height``, cols = ``width``).
+
+``table_to_samples(samples_to_table(s)) == s`` holds for every valid list of samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast, get_args
+
+import pyarrow as pa
+
+from medvision.schema import LabelKind, Plane, Sample, Split, TaskFamily
+
+__all__ = [
+    "IMAGES_SCHEMA",
+    "SAMPLES_SCHEMA",
+    "SCHEMA_VERSION",
+    "image_key",
+    "images_to_table",
+    "png_size_hw",
+    "sample_from_row",
+    "sample_to_row",
+    "samples_to_table",
+    "table_to_samples",
+]
+
+#: Bumped whenever a column is added, removed or changes meaning.
+SCHEMA_VERSION = "1"
+
+_META = {b"medvision.schema_version": SCHEMA_VERSION.encode()}
+
+SAMPLES_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("case_id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("family", pa.string(), nullable=False),
+        pa.field("plane", pa.int8(), nullable=False),
+        pa.field("slice_index", pa.int32(), nullable=False),
+        pa.field("label_id", pa.int64()),
+        pa.field("label_name", pa.string(), nullable=False),
+        pa.field("label_kind", pa.string(), nullable=False),
+        pa.field("label_group", pa.string(), nullable=False),
+        pa.field("modality", pa.string(), nullable=False),
+        pa.field("image_description", pa.string(), nullable=False),
+        pa.field("image_key", pa.string(), nullable=False),
+        pa.field("image_hw", pa.list_(pa.int32(), 2), nullable=False),
+        pa.field("spacing_mm_rc", pa.list_(pa.float64(), 2), nullable=False),
+        pa.field("target", pa.list_(pa.float64()), nullable=False),
+        pa.field("unit", pa.string(), nullable=False),
+        pa.field("box_rc", pa.list_(pa.int32(), 4)),
+        pa.field("n_instances", pa.int32(), nullable=False),
+        pa.field("points_rc", pa.list_(pa.list_(pa.float64(), 2)), nullable=False),
+        pa.field("metric_type", pa.string(), nullable=False),
+        pa.field("metric_key", pa.string(), nullable=False),
+        pa.field("metric_name", pa.string(), nullable=False),
+        pa.field("landmark_names", pa.list_(pa.string()), nullable=False),
+        pa.field("extras", pa.string(), nullable=False),
+    ],
+    metadata=_META,
+)
+
+IMAGES_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("png", pa.binary(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+    ],
+    metadata=_META,
+)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_key(png: bytes) -> str:
+    """Return the content key of a PNG: the sha256 hex digest (64 characters) of its bytes."""
+    return hashlib.sha256(png).hexdigest()
+
+
+def png_size_hw(png: bytes) -> tuple[int, int]:
+    """Read an image's size from its PNG header without decoding the pixels.
+
+    Args:
+        png: PNG file bytes.
+
+    Returns:
+        ``(height, width)`` in pixels, i.e. (rows, cols).
+
+    Raises:
+        ValueError: If the bytes do not start with a PNG signature and IHDR chunk.
+    """
+    if len(png) < 24 or png[:8] != _PNG_SIGNATURE or png[12:16] != b"IHDR":
+        raise ValueError(
+            f"not a PNG: expected the PNG signature and an IHDR chunk, found {png[:16]!r}"
+        )
+    width, height = struct.unpack(">II", png[16:24])
+    return int(height), int(width)
+
+
+def _extras_to_json(extras: Mapping[str, float]) -> str:
+    # Plain float() so ints/numpy scalars serialise the same way; insertion order is kept.
+    return json.dumps({str(k): float(v) for k, v in extras.items()}, allow_nan=True)
+
+
+def _extras_from_json(text: str, sample_id: str) -> dict[str, float]:
+    loaded = json.loads(text)
+    if not isinstance(loaded, dict):
+        raise ValueError(
+            f"sample {sample_id}: extras must be a JSON object, found {type(loaded).__name__}"
+        )
+    return {str(k): float(v) for k, v in loaded.items()}
+
+
+def sample_to_row(sample: Sample) -> dict[str, Any]:
+    """Convert a sample to a plain row (column name -> Python value) of :data:`SAMPLES_SCHEMA`."""
+    return {
+        "sample_id": sample.sample_id,
+        "dataset": sample.dataset,
+        "case_id": sample.case_id,
+        "split": sample.split,
+        "family": TaskFamily(sample.family).value,
+        "plane": int(Plane(sample.plane)),
+        "slice_index": int(sample.slice_index),
+        "label_id": None if sample.label_id is None else int(sample.label_id),
+        "label_name": sample.label_name,
+        "label_kind": sample.label_kind,
+        "label_group": sample.label_group,
+        "modality": sample.modality,
+        "image_description": sample.image_description,
+        "image_key": sample.image_key,
+        "image_hw": [int(v) for v in sample.image_hw],
+        "spacing_mm_rc": [float(v) for v in sample.spacing_mm_rc],
+        "target": [float(v) for v in sample.target],
+        "unit": sample.unit,
+        "box_rc": None if sample.box_rc is None else [int(v) for v in sample.box_rc],
+        "n_instances": int(sample.n_instances),
+        "points_rc": [[float(r), float(c)] for r, c in sample.points_rc],
+        "metric_type": sample.metric_type,
+        "metric_key": sample.metric_key,
+        "metric_name": sample.metric_name,
+        "landmark_names": list(sample.landmark_names),
+        "extras": _extras_to_json(sample.extras),
+    }
+
+
+def _pair_f(values: Sequence[Any]) -> tuple[float, float]:
+    return (float(values[0]), float(values[1]))
+
+
+def sample_from_row(row: Mapping[str, Any]) -> Sample:
+    """Build a sample from one row of the samples table.
+
+    Accepts rows from ``pyarrow`` (``Table.to_pylist``) and from HF ``datasets`` alike.
+
+    Args:
+        row: Column name -> value, as written by :func:`sample_to_row`.
+
+    Returns:
+        The sample.
+
+    Raises:
+        ValueError: If a value is outside its closed set (split, family, plane, label kind) or a
+            fixed-length list has the wrong length.
+    """
+    sid = str(row["sample_id"])
+    split = str(row["split"])
+    if split not in get_args(Split):
+        raise ValueError(f"sample {sid}: split must be 'train' or 'test', found {split!r}")
+    kind = str(row["label_kind"])
+    if kind not in get_args(LabelKind):
+        raise ValueError(f"sample {sid}: unknown label_kind {kind!r}")
+    hw = row["image_hw"]
+    spacing = row["spacing_mm_rc"]
+    box = row["box_rc"]
+    if len(hw) != 2 or len(spacing) != 2 or (box is not None and len(box) != 4):
+        raise ValueError(
+            f"sample {sid}: expected image_hw[2], spacing_mm_rc[2], box_rc[4] or null; "
+            f"found lengths {len(hw)}, {len(spacing)}, {None if box is None else len(box)}"
+        )
+    label_id = row["label_id"]
+    return Sample(
+        sample_id=sid,
+        dataset=str(row["dataset"]),
+        case_id=str(row["case_id"]),
+        split=cast(Split, split),
+        family=TaskFamily(row["family"]),
+        plane=Plane(int(row["plane"])),
+        slice_index=int(row["slice_index"]),
+        label_id=None if label_id is None else int(label_id),
+        label_name=str(row["label_name"]),
+        label_kind=cast(LabelKind, kind),
+        label_group=str(row["label_group"]),
+        modality=str(row["modality"]),
+        image_description=str(row["image_description"]),
+        image_key=str(row["image_key"]),
+        image_hw=(int(hw[0]), int(hw[1])),
+        spacing_mm_rc=_pair_f(spacing),
+        target=tuple(float(v) for v in row["target"]),
+        unit=str(row["unit"]),
+        box_rc=None if box is None else (int(box[0]), int(box[1]), int(box[2]), int(box[3])),
+        n_instances=int(row["n_instances"]),
+        points_rc=tuple(_pair_f(p) for p in row["points_rc"]),
+        metric_type=str(row["metric_type"]),
+        metric_key=str(row["metric_key"]),
+        metric_name=str(row["metric_name"]),
+        landmark_names=tuple(str(n) for n in row["landmark_names"]),
+        extras=_extras_from_json(str(row["extras"]), sid),
+    )
+
+
+def samples_to_table(samples: Iterable[Sample]) -> pa.Table:
+    """Convert samples to an Arrow table with :data:`SAMPLES_SCHEMA` (rows in input order)."""
+    rows = [sample_to_row(s) for s in samples]
+    return pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA)
+
+
+def table_to_samples(table: pa.Table | pa.RecordBatch) -> list[Sample]:
+    """Convert a samples table (or a record batch of one) back to samples, in row order.
+
+    Raises:
+        ValueError: If a column of :data:`SAMPLES_SCHEMA` is missing.
+    """
+    missing = [n for n in SAMPLES_SCHEMA.names if n not in table.schema.names]
+    if missing:
+        raise ValueError(f"samples table lacks columns {missing}; found {table.schema.names}")
+    return [sample_from_row(r) for r in table.to_pylist()]
+
+
+def images_to_table(images: Mapping[str, bytes]) -> pa.Table:
+    """Build an images table from ``key -> PNG bytes``, checking every key and PNG header.
+
+    Raises:
+        ValueError: If a key is not the sha256 hex of its bytes, or the bytes are not a PNG.
+    """
+    keys: list[str] = []
+    pngs: list[bytes] = []
+    heights: list[int] = []
+    widths: list[int] = []
+    for key, png in images.items():
+        found = image_key(png)
+        if found != key:
+            raise ValueError(f"image key {key} is not the sha256 of its PNG bytes ({found})")
+        try:
+            h, w = png_size_hw(png)
+        except ValueError as exc:
+            raise ValueError(f"image {key}: {exc}") from exc
+        keys.append(key)
+        pngs.append(png)
+        heights.append(h)
+        widths.append(w)
+    return pa.Table.from_arrays(
+        [
+            pa.array(keys, pa.string()),
+            pa.array(pngs, pa.binary()),
+            pa.array(heights, pa.int32()),
+            pa.array(widths, pa.int32()),
+        ],
+        schema=IMAGES_SCHEMA,
+    )

@@ -1,0 +1,596 @@
+"""Write a built dataset: per-case files while building, merged shards at the end.
+
+Layout of a dataset root (``/``-separated, relative to the root)::
+
+    cases/<dataset>/<case_id>.samples.parquet   one case's samples (written last = done marker)
+    cases/<dataset>/<case_id>.images.parquet    that case's PNGs, by content key
+    data/train-00000-of-0000N.parquet           merged samples of the train split
+    data/test-00000-of-0000N.parquet            merged samples of the test split
+    images/images-00000-of-0000M.parquet        all PNGs, each key once
+    README.md                                   HF ``configs`` front matter (train/test splits)
+    manifest.json                               written last by :meth:`DatasetWriter.finalize`
+
+Per-case files are written atomically (temporary file, then ``os.replace``), the images file
+before the samples file, so a killed build resumes with :meth:`DatasetWriter.case_done`.
+Splits are separate files so ``datasets.load_dataset("parquet", data_files=...)`` (or
+``load_dataset(root)`` through the README) yields ``train`` and ``test`` splits. Within a split
+rows are sorted by family, dataset, case, plane, slice, label id, label name, metric key,
+sample id; row groups hold :attr:`DatasetWriter.row_group_size` rows.
+
+Merging streams the case files: at most one case's samples and one batch of images are in
+memory, plus the set of image digests already written (32 bytes each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from medvision.schema import Plane, Sample
+from medvision.store.manifest import (
+    MANIFEST_NAME,
+    BuildCounts,
+    BuildManifest,
+    ManifestFile,
+    atomic_write_bytes,
+)
+from medvision.store.schema import IMAGES_SCHEMA, SAMPLES_SCHEMA, images_to_table, samples_to_table
+
+__all__ = [
+    "CASES_DIR",
+    "DATA_DIR",
+    "IMAGES_DIR",
+    "SORT_KEYS",
+    "SPLITS",
+    "DatasetWriter",
+]
+
+CASES_DIR = "cases"
+DATA_DIR = "data"
+IMAGES_DIR = "images"
+_STAGING_DIR = ".finalize-tmp"
+_SAMPLES_SUFFIX = ".samples.parquet"
+_IMAGES_SUFFIX = ".images.parquet"
+
+#: Split order of the merged files.
+SPLITS: tuple[str, ...] = ("train", "test")
+
+#: Row order inside a split (split itself is the file).
+SORT_KEYS: tuple[str, ...] = (
+    "family",
+    "dataset",
+    "case_id",
+    "plane",
+    "slice_index",
+    "label_id",
+    "label_name",
+    "metric_key",
+    "sample_id",
+)
+
+
+def _check_name(what: str, value: str) -> None:
+    """Refuse names that cannot be one path component (they become file and folder names)."""
+    bad = (
+        not value
+        or value in (".", "..")
+        or value.startswith(".")  # hidden names collide with our temporary files
+        or any(ch in value for ch in ("/", "\\", "\0"))
+    )
+    if bad:
+        raise ValueError(
+            f"{what} {value!r} cannot be used as a file name: expected a non-empty name "
+            "without '/', '\\', NUL or a leading '.'"
+        )
+
+
+def _write_parquet_atomic(table: pa.Table, path: Path, *, compression: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression=compression)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _CaseFiles:
+    dataset: str
+    case_id: str
+    samples: Path
+    images: Path
+
+
+class _ShardWriter:
+    """Write tables into numbered Parquet shards with row groups of a fixed number of rows.
+
+    A row group is cut early when its buffered bytes reach ``group_bytes``; a shard is closed
+    once it holds ``file_rows`` rows or ``file_bytes`` bytes. Shards are named
+    ``<prefix>-<i>-of-<n>.parquet`` when :meth:`close` knows ``n``.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        schema: pa.Schema,
+        *,
+        group_rows: int,
+        group_bytes: int,
+        file_rows: int,
+        file_bytes: int,
+        compression: str,
+    ) -> None:
+        self._dir = directory
+        self._prefix = prefix
+        self._schema = schema
+        self._group_rows = group_rows
+        self._group_bytes = group_bytes
+        self._file_rows = file_rows
+        self._file_bytes = file_bytes
+        self._compression = compression
+        self._buffer: list[pa.Table] = []
+        self._buffer_rows = 0
+        self._buffer_bytes = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._file_written_rows = 0
+        self._file_written_bytes = 0
+        self._partials: list[Path] = []
+        self.n_rows = 0
+
+    def add(self, table: pa.Table, nbytes: int | None = None) -> None:
+        if table.num_rows == 0:
+            return
+        self._buffer.append(table)
+        self._buffer_rows += table.num_rows
+        self._buffer_bytes += table.nbytes if nbytes is None else nbytes
+        while self._buffer_rows >= self._group_rows:
+            self._flush(self._group_rows)
+        if self._buffer_bytes >= self._group_bytes:
+            self._flush(self._buffer_rows)
+
+    def _flush(self, n_rows: int) -> None:
+        merged = pa.concat_tables(self._buffer)
+        group = merged.slice(0, n_rows)
+        rest = merged.slice(n_rows)
+        # Bytes of the remainder are estimated proportionally: exact sizes only matter for
+        # when to cut a group, not for correctness.
+        rest_bytes = (self._buffer_bytes * rest.num_rows) // max(merged.num_rows, 1)
+        group_bytes = self._buffer_bytes - rest_bytes
+        self._buffer = [rest] if rest.num_rows else []
+        self._buffer_rows = rest.num_rows
+        self._buffer_bytes = rest_bytes
+        if self._writer is not None and (
+            self._file_written_rows >= self._file_rows
+            or self._file_written_bytes >= self._file_bytes
+        ):
+            self._writer.close()
+            self._writer = None
+        if self._writer is None:
+            path = self._dir / f"{self._prefix}-{len(self._partials):05d}.partial"
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(path, self._schema, compression=self._compression)
+            self._partials.append(path)
+            self._file_written_rows = 0
+            self._file_written_bytes = 0
+        self._writer.write_table(group.combine_chunks(), row_group_size=n_rows)
+        self._file_written_rows += n_rows
+        self._file_written_bytes += group_bytes
+        self.n_rows += n_rows
+
+    def close(self) -> list[Path]:
+        """Flush, close and rename the shards; return their final paths in order."""
+        if self._buffer_rows:
+            self._flush(self._buffer_rows)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        n = len(self._partials)
+        final: list[Path] = []
+        for i, partial in enumerate(self._partials):
+            path = self._dir / f"{self._prefix}-{i:05d}-of-{n:05d}.parquet"
+            os.replace(partial, path)
+            final.append(path)
+        return final
+
+
+class DatasetWriter:
+    """Write a built dataset under ``root`` (see the module docstring for the layout).
+
+    Args:
+        root: Dataset directory (created if missing).
+        row_group_size: Rows per row group of the merged samples files.
+        samples_per_file: Most rows in one merged samples file.
+        image_group_rows: Most images per row group (HF uses 100 for image data; a random
+            read of one image decodes one row group).
+        image_group_bytes: A row group of images is cut once it holds this many PNG bytes.
+        image_file_bytes: A merged images file is closed once it holds this many PNG bytes.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        row_group_size: int = 10_000,
+        samples_per_file: int = 1_000_000,
+        image_group_rows: int = 100,
+        image_group_bytes: int = 64 << 20,
+        image_file_bytes: int = 512 << 20,
+    ) -> None:
+        if min(row_group_size, samples_per_file, image_group_rows) < 1:
+            raise ValueError("row/file sizes must be positive")
+        self.root = Path(root)
+        self.row_group_size = row_group_size
+        self.samples_per_file = samples_per_file
+        self.image_group_rows = image_group_rows
+        self.image_group_bytes = image_group_bytes
+        self.image_file_bytes = image_file_bytes
+
+    # -- per-case files -------------------------------------------------------------------
+
+    def case_paths(self, dataset: str, case_id: str) -> tuple[Path, Path]:
+        """Return the ``(samples, images)`` file paths of one case."""
+        _check_name("dataset", dataset)
+        _check_name("case_id", case_id)
+        folder = self.root / CASES_DIR / dataset
+        return folder / f"{case_id}{_SAMPLES_SUFFIX}", folder / f"{case_id}{_IMAGES_SUFFIX}"
+
+    def case_done(self, dataset: str, case_id: str) -> bool:
+        """Whether both files of a case exist (a killed build skips such cases on resume)."""
+        samples, images = self.case_paths(dataset, case_id)
+        return samples.is_file() and images.is_file()
+
+    def write_case(
+        self,
+        dataset: str,
+        case_id: str,
+        samples: Sequence[Sample],
+        images: Mapping[str, bytes],
+    ) -> None:
+        """Write one case's samples and the PNGs they reference, atomically.
+
+        A case with no samples is written too (empty tables), so it counts as done.
+        Images not referenced by any sample are not stored.
+
+        Args:
+            dataset: Catalog name; every sample must have it.
+            case_id: Case identifier; every sample must have it.
+            samples: The case's samples.
+            images: ``image_key -> PNG bytes``; must cover every ``sample.image_key``.
+
+        Raises:
+            ValueError: On a sample of another dataset/case, a duplicated sample id, a missing
+                image, a key that is not the sha256 of its bytes, or a non-PNG image.
+        """
+        samples_path, images_path = self.case_paths(dataset, case_id)
+        where = f"dataset {dataset!r} case {case_id!r}"
+        seen_ids: set[str] = set()
+        referenced: dict[str, None] = {}  # ordered set: first reference order
+        for s in samples:
+            if s.dataset != dataset or s.case_id != case_id:
+                raise ValueError(
+                    f"{where}: sample {s.sample_id} belongs to dataset {s.dataset!r} "
+                    f"case {s.case_id!r}"
+                )
+            if s.sample_id in seen_ids:
+                raise ValueError(f"{where}: duplicate sample_id {s.sample_id}")
+            seen_ids.add(s.sample_id)
+            referenced[s.image_key] = None
+        missing = [k for k in referenced if k not in images]
+        if missing:
+            raise ValueError(
+                f"{where}: {len(missing)} referenced image(s) missing from `images`, "
+                f"e.g. {missing[:3]}"
+            )
+        try:
+            images_table = images_to_table({k: images[k] for k in referenced})
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+        samples_table = samples_to_table(samples)
+        # PNG is already compressed; the images file is written first, the samples file last,
+        # so a samples file on disk implies its images file is complete.
+        _write_parquet_atomic(images_table, images_path, compression="none")
+        _write_parquet_atomic(samples_table, samples_path, compression="zstd")
+
+    def _case_files(self) -> list[_CaseFiles]:
+        cases_dir = self.root / CASES_DIR
+        found: list[_CaseFiles] = []
+        if not cases_dir.is_dir():
+            return found
+        for ds_dir in sorted(p for p in cases_dir.iterdir() if p.is_dir()):
+            entries: list[_CaseFiles] = []
+            for path in ds_dir.iterdir():
+                name = path.name
+                if name.startswith(".") or not name.endswith(_SAMPLES_SUFFIX):
+                    continue
+                case_id = name[: -len(_SAMPLES_SUFFIX)]
+                images = ds_dir / f"{case_id}{_IMAGES_SUFFIX}"
+                if not images.is_file():
+                    raise FileNotFoundError(
+                        f"case {ds_dir.name}/{case_id}: {path} exists but its images file "
+                        f"{images} is missing; delete {path} and rebuild the case"
+                    )
+                entries.append(_CaseFiles(ds_dir.name, case_id, path, images))
+            # Sort by the case id string (the sort key), not by file name.
+            found.extend(sorted(entries, key=lambda c: c.case_id))
+        return found
+
+    # -- merge ----------------------------------------------------------------------------
+
+    def finalize(self, manifest: BuildManifest) -> BuildManifest:
+        """Merge all case files into the split shards and the image shards; write the manifest.
+
+        ``manifest.json`` is removed first and written last, so an interrupted finalize leaves
+        a directory that :func:`medvision.store.reader.open_dataset` refuses; run it again.
+
+        Args:
+            manifest: Provenance from :meth:`BuildManifest.create`; its ``datasets`` must cover
+                every dataset under ``cases/``.
+
+        Returns:
+            The manifest as written, with ``counts``, ``n_samples``, ``n_images`` and ``files``
+            computed from the merged data.
+
+        Raises:
+            ValueError: If a case file has the wrong schema, holds rows of another case, refers
+                to an image its images file lacks, or its dataset is not in the manifest.
+        """
+        cases = self._case_files()
+        unknown = sorted({c.dataset for c in cases} - set(manifest.datasets))
+        if unknown:
+            raise ValueError(
+                f"{self.root}: case folders for datasets {unknown} are not in the manifest's "
+                f"datasets {manifest.datasets}"
+            )
+        (self.root / MANIFEST_NAME).unlink(missing_ok=True)
+        staging = self.root / _STAGING_DIR
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+
+        counts, split_rows = self._partition(cases, staging)
+        sample_files: list[tuple[str, Path]] = []
+        for split in SPLITS:
+            parts = [staging / f"part-{split}-{fam}.parquet" for fam in split_rows.get(split, [])]
+            shards = _ShardWriter(
+                staging / DATA_DIR,
+                split,
+                SAMPLES_SCHEMA,
+                group_rows=self.row_group_size,
+                group_bytes=1 << 62,  # samples groups are cut by rows only
+                file_rows=self.samples_per_file,
+                file_bytes=1 << 62,
+                compression="zstd",
+            )
+            for part in parts:
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=self.row_group_size):
+                    shards.add(pa.Table.from_batches([batch], schema=SAMPLES_SCHEMA))
+                part.unlink()
+            sample_files.extend((split, p) for p in shards.close())
+        image_paths, n_images = self._merge_images(cases, staging)
+
+        for name in (DATA_DIR, IMAGES_DIR):
+            old = self.root / name
+            if old.exists():
+                shutil.rmtree(old)
+            new = staging / name
+            if new.exists():
+                os.replace(new, old)
+            else:
+                old.mkdir()
+        shutil.rmtree(staging)
+
+        files = [
+            self._file_entry(self.root / DATA_DIR / p.name, "samples", split)
+            for split, p in sample_files
+        ]
+        files += [
+            self._file_entry(self.root / IMAGES_DIR / p.name, "images", None) for p in image_paths
+        ]
+        self._write_readme(manifest, [s for s in SPLITS if any(f[0] == s for f in sample_files)])
+        final = manifest.model_copy(
+            update={
+                "counts": counts,
+                "n_samples": sum(counts.by_split.values()),
+                "n_images": n_images,
+                "files": files,
+            }
+        )
+        final.save(self.root / MANIFEST_NAME)
+        return final
+
+    def _partition(
+        self, cases: list[_CaseFiles], staging: Path
+    ) -> tuple[BuildCounts, dict[str, list[str]]]:
+        """Stream cases into one sorted part file per (split, family); count samples."""
+        writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+        by_split: Counter[str] = Counter()
+        by_family: Counter[str] = Counter()
+        by_family_plane: Counter[tuple[str, str]] = Counter()
+        by_family_label: Counter[tuple[str, str]] = Counter()
+        try:
+            for case in cases:
+                table = self._read_case_samples(case)
+                if table.num_rows == 0:
+                    continue
+                table = table.take(_sort_indices(table))
+                for row in (
+                    table.group_by(["split", "family", "plane"])
+                    .aggregate([("sample_id", "count")])
+                    .to_pylist()
+                ):
+                    n = int(row["sample_id_count"])
+                    by_split[row["split"]] += n
+                    by_family[row["family"]] += n
+                    by_family_plane[(row["family"], Plane(row["plane"]).name.lower())] += n
+                for row in (
+                    table.group_by(["family", "label_name"])
+                    .aggregate([("sample_id", "count")])
+                    .to_pylist()
+                ):
+                    by_family_label[(row["family"], row["label_name"])] += int(
+                        row["sample_id_count"]
+                    )
+                for split, family in _distinct_pairs(table):
+                    mask = pc.and_(
+                        pc.equal(table["split"], split), pc.equal(table["family"], family)
+                    )
+                    key = (split, family)
+                    if key not in writers:
+                        writers[key] = pq.ParquetWriter(
+                            staging / f"part-{split}-{family}.parquet",
+                            SAMPLES_SCHEMA,
+                            compression="zstd",
+                        )
+                    writers[key].write_table(table.filter(mask))
+        finally:
+            for w in writers.values():
+                w.close()
+        counts = BuildCounts(
+            by_split=dict(sorted(by_split.items())),
+            by_family=dict(sorted(by_family.items())),
+            by_family_plane=_nest(by_family_plane),
+            by_family_label=_nest(by_family_label),
+        )
+        split_families: dict[str, list[str]] = {}
+        for split, family in sorted(writers):
+            split_families.setdefault(split, []).append(family)
+        return counts, split_families
+
+    def _read_case_samples(self, case: _CaseFiles) -> pa.Table:
+        where = f"case {case.dataset}/{case.case_id} ({case.samples})"
+        table = pq.read_table(case.samples)
+        if table.schema.names != SAMPLES_SCHEMA.names:
+            raise ValueError(
+                f"{where}: expected columns {SAMPLES_SCHEMA.names}, found {table.schema.names}"
+            )
+        table = table.cast(SAMPLES_SCHEMA)
+        if table.num_rows and not (
+            pc.all(pc.equal(table["dataset"], case.dataset)).as_py()
+            and pc.all(pc.equal(table["case_id"], case.case_id)).as_py()
+        ):
+            raise ValueError(f"{where}: holds rows of another dataset or case")
+        image_keys = set(pq.read_table(case.images, columns=["key"])["key"].to_pylist())
+        missing = set(table["image_key"].to_pylist()) - image_keys
+        if missing:
+            raise ValueError(
+                f"{where}: {len(missing)} image key(s) missing from {case.images}, "
+                f"e.g. {sorted(missing)[:3]}"
+            )
+        return table
+
+    def _merge_images(self, cases: list[_CaseFiles], staging: Path) -> tuple[list[Path], int]:
+        """Copy each distinct image once, in order of first appearance, into image shards."""
+        seen: set[bytes] = set()  # raw 32-byte digests: half the memory of the hex keys
+        shards = _ShardWriter(
+            staging / IMAGES_DIR,
+            "images",
+            IMAGES_SCHEMA,
+            group_rows=self.image_group_rows,
+            group_bytes=self.image_group_bytes,
+            file_rows=1 << 62,
+            file_bytes=self.image_file_bytes,
+            compression="none",
+        )
+        for case in cases:
+            pf = pq.ParquetFile(case.images)
+            if pf.schema_arrow.names != IMAGES_SCHEMA.names:
+                raise ValueError(
+                    f"case {case.dataset}/{case.case_id} ({case.images}): expected columns "
+                    f"{IMAGES_SCHEMA.names}, found {pf.schema_arrow.names}"
+                )
+            for batch in pf.iter_batches(batch_size=self.image_group_rows):
+                keep: list[int] = []
+                for i, key in enumerate(batch.column("key").to_pylist()):
+                    digest = bytes.fromhex(key)
+                    if digest not in seen:
+                        seen.add(digest)
+                        keep.append(i)
+                if not keep:
+                    continue
+                table = pa.Table.from_batches([batch]).take(keep).cast(IMAGES_SCHEMA)
+                nbytes = int(pc.sum(pc.binary_length(table["png"])).as_py())
+                shards.add(table, nbytes)
+        return shards.close(), len(seen)
+
+    def _file_entry(self, path: Path, kind: str, split: str | None) -> ManifestFile:
+        return ManifestFile.model_validate(
+            {
+                "path": path.relative_to(self.root).as_posix(),
+                "kind": kind,
+                "split": split,
+                "n_rows": pq.ParquetFile(path).metadata.num_rows,
+                "n_bytes": path.stat().st_size,
+                "sha256": _sha256_file(path),
+            }
+        )
+
+    def _write_readme(self, manifest: BuildManifest, splits: list[str]) -> None:
+        # HF `datasets` reads the `configs` front matter, so `load_dataset(root)` finds the
+        # splits and ignores cases/ and images/.
+        lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+        for split in splits:
+            lines += [f"  - split: {split}", f"    path: {DATA_DIR}/{split}-*.parquet"]
+        if not splits:
+            lines = ["---"]
+        lines += [
+            "---",
+            "",
+            f"# medvision-bench build {manifest.build_id}",
+            "",
+            "Samples (one row per image-annotation pair) are in `data/<split>-*.parquet`;",
+            "PNG images, keyed by sha256, in `images/*.parquet`; provenance in `manifest.json`.",
+            "",
+        ]
+        atomic_write_bytes(self.root / "README.md", "\n".join(lines).encode())
+
+
+def _sort_indices(table: pa.Table) -> pa.Array:
+    """Row order by :data:`SORT_KEYS`, a null ``label_id`` first.
+
+    Nulls are ordered through an explicit validity column, which works on every supported
+    pyarrow (per-key null placement only exists from pyarrow 25).
+    """
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for key in SORT_KEYS:
+        if key == "label_id":
+            columns["_label_valid"] = pc.is_valid(table[key])
+            columns[key] = pc.fill_null(table[key], 0)
+        else:
+            columns[key] = table[key]
+    keys = pa.table(columns)
+    return pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
+
+
+def _distinct_pairs(table: pa.Table) -> Iterator[tuple[str, str]]:
+    pairs = table.group_by(["split", "family"]).aggregate([]).to_pylist()
+    for row in sorted(pairs, key=lambda r: (r["split"], r["family"])):
+        yield str(row["split"]), str(row["family"])
+
+
+def _nest(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    nested: dict[str, dict[str, int]] = {}
+    for (outer, inner), n in sorted(counter.items()):
+        nested.setdefault(outer, {})[inner] = n
+    return nested

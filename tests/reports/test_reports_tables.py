@@ -1,0 +1,114 @@
+import csv
+import itertools
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from medvision.metrics import get_protocol, summarize_run
+from medvision.reports import leaderboard, print_leaderboard, to_csv, to_markdown
+from medvision.schema import Record
+
+_ids = itertools.count()
+
+
+def rec(family: str, parsed: tuple[float, ...] | None, target: tuple[float, ...]) -> Record:
+    return Record(
+        sample_id=f"t{next(_ids)}",
+        dataset="D",
+        case_id="c",
+        family=family,
+        plane=2,
+        slice_index=0,
+        label_id=1,
+        label_name="kidney",
+        label_kind="organ",
+        label_group="Kidney",
+        modality="CT",
+        metric_type="angle" if family == "ad" else "",
+        metric_key="A" if family == "ad" else "",
+        image_key="k",
+        image_hw=(8, 8),
+        seen_hw=(8, 8),
+        seen_spacing_mm_rc=(1.0, 1.0),
+        box_img_ratio=None,
+        target=target,
+        model="m",
+        backend="b",
+        protocol="official",
+        prompt_hash="h",
+        raw_output="",
+        parsed=parsed,
+        status="ok" if parsed is not None else "no_answer",
+        reason="",
+        metrics={},
+    )
+
+
+BOX = (0.2, 0.2, 0.6, 0.6)
+
+
+@pytest.fixture
+def summaries() -> dict[str, dict]:
+    # 60 detection samples (>= 50, so the anatomy split exists): 45 exact, 15 failed.
+    good = [rec("detection", BOX, BOX) for _ in range(45)] + [
+        rec("detection", None, BOX) for _ in range(15)
+    ]
+    good += [rec("tl", (11.0, 10.0), (10.0, 10.0)), rec("tl", None, (10.0, 10.0))]
+    good += [rec("ad", (30.0,), (20.0,)), rec("ad", (20.0,), (20.0,))]
+    # A small run: no group reaches 50, so only the pooled detection numbers exist.
+    small = [rec("detection", BOX, BOX), rec("detection", (0.7, 0.7, 0.9, 0.9), BOX)]
+    proto = get_protocol("official")
+    return {"good": summarize_run(good, proto), "[red]small": summarize_run(small, proto)}
+
+
+def test_leaderboard_rows(summaries: dict[str, dict]) -> None:
+    rows = leaderboard(summaries)
+    assert [r["run"] for r in rows] == ["good", "[red]small"]
+    g, s = rows
+    assert g["protocol"] == "official"
+    assert g["det_anatomy_IoU"] == pytest.approx(45 / 60)
+    assert g["det_anatomy_SR"] == pytest.approx(45 / 60)
+    assert g["det_anatomy_IoU>=0.5"] == pytest.approx(45 / 60)
+    assert g["det_tl_IoU"] is None
+    assert g["det_all_IoU"] == pytest.approx(45 / 60)
+    assert g["tl_MAE"] == pytest.approx(0.5)  # (|11-10| + 0) / 2; the failure is NaN
+    assert g["tl_SR"] == pytest.approx(0.5)
+    assert g["tl_MRE<0.1"] == pytest.approx(0.5)
+    assert g["ad_MAE"] == pytest.approx(5.0)
+    assert g["ad_MRE"] == pytest.approx(0.25)
+    assert g["num_failed"] == 16
+    assert s["det_anatomy_IoU"] is None
+    assert s["det_all_IoU"] == pytest.approx(0.5)
+    assert s["tl_MAE"] is None
+
+
+def test_markdown_states_protocol_and_numbers(summaries: dict[str, dict]) -> None:
+    md = to_markdown(leaderboard(summaries))
+    assert md.startswith("Protocol: official\n")
+    assert "| good | official | 0.7500 |" in md
+    assert "\u2014" in md  # missing numbers are dashes, not zeros
+    mixed = leaderboard(summaries)
+    mixed[1]["protocol"] = "paper-v1"
+    assert to_markdown(mixed).startswith("Protocols (mixed): official, paper-v1")
+
+
+def test_csv_round_trip(summaries: dict[str, dict], tmp_path: Path) -> None:
+    path = tmp_path / "board.csv"
+    to_csv(leaderboard(summaries), path)
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["protocol"] == "official"
+    assert float(rows[0]["det_anatomy_IoU"]) == pytest.approx(0.75)
+    assert rows[1]["det_anatomy_IoU"] == ""
+
+
+def test_rich_table_titles_protocol_and_prints_names_literally(
+    summaries: dict[str, dict],
+) -> None:
+    console = Console(record=True, width=400)
+    print_leaderboard(leaderboard(summaries), console)
+    text = console.export_text()
+    assert "Protocol: official" in text
+    assert "[red]small" in text  # not swallowed as rich markup
+    assert "0.7500" in text
