@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Literal
 
 LabelKind = Literal["organ", "tumour", "lesion", "other", "landmark"]
 Split = Literal["train", "test"]
 
 
-class TaskFamily(str, Enum):
+class TaskFamily(StrEnum):
     """The three MedVision task families (values are stable identifiers)."""
 
     DETECTION = "detection"

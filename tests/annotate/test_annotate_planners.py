@@ -87,15 +87,26 @@ def test_detection_boxes_match_mask_components(mini_source: Path, mini_store: Pa
 def test_ad_values_match_the_generator(mini_source: Path, mini_store: Path) -> None:
     truth = json.loads((mini_source / "truth.json").read_text())["cases"]
     samples = _samples(mini_store, TaskFamily.ANGLE_DISTANCE)
-    assert {s.metric_key for s in samples} == {"L-1-2", "L-3-4", "L-1-3", "A-L_1_2-L_3_4", "A-L_1_3-L_2_4"}
+    assert {s.metric_key for s in samples} == {
+        "L-1-2",
+        "L-3-4",
+        "L-1-3",
+        "A-L_1_2-L_3_4",
+        "A-L_1_3-L_2_4",
+    }
     for s in samples:
         mm = {k: np.array(v) for k, v in truth[s.case_id.split("-", 1)[1]]["landmarks_mm"].items()}
         if s.metric_type == "distance":
             a, b = (f"P{k}" for k in s.metric_key[2:].split("-"))
-            assert math.isclose(s.target[0], float(np.linalg.norm(mm[a] - mm[b])), rel_tol=1e-6)  # NIfTI stores spacing as float32
+            assert math.isclose(
+                s.target[0], float(np.linalg.norm(mm[a] - mm[b])), rel_tol=1e-6
+            )  # NIfTI stores spacing as float32
             assert s.unit == "mm" and len(s.landmark_names) == 2
         else:
-            pts = {"A-L_1_2-L_3_4": ("P1", "P2", "P3", "P4"), "A-L_1_3-L_2_4": ("P1", "P3", "P2", "P4")}
+            pts = {
+                "A-L_1_2-L_3_4": ("P1", "P2", "P3", "P4"),
+                "A-L_1_3-L_2_4": ("P1", "P3", "P2", "P4"),
+            }
             p = [mm[k] for k in pts[s.metric_key]]
             v1, v2 = p[1] - p[0], p[3] - p[2]
             cos = abs(v1 @ v2) / (np.linalg.norm(v1) * np.linalg.norm(v2))

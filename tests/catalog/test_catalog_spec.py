@@ -45,7 +45,9 @@ def _write(tmp_path: Path, data: dict) -> Path:
         (lambda d: d.update(colour="blue"), "colour"),
     ],
 )
-def test_invalid_specs_are_refused_with_file_and_field(tmp_path: Path, mutate, message: str) -> None:
+def test_invalid_specs_are_refused_with_file_and_field(
+    tmp_path: Path, mutate, message: str
+) -> None:
     data = _mini_dict()
     mutate(data)
     path = _write(tmp_path, data)
@@ -56,7 +58,7 @@ def test_invalid_specs_are_refused_with_file_and_field(tmp_path: Path, mutate, m
 
 
 def test_unknown_dataset_lists_known_names() -> None:
-    with pytest.raises(SpecError, match="known: .*mini"):
+    with pytest.raises(SpecError, match=r"known: .*mini"):
         get_spec("no-such-dataset")
 
 

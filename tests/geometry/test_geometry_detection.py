@@ -78,7 +78,7 @@ def _grid_oracle(p: list[float], t: list[float]) -> tuple[float, float, float, f
     def mask(b: list[float]) -> np.ndarray:
         x0, x1 = sorted((b[0], b[2]))
         y0, y1 = sorted((b[1], b[3]))
-        return (cx > x0) & (cx < x1) & (cy > y0) & (cy < y1)
+        return np.asarray((cx > x0) & (cx < x1) & (cy > y0) & (cy < y1))
 
     mp, mt = mask(p), mask(t)
     inter = float((mp & mt).sum())

@@ -76,7 +76,7 @@ def rec(
 
 
 def test_detection_counters_hand_computed() -> None:
-    cols = {
+    cols: dict[str, list[float]] = {
         "success": [1, 1, 0, 1, 1],
         "iou": [0.5, 0.49999, 0.0, 0.9, 0.2],
         "f1": [0.6, 0.5, 0.0, 0.95, NAN],
@@ -442,3 +442,10 @@ def test_records_to_table_columns() -> None:
     assert table.column("t3").to_pylist()[1] == 0.6
     with pytest.raises(ValueError, match="target has 5 values"):
         records_to_table([rec("ad", (1.0,), (1.0, 2.0, 3.0, 4.0, 5.0))])
+
+
+def test_empty_inputs_give_empty_summaries() -> None:
+    assert summarize_detection([], OFFICIAL)["groups"] == {}
+    assert summarize_tl([], OFFICIAL)["model"]["num_samples"] == 0
+    assert summarize_ad([], OFFICIAL)["labels"] == {}
+    assert summarize_run([], OFFICIAL)["num_records"] == 0

@@ -1,6 +1,7 @@
 import csv
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -49,7 +50,7 @@ BOX = (0.2, 0.2, 0.6, 0.6)
 
 
 @pytest.fixture
-def summaries() -> dict[str, dict]:
+def summaries() -> dict[str, dict[str, Any]]:
     # 60 detection samples (>= 50, so the anatomy split exists): 45 exact, 15 failed.
     good = [rec("detection", BOX, BOX) for _ in range(45)] + [
         rec("detection", None, BOX) for _ in range(15)
@@ -62,7 +63,7 @@ def summaries() -> dict[str, dict]:
     return {"good": summarize_run(good, proto), "[red]small": summarize_run(small, proto)}
 
 
-def test_leaderboard_rows(summaries: dict[str, dict]) -> None:
+def test_leaderboard_rows(summaries: dict[str, dict[str, Any]]) -> None:
     rows = leaderboard(summaries)
     assert [r["run"] for r in rows] == ["good", "[red]small"]
     g, s = rows
@@ -83,7 +84,7 @@ def test_leaderboard_rows(summaries: dict[str, dict]) -> None:
     assert s["tl_MAE"] is None
 
 
-def test_markdown_states_protocol_and_numbers(summaries: dict[str, dict]) -> None:
+def test_markdown_states_protocol_and_numbers(summaries: dict[str, dict[str, Any]]) -> None:
     md = to_markdown(leaderboard(summaries))
     assert md.startswith("Protocol: official\n")
     assert "| good | official | 0.7500 |" in md
@@ -93,7 +94,7 @@ def test_markdown_states_protocol_and_numbers(summaries: dict[str, dict]) -> Non
     assert to_markdown(mixed).startswith("Protocols (mixed): official, paper-v1")
 
 
-def test_csv_round_trip(summaries: dict[str, dict], tmp_path: Path) -> None:
+def test_csv_round_trip(summaries: dict[str, dict[str, Any]], tmp_path: Path) -> None:
     path = tmp_path / "board.csv"
     to_csv(leaderboard(summaries), path)
     with path.open(newline="") as fh:
@@ -104,7 +105,7 @@ def test_csv_round_trip(summaries: dict[str, dict], tmp_path: Path) -> None:
 
 
 def test_rich_table_titles_protocol_and_prints_names_literally(
-    summaries: dict[str, dict],
+    summaries: dict[str, dict[str, Any]],
 ) -> None:
     console = Console(record=True, width=400)
     print_leaderboard(leaderboard(summaries), console)

@@ -118,8 +118,14 @@ def plan_detection(
                     out.append(
                         Sample(
                             sample_id=make_sample_id(
-                                ctx.dataset, ctx.task.id, ctx.case_id, "detection",
-                                int(plane), int(index), label_id, k,
+                                ctx.dataset,
+                                ctx.task.id,
+                                ctx.case_id,
+                                "detection",
+                                int(plane),
+                                int(index),
+                                label_id,
+                                k,
                             ),
                             dataset=ctx.dataset,
                             case_id=ctx.case_id,
@@ -144,7 +150,8 @@ def plan_detection(
                                 "size_mm_h": comp.size_mm[0],
                                 "size_mm_w": comp.size_mm[1],
                                 "mask_image_ratio": comp.mask_image_ratio,
-                                "box_img_ratio": comp.size_px[0] * comp.size_px[1]
+                                "box_img_ratio": comp.size_px[0]
+                                * comp.size_px[1]
                                 / float(hw[0] * hw[1]),
                             },
                         )
@@ -194,8 +201,14 @@ def plan_tumour_lesion(
                     out.append(
                         Sample(
                             sample_id=make_sample_id(
-                                ctx.dataset, ctx.task.id, ctx.case_id, "tl",
-                                int(plane), int(index), label_id, k,
+                                ctx.dataset,
+                                ctx.task.id,
+                                ctx.case_id,
+                                "tl",
+                                int(plane),
+                                int(index),
+                                label_id,
+                                k,
                             ),
                             dataset=ctx.dataset,
                             case_id=ctx.case_id,
@@ -271,8 +284,7 @@ def plan_angle_distance(
         missing = [p for p in m.points if p not in landmarks]
         if missing:
             raise PlanError(
-                f"case {ctx.case_id}: {landmark_file} lacks landmarks {missing} "
-                f"needed by {m.key}"
+                f"case {ctx.case_id}: {landmark_file} lacks landmarks {missing} needed by {m.key}"
             )
         pts = [landmarks[p] for p in m.points]
         out.append(_measurement_sample(m, pts, spacing, ctx, sink))

@@ -150,7 +150,9 @@ class TaskSpec(_Model):
         for lab in self.labels:
             if lab.id == label_id:
                 return lab
-        raise KeyError(f"task {self.id} has no label {label_id}; known: {[x.id for x in self.labels]}")
+        raise KeyError(
+            f"task {self.id} has no label {label_id}; known: {[x.id for x in self.labels]}"
+        )
 
 
 class SplitSpec(_Model):

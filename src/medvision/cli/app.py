@@ -70,14 +70,20 @@ def datasets_list() -> None:
         )
         mods = sorted({t.modality for t in spec.tasks})
         table.add_row(
-            spec.name, ", ".join(mods), str(len(spec.tasks)), ", ".join(fams),
-            spec.source.kind, spec.licence[:40],
+            spec.name,
+            ", ".join(mods),
+            str(len(spec.tasks)),
+            ", ".join(fams),
+            spec.source.kind,
+            spec.licence[:40],
         )
     console.print(table)
 
 
 @datasets_app.command("info")
-def datasets_info(name: Annotated[str, typer.Argument(help="Dataset name or spec YAML path.")]) -> None:
+def datasets_info(
+    name: Annotated[str, typer.Argument(help="Dataset name or spec YAML path.")],
+) -> None:
     """Show one dataset spec in full (YAML-like JSON)."""
     from medvision.catalog.registry import get_spec
 
@@ -110,7 +116,7 @@ def build(
     max_cases: Annotated[int | None, typer.Option(help="Only the first N cases per task.")] = None,
 ) -> None:
     """Build a dataset's images, masks and landmarks into MedVision samples (resumable)."""
-    from medvision.build.engine import BuildOptions, build_dataset
+    from medvision.build.engine import BuildOptions
     from medvision.catalog.registry import get_spec
 
     if render not in ("minmax", "percentile"):
@@ -154,7 +160,9 @@ def eval_cmd(
     model: Annotated[str, typer.Option(help="Model name to record.")] = "",
     protocol: Annotated[str, typer.Option(help="paper-v1 | official | strict")] = "paper-v1",
     prompt_style: Annotated[str | None, typer.Option(help="Prompt style override.")] = None,
-    image_policy: Annotated[str, typer.Option(help="Model image policy, e.g. qwen2.5-vl.")] = "native",
+    image_policy: Annotated[
+        str, typer.Option(help="Model image policy, e.g. qwen2.5-vl.")
+    ] = "native",
     families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
     planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
     limit: Annotated[int | None, typer.Option(help="Samples per task configuration.")] = None,
@@ -164,13 +172,20 @@ def eval_cmd(
     overwrite: Annotated[bool, typer.Option(help="Discard existing records.")] = False,
 ) -> None:
     """Evaluate a backend on a built dataset; writes records.jsonl and summary.json."""
-    from medvision.runs.runner import Runner, RunSpec
+    from medvision.runs.runner import RunSpec
 
     options: dict[str, Any] = {"noise": noise} if backend == "oracle" else {}
     spec = RunSpec(
-        dataset_dir=str(dataset_dir), backend=backend, model=model, protocol=protocol,
-        prompt_style=prompt_style, image_policy=image_policy, families=_families(families),
-        planes=_planes(planes), limit=limit, seed=seed,
+        dataset_dir=str(dataset_dir),
+        backend=backend,
+        model=model,
+        protocol=protocol,
+        prompt_style=prompt_style,
+        image_policy=image_policy,
+        families=_families(families),
+        planes=_planes(planes),
+        limit=limit,
+        seed=seed,
         generation=GenerationConfig(max_new_tokens=max_new_tokens, seed=seed),
         backend_options=options,
     )
@@ -232,7 +247,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="Build workers (0 = all cores).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
-    """Build the embedded mini dataset, evaluate the baselines, print a leaderboard, write a report."""
+    """Build the embedded mini dataset, evaluate the baselines, print a leaderboard and report."""
     from medvision.runs.demo import run_demo
 
     t0 = time.perf_counter()
@@ -250,4 +265,3 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

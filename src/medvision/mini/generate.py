@@ -183,14 +183,21 @@ def _implant_tumours(
         lo = np.maximum(((centre_mm - semi_mm.max()) / spacing).astype(int) - 1, 0)
         hi = np.minimum(((centre_mm + semi_mm.max()) / spacing).astype(int) + 2, t1.shape)
         sub = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-        d = np.stack(
-            np.meshgrid(*(g[s] for g, s in zip(grid_mm, sub, strict=True)), indexing="ij"), -1
-        ) - centre_mm
+        d = (
+            np.stack(
+                np.meshgrid(*(g[s] for g, s in zip(grid_mm, sub, strict=True)), indexing="ij"), -1
+            )
+            - centre_mm
+        )
         inside = np.einsum("...i,ij,...j->...", d, q, d) <= 1.0
         labels[sub][inside] = LABELS["brain tumour"]
         t1[sub][inside] = t1[sub][inside] * 0.45 + 0.05 * float(t1.max())
         tumours.append(
-            {"centre_mm": centre_mm.tolist(), "semi_axes_mm": semi_mm.tolist(), "rotation": rot.tolist()}
+            {
+                "centre_mm": centre_mm.tolist(),
+                "semi_axes_mm": semi_mm.tolist(),
+                "rotation": rot.tolist(),
+            }
         )
     return tumours
 
@@ -219,8 +226,10 @@ def _projection(
     sp = spacing[1:]
     head = np.argwhere(proj > 0.25 * proj.max())
     head = head[
-        (head[:, 0] > 8) & (head[:, 1] > 8)
-        & (head[:, 0] < proj.shape[0] - 9) & (head[:, 1] < proj.shape[1] - 9)
+        (head[:, 0] > 8)
+        & (head[:, 1] > 8)
+        & (head[:, 0] < proj.shape[0] - 9)
+        & (head[:, 1] < proj.shape[1] - 9)
     ]
     for _attempt in range(1000):
         pts = head[rng.choice(len(head), size=4, replace=False)]
@@ -240,7 +249,9 @@ def _projection(
     return out[None], landmarks, truth
 
 
-def _to_lps(array: NDArray[Any], affine: NDArray[np.float64]) -> tuple[NDArray[Any], NDArray[np.float64]]:
+def _to_lps(
+    array: NDArray[Any], affine: NDArray[np.float64]
+) -> tuple[NDArray[Any], NDArray[np.float64]]:
     """Flip the first two axes so the file is stored LPS (readers must canonicalise)."""
     flipped = array[::-1, ::-1, :]
     new = affine.copy()
@@ -255,7 +266,7 @@ def _save(array: NDArray[Any], affine: NDArray[np.float64], path: Path) -> None:
     img = nib.Nifti1Image(array, affine)  # type: ignore[no-untyped-call]
     img.set_qform(affine, code=1)  # type: ignore[no-untyped-call]
     img.set_sform(affine, code=1)  # type: ignore[no-untyped-call]
-    nib.save(img, str(path))  # type: ignore[no-untyped-call]
+    nib.save(img, str(path))
 
 
 def generate_mini(out_dir: str | Path, *, n_cases: int = 8, seed: int = 0) -> Path:
