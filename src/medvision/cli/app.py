@@ -242,7 +242,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Working folder.")] = Path(
         "medvision-demo"
     ),
-    cases: Annotated[int, typer.Option(help="Mini cases to generate.")] = 8,
+    cases: Annotated[int, typer.Option(help="Mini cases to generate.")] = 12,
     limit: Annotated[int, typer.Option(help="Samples per task configuration.")] = 200,
     workers: Annotated[int, typer.Option(help="Build workers (0 = all cores).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,

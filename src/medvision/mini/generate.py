@@ -176,7 +176,7 @@ def _implant_tumours(
     grid_mm = [np.arange(s, dtype=np.float64) * sp for s, sp in zip(t1.shape, spacing, strict=True)]
     for _ in range(n):
         centre_mm = candidates[rng.integers(len(candidates))] * spacing
-        semi_mm = np.sort(rng.uniform(7.0, 16.0, size=3))[::-1]
+        semi_mm = np.sort(rng.uniform(9.0, 18.0, size=3))[::-1]
         rot = Rotation.random(random_state=int(rng.integers(2**31))).as_matrix()
         # Quadratic form Q so that (p - c)^T Q (p - c) <= 1 inside the ellipsoid.
         q = rot @ np.diag(1.0 / semi_mm**2) @ rot.T

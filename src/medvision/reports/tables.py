@@ -21,6 +21,7 @@ from rich.text import Text
 
 __all__ = [
     "COLUMNS",
+    "TERMINAL_COLUMNS",
     "format_value",
     "leaderboard",
     "print_leaderboard",
@@ -55,7 +56,23 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("num_records", "records"),
     ("num_failed", "parse failures"),
 )
-"""``(row key, column label)`` in display order; the same for Markdown, CSV and rich."""
+"""``(row key, column label)`` in display order for Markdown and CSV."""
+
+TERMINAL_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("run", "run"),
+    ("det_anatomy_IoU", "Det IoU\nanat."),
+    ("det_tl_IoU", "Det IoU\nT/L"),
+    ("det_all_IoU", "Det IoU\nall"),
+    ("det_all_IoU>=0.5", "Det\n>=.5"),
+    ("tl_MAE", "T/L\nMAE"),
+    ("tl_MRE", "T/L\nMRE"),
+    ("tl_MRE<0.1", "T/L\nMRE<.1"),
+    ("ad_MAE", "A/D\nMAE"),
+    ("ad_MRE", "A/D\nMRE"),
+    ("num_records", "N"),
+    ("num_failed", "fail"),
+)
+"""A narrower selection for terminals (the files keep every column)."""
 
 
 def _get(d: Mapping[str, Any] | None, *keys: str) -> Any:
@@ -160,9 +177,9 @@ def to_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
 def print_leaderboard(rows: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
     """Print the leaderboard as a rich table titled with the protocol."""
     table = Table(title=Text(f"MedVision leaderboard \u2014 {protocol_line(rows)}"))
-    for _, label in COLUMNS:
-        table.add_column(label, justify="left" if label in ("run", "protocol") else "right")
+    for _, label in TERMINAL_COLUMNS:
+        table.add_column(label, justify="left" if label == "run" else "right")
     for r in rows:
         # Text cells: a run name like "[red]x" must not be read as rich markup.
-        table.add_row(*(Text(format_value(r.get(k))) for k, _ in COLUMNS))
+        table.add_row(*(Text(format_value(r.get(k), 3)) for k, _ in TERMINAL_COLUMNS))
     (console or Console()).print(table)
