@@ -258,6 +258,17 @@ def demo(
     )
 
 
+def _register_areas() -> None:
+    """Commands that live with their area (data, backends, reports, training)."""
+    from medvision.cli import backend_cmds, data_cmds, report_cmds, train_cmds
+
+    for module in (data_cmds, backend_cmds, report_cmds, train_cmds):
+        module.register(app)
+
+
+_register_areas()
+
+
 def main() -> None:
     """Entry point of the ``medvision`` console script."""
     app()
