@@ -270,8 +270,29 @@ _register_areas()
 
 
 def main() -> None:
-    """Entry point of the ``medvision`` console script."""
-    app()
+    """Entry point of the ``medvision`` console script.
+
+    Errors about the user's input (a missing file, a bad spec, a run folder holding another
+    run) print one clear line and exit with status 1 instead of a traceback.
+    """
+    from medvision.backends.registry import UnknownBackendError
+    from medvision.catalog.spec import SpecError
+    from medvision.runs.runner import RunError
+    from medvision.volumes import VolumeError
+
+    try:
+        app()
+    except (
+        FileNotFoundError,
+        NotADirectoryError,
+        KeyError,
+        SpecError,
+        RunError,
+        VolumeError,
+        UnknownBackendError,
+    ) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
