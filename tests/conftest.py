@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,23 @@ def mini_store(mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     out = tmp_path_factory.mktemp("mini_store")
     build_dataset(get_spec("mini"), mini_source, out, BuildOptions(workers=1))
     return out
+
+
+@pytest.fixture(scope="session")
+def official_python() -> str:
+    """Python of the test-only venv holding the official code (built once; fails loudly)."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        ["bash", str(root / "scripts" / "official_env.sh"), str(root / ".venv-official")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            "cannot build the official environment (scripts/official_env.sh):\n"
+            f"{proc.stdout}\n{proc.stderr}"
+        )
+    return proc.stdout.strip().splitlines()[-1]

@@ -15,6 +15,11 @@ dataset-construction.md sections 3.3-3.7) with the corrections of the latest off
   acute unsigned angle; the image is the slice through the first point.
 
 Images are requested through an :class:`ImageSink`, which renders and stores each slice once.
+
+Detection and T/L are vectorised per volume: each label is cropped to its 3D bounding box and
+labelled once per plane with a structure joining neighbours only inside a slice
+(:mod:`medvision.annotate.components`), which gives every slice's 4-connected components in
+one pass, in the official order. Only the ellipse/Feret fits run per component.
 """
 
 from __future__ import annotations
@@ -23,19 +28,18 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from scipy import ndimage
 
-from medvision.catalog.spec import MeasurementSpec, TaskSpec, plane_of
-from medvision.geometry import (
-    angle_deg,
-    box_rc_to_rel,
-    boxes_from_label_slice,
-    distance_mm,
-    lesion_measurements,
-    single_instance,
+from medvision.annotate.components import (
+    SliceComponents,
+    label_bounding_boxes,
+    slice_components,
 )
+from medvision.catalog.spec import MeasurementSpec, TaskSpec, plane_of
+from medvision.geometry import LesionMeasurement, angle_deg, box_rc_to_rel, distance_mm
+from medvision.geometry.ellipse import _feret_crop as component_feret
+from medvision.geometry.ellipse import _fit_ellipse_crop as fit_component_ellipse
 from medvision.schema import Plane, Sample, Split, TaskFamily, make_sample_id
-from medvision.volumes import Volume, slice_volume
+from medvision.volumes import Volume
 
 
 class ImageSink(Protocol):
@@ -70,16 +74,42 @@ class PlanStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def _occupied(mask: np.ndarray, plane: Plane) -> np.ndarray:
-    """Indices along ``plane`` of the slices holding any True voxel (one pass per volume)."""
-    other = tuple(ax for ax in range(3) if ax != int(plane))
-    return np.flatnonzero(mask.any(axis=other))
+def _in_plane_spacing(volume: Volume, plane: Plane) -> tuple[float, float]:
+    """(row, col) pixel spacing in mm of the slices along ``plane`` (as ``slice_volume``)."""
+    sp = volume.spacing_mm
+    row_axis, col_axis = (a for a in range(3) if a != int(plane))
+    return (sp[row_axis], sp[col_axis])
+
+
+def _slice_runs(comps: SliceComponents) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of the components of each slice (they are sorted by slice)."""
+    if len(comps) == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, np.diff(comps.slice_index) != 0])
+    ends = np.r_[starts[1:], len(comps)]
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _label_crop(
+    labels: Volume, label_id: int, box: tuple[slice, slice, slice]
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Boolean mask of one label inside its 3D bounding box, and the box's corner index."""
+    return labels.array[box] == label_id, (box[0].start, box[1].start, box[2].start)
 
 
 def plan_detection(
     labels: Volume, ctx: CaseContext, sink: ImageSink, stats: PlanStats | None = None
 ) -> list[Sample]:
     """Detection samples of one case (one per slice, label and kept component).
+
+    Vectorised per volume: each requested label is cropped to its 3D bounding box and
+    labelled once per plane with a structure that joins neighbours only inside a slice
+    (:func:`~medvision.annotate.components.slice_components`), which yields the official
+    per-slice 4-connected components of every slice in one pass.
+
+    Besides the official box fields, ``extras["area_mm2"]`` is the label's whole area on the
+    slice (all components; the official MaskSize ``ROI_area`` = pixel count x row spacing x
+    column spacing) and ``extras["label_pixel_count"]`` its pixel count.
 
     Args:
         labels: Label volume (RAS+).
@@ -88,33 +118,55 @@ def plan_detection(
         stats: Optional counters to update.
 
     Returns:
-        The samples, ordered by plane, slice, label.
+        The samples, ordered by plane (as listed in the spec), slice, label, component
+        (largest first).
     """
     spec = ctx.task.detection
     assert spec is not None
     stats = stats if stats is not None else PlanStats()
-    wanted = np.asarray(sorted(spec.labels))
-    present = np.isin(labels.array, wanted)
+    bboxes = label_bounding_boxes(labels.array)
+    wanted = [lab for lab in sorted(set(spec.labels)) if lab in bboxes]
+    planes = list(dict.fromkeys(plane_of(code) for code in spec.planes))
+    # plane -> slice -> [(label, boxes (n, 4), pixel counts (n,))], labels ascending. Only
+    # these small arrays outlive the loop: one label's crop is in memory at a time.
+    groups: dict[Plane, dict[int, list[tuple[int, np.ndarray, np.ndarray]]]] = {
+        p: {} for p in planes
+    }
+    for lab in wanted:
+        mask, offset = _label_crop(labels, lab, bboxes[lab])
+        for plane in planes:
+            comps = slice_components(mask, int(plane), offset)
+            for a, b in _slice_runs(comps):
+                groups[plane].setdefault(int(comps.slice_index[a]), []).append(
+                    (lab, comps.box_rc[a:b], comps.pixel_count[a:b])
+                )
+            del comps
+        del mask
     out: list[Sample] = []
-    for code in spec.planes:
-        plane = plane_of(code)
-        for index in _occupied(present, plane):
-            sl = slice_volume(labels, plane, int(index))
-            by_label = boxes_from_label_slice(sl.pixels, sl.spacing_mm_rc, labels=spec.labels)
-            for label_id in sorted(by_label):
-                comps = by_label[label_id]
+    for plane in planes:
+        sr, sc = _in_plane_spacing(labels, plane)
+        n_pixels = int(np.prod([n for ax, n in enumerate(labels.shape) if ax != int(plane)]))
+        per_slice = groups[plane]
+        for index in sorted(per_slice):
+            for lab, boxes, counts in per_slice[index]:
+                n_comp = len(counts)
+                label_pixels = int(counts.sum())
                 if spec.single_instance:
-                    kept = single_instance(comps, min_side_px=spec.min_side_px)
-                    if kept is None:
-                        if len(comps) > 1:
-                            stats.dropped_multi_instance += 1
-                        else:
-                            stats.dropped_small += 1
+                    if n_comp > 1:
+                        stats.dropped_multi_instance += 1
                         continue
-                    comps = [kept]
-                key, hw = sink.image(plane, int(index))
-                lab = ctx.task.label(label_id)
-                for k, comp in enumerate(comps):
+                    h = int(boxes[0, 2] - boxes[0, 0]) + 1
+                    w = int(boxes[0, 3] - boxes[0, 1]) + 1
+                    if min(h, w) < spec.min_side_px:
+                        stats.dropped_small += 1
+                        continue
+                key, hw = sink.image(plane, index)
+                label = ctx.task.label(lab)
+                for k in range(n_comp):
+                    r0, c0, r1, c1 = (int(v) for v in boxes[k])
+                    h, w = r1 - r0 + 1, c1 - c0 + 1
+                    count = int(counts[k])
+                    box_rc = (r0, c0, r1, c1)
                     out.append(
                         Sample(
                             sample_id=make_sample_id(
@@ -123,8 +175,8 @@ def plan_detection(
                                 ctx.case_id,
                                 "detection",
                                 int(plane),
-                                int(index),
-                                label_id,
+                                index,
+                                lab,
                                 k,
                             ),
                             dataset=ctx.dataset,
@@ -132,27 +184,27 @@ def plan_detection(
                             split=ctx.split,
                             family=TaskFamily.DETECTION,
                             plane=plane,
-                            slice_index=int(index),
-                            label_id=label_id,
-                            label_name=lab.name,
-                            label_kind=lab.kind,
-                            label_group=lab.group,
+                            slice_index=index,
+                            label_id=lab,
+                            label_name=label.name,
+                            label_kind=label.kind,
+                            label_group=label.group,
                             modality=ctx.task.modality,
                             image_description=ctx.task.image_description,
                             image_key=key,
                             image_hw=hw,
-                            spacing_mm_rc=sl.spacing_mm_rc,
-                            target=box_rc_to_rel(comp.box_rc, hw),
+                            spacing_mm_rc=(sr, sc),
+                            target=box_rc_to_rel(box_rc, hw),
                             unit="relative",
-                            box_rc=comp.box_rc,
-                            n_instances=len(by_label[label_id]),
+                            box_rc=box_rc,
+                            n_instances=n_comp,
                             extras={
-                                "size_mm_h": comp.size_mm[0],
-                                "size_mm_w": comp.size_mm[1],
-                                "mask_image_ratio": comp.mask_image_ratio,
-                                "box_img_ratio": comp.size_px[0]
-                                * comp.size_px[1]
-                                / float(hw[0] * hw[1]),
+                                "size_mm_h": h * sr,
+                                "size_mm_w": w * sc,
+                                "mask_image_ratio": count / n_pixels,
+                                "box_img_ratio": h * w / float(hw[0] * hw[1]),
+                                "area_mm2": label_pixels * sr * sc,
+                                "label_pixel_count": float(label_pixels),
                             },
                         )
                     )
@@ -163,6 +215,10 @@ def plan_tumour_lesion(
     labels: Volume, ctx: CaseContext, sink: ImageSink, stats: PlanStats | None = None
 ) -> list[Sample]:
     """Tumour/lesion size samples of one case (major/minor axes in mm per lesion component).
+
+    The components of every slice come from one in-slice labelling per label and plane
+    (:func:`~medvision.annotate.components.slice_components`); only the ellipse and Feret
+    fits run per component, as they must (each traces its own contour).
 
     Args:
         labels: Label volume (RAS+).
@@ -176,26 +232,28 @@ def plan_tumour_lesion(
     spec = ctx.task.tl
     assert spec is not None
     stats = stats if stats is not None else PlanStats()
+    bboxes = label_bounding_boxes(labels.array)
     out: list[Sample] = []
     for label_id in spec.labels:
-        lesion = labels.array == label_id
-        if not lesion.any():
+        if label_id not in bboxes:
             continue
         lab = ctx.task.label(label_id)
+        mask, offset = _label_crop(labels, label_id, bboxes[label_id])
         for code in spec.planes:
             plane = plane_of(code)
-            for index in _occupied(lesion, plane):
-                sl = slice_volume(labels, plane, int(index))
-                mask2d = sl.pixels == label_id
-                _, n_total = ndimage.label(mask2d)
+            spacing = _in_plane_spacing(labels, plane)
+            comps = slice_components(mask, int(plane), offset)
+            for a, b in _slice_runs(comps):
+                index = int(comps.slice_index[a])
+                n_total = b - a
                 if spec.single_instance and n_total > 1:
                     stats.dropped_multi_instance += 1
                     continue
-                found = lesion_measurements(mask2d, sl.spacing_mm_rc)
+                found = [m for m in (_measure(comps, i, spacing) for i in range(a, b)) if m]
                 stats.rejected_fits += n_total - len(found)
                 if not found:
                     continue
-                key, hw = sink.image(plane, int(index))
+                key, hw = sink.image(plane, index)
                 for k, m in enumerate(found):
                     e, d = m.ellipse, m.diameters
                     out.append(
@@ -206,7 +264,7 @@ def plan_tumour_lesion(
                                 ctx.case_id,
                                 "tl",
                                 int(plane),
-                                int(index),
+                                index,
                                 label_id,
                                 k,
                             ),
@@ -215,7 +273,7 @@ def plan_tumour_lesion(
                             split=ctx.split,
                             family=TaskFamily.TUMOR_LESION_SIZE,
                             plane=plane,
-                            slice_index=int(index),
+                            slice_index=index,
                             label_id=label_id,
                             label_name=lab.name,
                             label_kind=lab.kind,
@@ -224,11 +282,11 @@ def plan_tumour_lesion(
                             image_description=ctx.task.image_description,
                             image_key=key,
                             image_hw=hw,
-                            spacing_mm_rc=sl.spacing_mm_rc,
+                            spacing_mm_rc=spacing,
                             target=(e.major_mm, e.minor_mm),
                             unit="mm",
                             box_rc=m.box_rc,
-                            n_instances=int(n_total),
+                            n_instances=n_total,
                             points_rc=tuple(e.endpoints_rc),
                             metric_type="axes",
                             metric_key="L-1-2|L-3-4",
@@ -240,6 +298,24 @@ def plan_tumour_lesion(
                         )
                     )
     return out
+
+
+def _measure(
+    comps: SliceComponents, i: int, spacing: tuple[float, float]
+) -> LesionMeasurement | None:
+    """Ellipse (with the v1.4.0 guards) and Feret diameters of component ``i``, or ``None``."""
+    crop, offset = comps.crop2d(i)
+    count = int(comps.pixel_count[i])
+    ellipse = fit_component_ellipse(crop, offset, spacing, count)
+    if ellipse is None:
+        return None
+    r0, c0, r1, c1 = (int(v) for v in comps.box_rc[i])
+    return LesionMeasurement(
+        box_rc=(r0, c0, r1, c1),
+        pixel_count=count,
+        ellipse=ellipse,
+        diameters=component_feret(crop, offset, spacing),
+    )
 
 
 def _in_plane(point: tuple[float, ...], plane: Plane) -> tuple[float, float]:

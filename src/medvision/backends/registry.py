@@ -28,10 +28,31 @@ class UnknownBackendError(ValueError):
     """No backend is registered under the requested name."""
 
 
+def _openai(model: str, **options: Any) -> Backend:
+    from medvision.backends.openai_compat import OpenAICompatBackend  # lazy: httpx client
+
+    return OpenAICompatBackend(model, **options)
+
+
+def _hf(**options: Any) -> Backend:
+    from medvision.backends.hf import HFBackend  # lazy: torch, transformers, peft
+
+    return HFBackend(**options)
+
+
+def _vllm(**options: Any) -> Backend:
+    from medvision.backends.vllm import VLLMBackend  # lazy: vllm
+
+    return VLLMBackend(**options)
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "random": RandomBaseline,
     "prior": PriorBaseline,
     "oracle": OracleBaseline,
+    "openai": _openai,  # any OpenAI-compatible server (vLLM/SGLang/Ollama serve, hosted APIs)
+    "hf": _hf,  # transformers image-text-to-text, in process
+    "vllm": _vllm,  # vLLM offline engine (LLM.chat)
     # Extension points (later issues; lazy imports inside the factory):
     # "openai": OpenAI-compatible server (vLLM/SGLang/Ollama serve, OpenAI),
     # "vllm": vLLM offline engine, "hf": transformers generate().

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -114,6 +115,18 @@ def build(
     workers: Annotated[int, typer.Option(help="Worker processes (0 = all cores).")] = 0,
     render: Annotated[str, typer.Option(help="minmax (official v1) or percentile.")] = "minmax",
     max_cases: Annotated[int | None, typer.Option(help="Only the first N cases per task.")] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (process pool) or ray (Ray Data; RAY_ADDRESS or local).")
+    ] = "local",
+    split_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Official benchmark_plan_*.json.gz whose train/test cases give the split."
+        ),
+    ] = None,
+    on_unknown_label: Annotated[
+        str, typer.Option(help="skip (default) or ignore cases whose mask has unknown label ids.")
+    ] = "skip",
 ) -> None:
     """Build a dataset's images, masks and landmarks into MedVision samples (resumable)."""
     from medvision.build.engine import BuildOptions
@@ -121,8 +134,19 @@ def build(
 
     if render not in ("minmax", "percentile"):
         raise typer.BadParameter("--render must be minmax or percentile")
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("--engine must be local or ray")
+    if on_unknown_label not in ("skip", "ignore"):
+        raise typer.BadParameter("--on-unknown-label must be skip or ignore")
     ds_spec = get_spec(str(spec) if spec else dataset)
-    options = BuildOptions(workers=workers, render=render, max_cases=max_cases)  # type: ignore[arg-type]
+    options = BuildOptions(
+        workers=workers,
+        render=render,  # type: ignore[arg-type]
+        max_cases=max_cases,
+        engine=engine,  # type: ignore[arg-type]
+        split_from=str(split_from) if split_from else None,
+        on_unknown_label=on_unknown_label,  # type: ignore[arg-type]
+    )
     manifest = _build_with_progress(ds_spec, data_dir, out, options)
     _print_manifest(manifest)
 
@@ -140,41 +164,111 @@ def _build_with_progress(spec: Any, data_dir: Path, out: Path, options: Any) -> 
 
 
 def _print_manifest(manifest: Any) -> None:
+    from medvision.cli.data_cmds import print_skipped
+
     console.print(
         f"[bold]{manifest.n_samples}[/] samples, {manifest.n_images} images "
         f"(build {manifest.build_id})"
     )
     for fam, n in sorted(manifest.counts.by_family.items()):
         console.print(f"  {fam}: {n}")
-    if manifest.skipped:
-        console.print(f"[bold red]{len(manifest.skipped)} case(s) skipped:[/]")
-        for s in manifest.skipped:
-            console.print(f"  {s.dataset}/{s.case_id}: {s.reason}")
+    print_skipped(manifest)
 
 
 @app.command("eval")
 def eval_cmd(
     dataset_dir: Annotated[Path, typer.Argument(help="Built dataset folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumes if it exists).")],
-    backend: Annotated[str, typer.Option(help="random | prior | oracle | ...")] = "oracle",
-    model: Annotated[str, typer.Option(help="Model name to record.")] = "",
+    backend: Annotated[
+        str, typer.Option(help="random | prior | oracle | openai | hf | vllm")
+    ] = "oracle",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Model: the served name (openai), a hub id or local folder, or a LoRA "
+            "adapter folder (hf, vllm); the name recorded for baselines."
+        ),
+    ] = "",
     protocol: Annotated[str, typer.Option(help="paper-v1 | official | strict")] = "paper-v1",
-    prompt_style: Annotated[str | None, typer.Option(help="Prompt style override.")] = None,
+    prompt_style: Annotated[
+        str | None,
+        typer.Option(help="paper-v1 | paper-v1+size | official | cot | json (default: protocol's)"),
+    ] = None,
     image_policy: Annotated[
-        str, typer.Option(help="Model image policy, e.g. qwen2.5-vl.")
+        str,
+        typer.Option(help="How the model resizes images: native, qwen2.5-vl, fixed:HxW, or auto."),
     ] = "native",
     families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
     planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
-    limit: Annotated[int | None, typer.Option(help="Samples per task configuration.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Samples per task configuration (default 1000; 0 = all).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     noise: Annotated[float, typer.Option(help="Oracle noise (relative).")] = 0.0,
     max_new_tokens: Annotated[int, typer.Option(help="Generation limit.")] = 1024,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option("--base-url", help="OpenAI-compatible base URL ending in /v1; repeatable."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight (openai).")] = 16,
+    timeout: Annotated[float, typer.Option(help="Seconds per request attempt (openai).")] = 120.0,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key (openai).")
+    ] = "OPENAI_API_KEY",
+    response_format: Annotated[
+        Path | None, typer.Option(help="JSON file with an OpenAI response_format (openai).")
+    ] = None,
+    dtype: Annotated[
+        str, typer.Option(help="Weights dtype (hf, vllm): auto, bfloat16, ...")
+    ] = "auto",
+    device: Annotated[str, typer.Option(help="Device (hf): cpu, cuda, cuda:0, ...")] = "cpu",
+    adapter: Annotated[
+        Path | None, typer.Option(help="LoRA adapter folder on top of --model (hf, vllm).")
+    ] = None,
+    merge_adapter: Annotated[bool, typer.Option(help="Merge the LoRA adapter (hf).")] = False,
+    backend_batch_size: Annotated[
+        int, typer.Option(help="Generation batch size inside the backend (hf).")
+    ] = 1,
+    batch_size: Annotated[int, typer.Option(help="Requests per backend call and append.")] = 32,
+    retry_errors: Annotated[
+        bool, typer.Option(help="Re-ask samples whose record is a backend error.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard existing records.")] = False,
 ) -> None:
     """Evaluate a backend on a built dataset; writes records.jsonl and summary.json."""
     from medvision.runs.runner import RunSpec
+    from medvision.tasks.image_policy import policy_for_model
 
-    options: dict[str, Any] = {"noise": noise} if backend == "oracle" else {}
+    options: dict[str, Any] = {}
+    if backend == "oracle":
+        options["noise"] = noise
+    elif backend == "openai":
+        if not model:
+            raise typer.BadParameter("--model (the served model name) is required for openai")
+        options = {
+            "model": model,
+            "base_url": base_url or ["http://127.0.0.1:8000/v1"],
+            "concurrency": concurrency,
+            "timeout_s": timeout,
+            "api_key_env": api_key_env,
+        }
+        if response_format is not None:
+            options["response_format"] = json.loads(response_format.read_text())
+        batch_size = max(batch_size, 4 * concurrency)  # keep the server busy
+    elif backend in ("hf", "vllm"):
+        if not model:
+            raise typer.BadParameter(
+                f"--model (hub id, folder or adapter) is required for {backend}"
+            )
+        options = {"model": model, "dtype": dtype}
+        if adapter is not None:
+            options["adapter"] = str(adapter)
+        if backend == "hf":
+            options |= {"device": device, "merge_adapter": merge_adapter}
+            options["batch_size"] = backend_batch_size
+    if image_policy == "auto":
+        image_policy = policy_for_model(model or backend, protocol).name
     spec = RunSpec(
         dataset_dir=str(dataset_dir),
         backend=backend,
@@ -186,14 +280,19 @@ def eval_cmd(
         planes=_planes(planes),
         limit=limit,
         seed=seed,
-        generation=GenerationConfig(max_new_tokens=max_new_tokens, seed=seed),
+        generation=GenerationConfig(
+            max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
+        ),
         backend_options=options,
+        batch_size=batch_size,
     )
-    summary = _eval_with_progress(spec, out, overwrite)
+    summary = _eval_with_progress(spec, out, overwrite, retry_errors)
     _print_summary(spec.model_name, summary)
 
 
-def _eval_with_progress(spec: Any, out: Path, overwrite: bool) -> dict[str, Any]:
+def _eval_with_progress(
+    spec: Any, out: Path, overwrite: bool, retry_errors: bool = False
+) -> dict[str, Any]:
     from medvision.runs.runner import Runner
 
     runner = Runner(spec, out, overwrite=overwrite)
@@ -203,7 +302,7 @@ def _eval_with_progress(spec: Any, out: Path, overwrite: bool) -> dict[str, Any]
         def tick(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        return runner.run(on_progress=tick)
+        return runner.run(on_progress=tick, retry_errors=retry_errors)
 
 
 def _print_summary(name: str, summary: dict[str, Any]) -> None:

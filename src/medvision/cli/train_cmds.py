@@ -1,9 +1,266 @@
-"""CLI commands of this area; :func:`register` adds them to the ``medvision`` app."""
+"""``medvision export sft`` and ``medvision train sft|grpo``: fine-tuning data and trainers.
+
+Thin wrappers over :mod:`medvision.training`; the trainers need the ``train`` extra (torch,
+transformers, trl, peft; bitsandbytes for ``--qlora``), imported only when a command runs.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+
+console = Console()
+
+export_app = typer.Typer(help="Export a built dataset for other tools.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Fine-tune a VLM on a `medvision export sft --format trl` folder (extra: train).",
+    no_args_is_help=True,
+)
+
+_PLANES = {"S": 0, "C": 1, "A": 2}
+_FAMILIES = ("detection", "tl", "ad")
+
+
+def _planes(codes: str) -> tuple[int, ...]:
+    try:
+        return tuple(_PLANES[c] for c in codes.upper().replace(",", ""))
+    except KeyError as exc:
+        raise typer.BadParameter(f"planes are letters among S, C, A; got {codes!r}") from exc
+
+
+def _families(names: str) -> tuple[str, ...]:
+    out = tuple(n.strip() for n in names.split(",") if n.strip())
+    bad = [n for n in out if n not in _FAMILIES]
+    if bad:
+        raise typer.BadParameter(f"unknown task families {bad}; known: {', '.join(_FAMILIES)}")
+    return out
+
+
+@export_app.command("sft")
+def export_sft_cmd(
+    dataset_dir: Annotated[Path, typer.Argument(help="Built dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Export folder.")],
+    format: Annotated[str, typer.Option("--format", help="trl | llamafactory | swift")] = "trl",
+    cot: Annotated[
+        bool, typer.Option("--cot", help="Chain-of-thought prompts and targets.")
+    ] = False,
+    style: Annotated[
+        str | None, typer.Option(help="Prompt style: official | paper-v1 | json | cot.")
+    ] = None,
+    policy: Annotated[
+        str, typer.Option(help="Image policy of the model to train (qwen2.5-vl, native, ...).")
+    ] = "qwen2.5-vl",
+    split: Annotated[str, typer.Option(help="Split to export.")] = "train",
+    families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
+    planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
+    limit: Annotated[int | None, typer.Option(help="Rows to write.")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Task-mixing temperature T (weights N^(1/T); V0: 5).")
+    ] = None,
+    image_position: Annotated[
+        str, typer.Option(help="after (as evaluation sends it) or before the text.")
+    ] = "after",
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle and the mixture.")] = 0,
+) -> None:
+    """Write SFT / GRPO data (evaluation prompts) for TRL, LLaMA-Factory or ms-swift."""
+    from medvision.training.export import ExportOptions, export_sft
+
+    if cot and style not in (None, "cot"):
+        raise typer.BadParameter(f"--cot conflicts with --style {style}")
+    if split not in ("train", "test"):
+        raise typer.BadParameter("--split must be train or test")
+    try:
+        options = ExportOptions(
+            format=format,  # type: ignore[arg-type]
+            style="cot" if cot else (style or "official"),
+            policy=policy,
+            split=split,  # type: ignore[arg-type]
+            families=_families(families),
+            planes=_planes(planes),
+            limit=limit,
+            temperature=temperature,
+            seed=seed,
+            image_position=image_position,  # type: ignore[arg-type]
+        )
+    except (ValueError, KeyError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    report = export_sft(dataset_dir, out, options)
+    fams = ", ".join(f"{k} {v}" for k, v in sorted(report.rows_by_family.items()))
+    console.print(
+        f"wrote {report.n_rows} rows ({fams}), {report.n_images} images to "
+        f"{out / report.rows_file} [{report.format}, style {options.style}]"
+    )
+    if report.mixing_weights:
+        weights = ", ".join(f"{k} {v:.1%}" for k, v in sorted(report.mixing_weights.items()))
+        console.print(f"task mixing T={temperature}: {weights}")
+    if report.n_skipped:
+        console.print(f"[bold red]{report.n_skipped} sample(s) skipped:[/] {report.skipped}")
+        for reason in report.skipped_examples[:5]:
+            console.print(f"  {reason}")
+
+
+def _common_lora(
+    lora_r: int, lora_alpha: int, lora_scope: str, no_lora: bool, qlora: bool
+) -> dict[str, Any]:
+    if lora_scope not in ("language", "all"):
+        raise typer.BadParameter("--lora-scope must be language or all")
+    return {
+        "lora": not no_lora,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "lora_scope": lora_scope,
+        "qlora": qlora,
+    }
+
+
+@train_app.command("sft")
+def train_sft_cmd(
+    model: Annotated[str, typer.Option(help="Base model folder or hub id.")],
+    data: Annotated[Path, typer.Option(help="`medvision export sft --format trl` folder.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder (resumes if it holds checkpoints).")
+    ],
+    epochs: Annotated[float, typer.Option(help="Epochs.")] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="Optimiser steps (-1: by epochs).")] = -1,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-4,
+    batch_size: Annotated[int, typer.Option(help="Per-device batch.")] = 1,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation.")] = 8,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
+    lora_scope: Annotated[str, typer.Option(help="language (default) or all.")] = "language",
+    no_lora: Annotated[
+        bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")
+    ] = False,
+    qlora: Annotated[
+        bool, typer.Option("--qlora", help="4-bit NF4 base (CUDA + bitsandbytes).")
+    ] = False,
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Gradient checkpointing.")] = False,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
+    logging_steps: Annotated[int, typer.Option(help="Log every N steps.")] = 10,
+    resume: Annotated[bool, typer.Option(help="Resume from the newest checkpoint.")] = True,
+    merge: Annotated[bool, typer.Option(help="Also save the merged model to OUT/merged.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Use the first N rows only.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Force CPU.")] = False,
+) -> None:
+    """Supervised fine-tuning (TRL SFTTrainer, LoRA/QLoRA, loss on the completion only)."""
+    from medvision.training.sft import SftSettings, train_sft
+
+    settings = SftSettings(
+        model=model,
+        data=str(data),
+        output_dir=str(out),
+        epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=lr,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        gradient_checkpointing=gradient_checkpointing,
+        save_steps=save_steps,
+        logging_steps=logging_steps,
+        resume=resume,
+        merge=merge,
+        limit=limit,
+        seed=seed,
+        use_cpu=cpu,
+        **_common_lora(lora_r, lora_alpha, lora_scope, no_lora, qlora),
+    )
+    result = train_sft(settings)
+    if result.resumed_from:
+        console.print(f"resumed from {result.resumed_from}")
+    console.print(
+        f"sft done: {result.global_step} steps, mean train loss {result.train_loss:.4f}; "
+        f"model in {result.output_dir}"
+        + (f", merged in {result.merged_dir}" if result.merged_dir else "")
+    )
+
+
+@train_app.command("grpo")
+def train_grpo_cmd(
+    model: Annotated[str, typer.Option(help="Policy to start from (base or SFT output).")],
+    data: Annotated[Path, typer.Option(help="`medvision export sft --format trl` folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
+    epochs: Annotated[float, typer.Option(help="Epochs.")] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="Optimiser steps (-1: by epochs).")] = -1,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-5,
+    batch_size: Annotated[int, typer.Option(help="Per-device completions per step.")] = 8,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation.")] = 1,
+    num_generations: Annotated[int, typer.Option(help="Completions per prompt.")] = 8,
+    max_completion_length: Annotated[int, typer.Option(help="Completion token limit.")] = 1024,
+    temperature: Annotated[float, typer.Option(help="Rollout temperature.")] = 1.0,
+    beta: Annotated[float, typer.Option(help="KL coefficient.")] = 0.01,
+    format_reward: Annotated[str, typer.Option(help="soft | binary")] = "soft",
+    composition: Annotated[str, typer.Option(help="multiplicative | additive")] = "multiplicative",
+    rho: Annotated[
+        str, typer.Option(help="exp_decay | scaled_sigmoid | gaussian_proxy")
+    ] = "exp_decay",
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
+    lora_scope: Annotated[str, typer.Option(help="language (default) or all.")] = "language",
+    no_lora: Annotated[
+        bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")
+    ] = False,
+    qlora: Annotated[
+        bool, typer.Option("--qlora", help="4-bit NF4 base (CUDA + bitsandbytes).")
+    ] = False,
+    use_vllm: Annotated[bool, typer.Option("--vllm", help="Generate rollouts with vLLM.")] = False,
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Gradient checkpointing.")] = False,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
+    logging_steps: Annotated[int, typer.Option(help="Log every N steps.")] = 10,
+    resume: Annotated[bool, typer.Option(help="Resume from the newest checkpoint.")] = True,
+    limit: Annotated[int | None, typer.Option(help="Use the first N rows only.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Force CPU.")] = False,
+) -> None:
+    """GRPO with the MedVision-V0 rewards (format, process, answer) through TRL's GRPOTrainer."""
+    from medvision.training.grpo import GrpoSettings, train_grpo
+
+    for name, value, allowed in (
+        ("--format-reward", format_reward, ("soft", "binary")),
+        ("--composition", composition, ("multiplicative", "additive")),
+        ("--rho", rho, ("exp_decay", "scaled_sigmoid", "gaussian_proxy")),
+    ):
+        if value not in allowed:
+            raise typer.BadParameter(f"{name} must be one of {allowed}; got {value!r}")
+    try:
+        settings = GrpoSettings(
+            model=model,
+            data=str(data),
+            output_dir=str(out),
+            epochs=epochs,
+            max_steps=max_steps,
+            learning_rate=lr,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            num_generations=num_generations,
+            max_completion_length=max_completion_length,
+            temperature=temperature,
+            beta=beta,
+            format_variant=format_reward,  # type: ignore[arg-type]
+            composition=composition,  # type: ignore[arg-type]
+            rho=rho,  # type: ignore[arg-type]
+            use_vllm=use_vllm,
+            gradient_checkpointing=gradient_checkpointing,
+            save_steps=save_steps,
+            logging_steps=logging_steps,
+            resume=resume,
+            limit=limit,
+            seed=seed,
+            use_cpu=cpu,
+            **_common_lora(lora_r, lora_alpha, lora_scope, no_lora, qlora),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    result = train_grpo(settings)
+    rewards = [h["reward"] for h in result.log_history if "reward" in h]
+    last = f", last logged reward {rewards[-1]:.4f}" if rewards else ""
+    console.print(f"grpo done: {result.global_step} steps{last}; model in {result.output_dir}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app`` (none yet)."""
+    """Add ``export sft`` and ``train sft|grpo`` to the ``medvision`` app."""
+    app.add_typer(export_app, name="export")
+    app.add_typer(train_app, name="train")

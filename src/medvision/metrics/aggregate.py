@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from operator import attrgetter
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_
 from typing import Any, Final, cast
 
 import numpy as np
@@ -105,6 +106,9 @@ _SCHEMA: Final[pa.Schema] = pa.schema(
         *((f"p{i}", pa.float64()) for i in range(_MAX_VALUES)),
         ("n_target", pa.int16()),
         *((f"t{i}", pa.float64()) for i in range(_MAX_VALUES)),
+        ("box_img_ratio", pa.float64()),
+        ("image_h", pa.int32()),
+        ("image_w", pa.int32()),
     ]
 )
 
@@ -122,7 +126,14 @@ def _value_columns(
     with NaN values (more values than any family takes can only be a failed parse).
     """
     n = len(seqs)
-    lengths = np.fromiter((-1 if v is None else len(v) for v in seqs), dtype=np.int64, count=n)
+    # C-level passes only (no Python call per record): None mask, then len of the others.
+    is_none = np.fromiter(map(is_, seqs, repeat(None)), dtype=bool, count=n)
+    lengths = np.full(n, -1, dtype=np.int64)
+    lengths[~is_none] = np.fromiter(
+        map(len, compress(seqs, (~is_none).tolist())),  # type: ignore[arg-type]
+        dtype=np.int64,
+        count=int(n - is_none.sum()),
+    )
     too_long = np.flatnonzero(lengths > _MAX_VALUES)
     if strict and too_long.size:
         i = int(too_long[0])
@@ -132,16 +143,45 @@ def _value_columns(
     keep = (lengths > 0) & (lengths <= _MAX_VALUES)
     rows = np.flatnonzero(keep)
     kept_len = lengths[rows]
+    # C-level iteration: compress picks the kept tuples, chain flattens, fromiter converts.
     flat = np.fromiter(
-        (float(x) for i in rows.tolist() for x in seqs[i]),  # type: ignore[union-attr]
+        chain.from_iterable(compress(seqs, keep.tolist())),  # type: ignore[arg-type]
         dtype=np.float64,
         count=int(kept_len.sum()),
     )
     mat = np.full((n, _MAX_VALUES), np.nan)
-    starts = np.cumsum(kept_len) - kept_len
-    pos = np.arange(flat.size) - np.repeat(starts, kept_len)
-    mat[np.repeat(rows, kept_len), pos] = flat
+    if (kept_len == kept_len[0]).all() if kept_len.size else False:
+        # Common case: every kept tuple has the same length (one family).
+        mat[rows, : int(kept_len[0])] = flat.reshape(rows.size, int(kept_len[0]))
+    else:
+        starts = np.cumsum(kept_len) - kept_len
+        pos = np.arange(flat.size) - np.repeat(starts, kept_len)
+        mat[np.repeat(rows, kept_len), pos] = flat
     return lengths.astype(np.int16), mat
+
+
+_STR_FIELDS: Final[tuple[str, ...]] = (
+    "sample_id",
+    "dataset",
+    "family",
+    "label_name",
+    "label_kind",
+    "label_group",
+    "modality",
+    "metric_type",
+    "metric_key",
+    "model",
+    "protocol",
+    "status",
+)
+_ALL_FIELDS: Final[tuple[str, ...]] = (
+    *_STR_FIELDS,
+    "plane",
+    "parsed",
+    "target",
+    "box_img_ratio",
+    "image_hw",
+)
 
 
 def records_to_table(records: Iterable[Record]) -> pa.Table:
@@ -156,41 +196,35 @@ def records_to_table(records: Iterable[Record]) -> pa.Table:
         ``metric_type``, ``metric_key``, ``model``, ``protocol``, ``status``), ``plane``
         (int8), ``n_parsed`` (number of parsed values, -1 when ``parsed is None``),
         ``p0..p3`` (parsed values, NaN-padded), ``n_target`` and ``t0..t3`` (target,
-        NaN-padded). Units are those of each family (see :mod:`medvision.schema`).
+        NaN-padded) and ``box_img_ratio`` (ground-truth box area over image area; NaN when
+        the record has none), ``image_h`` and ``image_w`` (stored image size in pixels).
+        Units are those of each family (see :mod:`medvision.schema`).
 
     Raises:
         ValueError: If a record has more than four target values.
     """
     recs = records if isinstance(records, list) else list(records)
-    str_fields = (
-        "sample_id",
-        "dataset",
-        "family",
-        "label_name",
-        "label_kind",
-        "label_group",
-        "modality",
-        "metric_type",
-        "metric_key",
-        "model",
-        "protocol",
-        "status",
-    )
-    # One attrgetter pass per column: the cheapest way to pull attributes of many objects.
-    cols: dict[str, Any] = {
-        f: pa.array(list(map(attrgetter(f), recs)), type=pa.string()) for f in str_fields
-    }
-    ids = cols["sample_id"].to_pylist() if recs else []
-    cols["plane"] = pa.array(
-        np.fromiter((int(r.plane) for r in recs), dtype=np.int8, count=len(recs))
-    )
-    n_parsed, p = _value_columns([r.parsed for r in recs], "parsed", ids, strict=False)
-    n_target, t = _value_columns([r.target for r in recs], "target", ids, strict=True)
+    n = len(recs)
+    # One C-level attrgetter pass per column: the cheapest way to pull attributes of many
+    # objects (cheaper than building one tuple per record and transposing).
+    by_name = {f: list(map(attrgetter(f), recs)) for f in _ALL_FIELDS}
+    cols: dict[str, Any] = {f: pa.array(by_name[f], type=pa.string()) for f in _STR_FIELDS}
+    ids = by_name["sample_id"]
+    cols["plane"] = pa.array(np.array(by_name["plane"], dtype=np.int8))
+    n_parsed, p = _value_columns(by_name["parsed"], "parsed", ids, strict=False)
+    n_target, t = _value_columns(by_name["target"], "target", ids, strict=True)
     cols["n_parsed"] = pa.array(n_parsed)
     cols["n_target"] = pa.array(n_target)
     for i in range(_MAX_VALUES):
         cols[f"p{i}"] = pa.array(p[:, i])
         cols[f"t{i}"] = pa.array(t[:, i])
+    ratio = pa.array(by_name["box_img_ratio"], type=pa.float64())
+    cols["box_img_ratio"] = pc.fill_null(ratio, math.nan) if n else ratio
+    hw = np.fromiter(chain.from_iterable(by_name["image_hw"]), dtype=np.int32, count=2 * n).reshape(
+        -1, 2
+    )
+    cols["image_h"] = pa.array(hw[:, 0])
+    cols["image_w"] = pa.array(hw[:, 1])
     return pa.table({name: cols[name] for name in _SCHEMA.names}, schema=_SCHEMA)
 
 
@@ -455,8 +489,18 @@ def _group_by(parts: Sequence[IntArray]) -> tuple[IntArray, IntArray]:
     for p in parts:
         radix = int(p.max()) + 1
         combined = combined * radix + p
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    return inverse.astype(np.int64).reshape(-1), first.astype(np.int64)
+    span = int(combined.max()) + 1
+    if span > 4 * n + 1_000_000:  # sparse codes: sort
+        _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        return inverse.astype(np.int64).reshape(-1), first.astype(np.int64)
+    # Dense codes: a counting pass instead of a sort; the same (ascending) group order.
+    present = np.zeros(span, dtype=bool)
+    present[combined] = True
+    remap = np.cumsum(present) - 1
+    inverse = remap[combined]
+    first_at = np.full(span, n, dtype=np.int64)
+    np.minimum.at(first_at, combined, np.arange(n, dtype=np.int64))
+    return inverse.astype(np.int64), first_at[present]
 
 
 def _keyed_groups(
@@ -725,10 +769,11 @@ def summarize_ad(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict[
     }
 
 
-def _counts(values: NDArray[Any]) -> dict[str, int]:
-    """Counts of each distinct string value, sorted by value."""
-    uniq, cnt = np.unique(values.astype(str), return_counts=True)
-    return {str(u): int(c) for u, c in zip(uniq, cnt, strict=True)}
+def _counts(column: pa.ChunkedArray) -> dict[str, int]:
+    """Counts of each distinct string value, sorted by value (computed in Arrow)."""
+    vc = pc.value_counts(column)
+    pairs = zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)
+    return {str(u): int(c) for u, c in sorted(pairs)}
 
 
 def summarize_run(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict[str, Any]:
@@ -745,7 +790,7 @@ def summarize_run(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict
         infinity written as ``None``.
     """
     table = _as_table(data)
-    families = set(_np(table, "family").astype(str).tolist()) if table.num_rows else set()
+    families = {str(f) for f in pc.unique(table["family"]).to_pylist()}
     unknown = families - {f.value for f in TaskFamily}
     if unknown:
         raise ValueError(
@@ -754,10 +799,12 @@ def summarize_run(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict
         )
     out: dict[str, Any] = {
         "protocol": protocol.switches(),
-        "record_protocols": _counts(_np(table, "protocol")) if table.num_rows else {},
-        "models": sorted(set(_np(table, "model").astype(str).tolist())) if table.num_rows else [],
+        "record_protocols": _counts(table["protocol"]) if table.num_rows else {},
+        "models": sorted(str(m) for m in pc.unique(table["model"]).to_pylist())
+        if table.num_rows
+        else [],
         "num_records": table.num_rows,
-        "status_counts": _counts(_np(table, "status")) if table.num_rows else {},
+        "status_counts": _counts(table["status"]) if table.num_rows else {},
         "status_counts_by_family": {},
     }
     summarizers = {
@@ -769,7 +816,7 @@ def summarize_run(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict
         if fam.value not in families:
             continue
         rows = _family_rows(table, fam)
-        out["status_counts_by_family"][fam.value] = _counts(_np(rows, "status"))
+        out["status_counts_by_family"][fam.value] = _counts(rows["status"])
         out[fam.value] = fn(rows, protocol)
     return cast(dict[str, Any], to_jsonable(out))
 

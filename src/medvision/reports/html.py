@@ -19,6 +19,7 @@ import html
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,12 +28,46 @@ from PIL import Image
 from medvision.geometry.frames import rel_to_box_rc
 from medvision.metrics.per_sample import sample_metrics
 from medvision.metrics.protocols import PROTOCOLS
-from medvision.reports.tables import COLUMNS, format_value, leaderboard, protocol_line
-from medvision.schema import Plane, Record, TaskFamily
+from medvision.reports.plots import Plot
+from medvision.reports.tables import (
+    CI_KEYS,
+    COLUMNS,
+    failure_notes,
+    format_interval,
+    format_value,
+    leaderboard,
+    protocol_line,
+)
+from medvision.schema import Plane, Record, Sample, TaskFamily
 
-__all__ = ["write_html_report"]
+__all__ = ["RunAnalysis", "select_gallery", "write_html_report"]
 
 ImageLoader = Callable[[str], bytes]
+SampleLookup = Callable[[str], Sample | None]
+"""``sample_id -> Sample`` of the built dataset (for T/L axes and A/D landmarks), or None."""
+
+CSP: Final = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+"""Content-Security-Policy of the report: no script, no network, only inline images/CSS."""
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """Everything beyond the official summary that the report shows for one run.
+
+    Attributes:
+        intervals: Headline key -> bootstrap interval dict (``Interval.to_dict()``).
+        macro: :func:`medvision.metrics.macro.macro_report` output.
+        box_size: ``BoxSizeAnalysis.to_dict()`` or ``None`` without detection.
+        plots: Rendered plots.
+        plots_note: Why plots are missing, or ``None``.
+    """
+
+    intervals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    macro: Mapping[str, Any] = field(default_factory=dict)
+    box_size: Mapping[str, Any] | None = None
+    plots: Sequence[Plot] = ()
+    plots_note: str | None = None
+
 
 _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 _DISPLAY_PX: Final = 320
@@ -51,6 +86,8 @@ figure{margin:0;border:1px solid #ddd;padding:.5rem;width:340px;font-size:.8rem}
 figure svg{display:block;background:#222}
 pre{white-space:pre-wrap;word-break:break-word;background:#f7f7f7;padding:.3rem;
 max-height:9rem;overflow:auto}
+.warn{background:#fff4e0;border-left:4px solid #e08a00;padding:.3rem .7rem;margin:.3rem 0}
+.plots img{max-width:100%;border:1px solid #ddd;margin:.3rem}
 .gt{color:#1a9e3f;font-weight:600}.pred{color:#d7263d;font-weight:600}.muted{color:#777}
 """
 
@@ -203,6 +240,103 @@ def _svg_rect(box_rel: Sequence[float], hw: tuple[int, int], colour: str, dash: 
     )
 
 
+def _svg_line(p: Sequence[float], q: Sequence[float], colour: str, dash: bool) -> str:
+    """An SVG segment between two (row, col) pixel points (x = col, y = row)."""
+    vals = [float(v) for v in (*p, *q)]
+    if not all(math.isfinite(v) for v in vals):
+        return ""
+    dash_attr = ' stroke-dasharray="5 3"' if dash else ""
+    return (
+        f'<line x1="{vals[1]:.2f}" y1="{vals[0]:.2f}" x2="{vals[3]:.2f}" y2="{vals[2]:.2f}" '
+        f'stroke="{colour}" stroke-width="2" vector-effect="non-scaling-stroke"{dash_attr}/>'
+    )
+
+
+def _svg_point(p: Sequence[float], colour: str, hw: tuple[int, int]) -> str:
+    """A small SVG circle at a (row, col) pixel point."""
+    r = max(hw) / 80.0
+    return (
+        f'<circle cx="{float(p[1]):.2f}" cy="{float(p[0]):.2f}" r="{r:.2f}" fill="{colour}" '
+        'fill-opacity="0.8"/>'
+    )
+
+
+def _mm_per_px(p: Sequence[float], q: Sequence[float], spacing_rc: Sequence[float]) -> float:
+    """Millimetres per pixel along the direction ``p -> q`` for a (row, col) spacing in mm."""
+    dr, dc = float(q[0]) - float(p[0]), float(q[1]) - float(p[1])
+    n = math.hypot(dr, dc)
+    if n == 0.0:
+        return math.nan
+    return math.hypot(dr / n * float(spacing_rc[0]), dc / n * float(spacing_rc[1]))
+
+
+def _scaled_segment(
+    p: Sequence[float],
+    q: Sequence[float],
+    length_mm: float,
+    spacing_rc: Sequence[float],
+    *,
+    centred: bool,
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """A segment along ``p -> q`` of ``length_mm``, centred on the midpoint or starting at ``p``."""
+    mpp = _mm_per_px(p, q, spacing_rc)
+    if not (math.isfinite(mpp) and mpp > 0 and math.isfinite(length_mm)):
+        return None
+    dr, dc = float(q[0]) - float(p[0]), float(q[1]) - float(p[1])
+    n = math.hypot(dr, dc)
+    ur, uc = dr / n, dc / n
+    half = length_mm / mpp / (2.0 if centred else 1.0)
+    if centred:
+        mr, mc = (float(p[0]) + float(q[0])) / 2, (float(p[1]) + float(q[1])) / 2
+        return (mr - ur * half, mc - uc * half), (mr + ur * half, mc + uc * half)
+    return (float(p[0]), float(p[1])), (float(p[0]) + ur * half, float(p[1]) + uc * half)
+
+
+def _overlays(rec: Record, sample: Sample | None, hw: tuple[int, int]) -> tuple[str, str]:
+    """SVG overlays and a legend line for one record (ground truth green, prediction red)."""
+    fam = TaskFamily(rec.family)
+    if fam is TaskFamily.DETECTION:
+        svg = _svg_rect(rec.target, hw, _GT_COLOUR, dash=False)
+        if rec.parsed is not None:
+            svg += _svg_rect(rec.parsed, hw, _PRED_COLOUR, dash=True)
+        return svg, "green: ground-truth box; red dashed: predicted box"
+    if sample is None or not sample.points_rc:
+        return "", "axes/landmarks unavailable (the built dataset was not found)"
+    pts = sample.points_rc
+    sp = sample.spacing_mm_rc
+    pred = rec.parsed
+    svg = ""
+    if fam is TaskFamily.TUMOR_LESION_SIZE and len(pts) >= 4:
+        svg += _svg_line(pts[0], pts[1], _GT_COLOUR, dash=False)
+        svg += _svg_line(pts[2], pts[3], _GT_COLOUR, dash=False)
+        if pred is not None and len(pred) == 2:
+            for (a, b), length in (((pts[0], pts[1]), pred[0]), ((pts[2], pts[3]), pred[1])):
+                seg = _scaled_segment(a, b, float(length), sp, centred=True)
+                if seg is not None:
+                    svg += _svg_line(seg[0], seg[1], _PRED_COLOUR, dash=True)
+        return svg, (
+            "green: true major and minor axes; red dashed: the predicted lengths drawn along "
+            "the true axes"
+        )
+    for p in pts:
+        svg += _svg_point(p, _GT_COLOUR, hw)
+    if rec.metric_type == "angle" and len(pts) >= 4:
+        svg += _svg_line(pts[0], pts[1], _GT_COLOUR, dash=False)
+        svg += _svg_line(pts[2], pts[3], _GT_COLOUR, dash=False)
+        return svg, "green: landmarks and the two lines of the angle (the angle is in the text)"
+    if len(pts) >= 2:
+        svg += _svg_line(pts[0], pts[1], _GT_COLOUR, dash=False)
+        if pred is not None and len(pred) == 1:
+            seg = _scaled_segment(pts[0], pts[1], float(pred[0]), sp, centred=False)
+            if seg is not None:
+                svg += _svg_line(seg[0], seg[1], _PRED_COLOUR, dash=True)
+        return svg, (
+            "green: landmarks and the true distance; red dashed: the predicted distance from "
+            "the first landmark"
+        )
+    return svg, "green: landmarks"
+
+
 def _svg(uri: str | None, hw: tuple[int, int], overlays: str) -> str:
     """Inline SVG of size ``hw`` (rows, cols) with the image and the overlays."""
     h, w = hw
@@ -221,20 +355,19 @@ def _values(v: Sequence[float] | None) -> str:
     return "[" + ", ".join(f"{float(x):.4g}" for x in v) + "]"
 
 
-def _figure(rec: Record, loader: ImageLoader | None, protocol_name: str) -> str:
-    """One gallery figure: image (+ boxes), target vs prediction, scores, raw output."""
+def _figure(
+    rec: Record, loader: ImageLoader | None, protocol_name: str, lookup: SampleLookup | None
+) -> str:
+    """One gallery figure: image + overlays, target vs prediction, scores, raw output."""
     uri, reason = _load_image(loader, rec.image_key)
     hw = (int(rec.image_hw[0]), int(rec.image_hw[1]))
     fam = TaskFamily(rec.family)
-    overlays = ""
     scores: dict[str, float] = {}
     protocol = PROTOCOLS.get(protocol_name)
     if protocol is not None:
         scores = sample_metrics(fam, rec.parsed, rec.target, protocol)
-    if fam is TaskFamily.DETECTION:
-        overlays = _svg_rect(rec.target, hw, _GT_COLOUR, dash=False)
-        if rec.parsed is not None:
-            overlays += _svg_rect(rec.parsed, hw, _PRED_COLOUR, dash=True)
+    sample = lookup(rec.sample_id) if lookup is not None else None
+    overlays, legend = _overlays(rec, sample, hw)
     unit = {
         "detection": "relative",
         "tl": "mm",
@@ -255,29 +388,175 @@ def _figure(rec: Record, loader: ImageLoader | None, protocol_name: str) -> str:
         f"<span class=muted>(status {_e(rec.status)}"
         + (f": {_e(rec.reason)}" if rec.reason else "")
         + ")</span><br>",
-        f"<span class=muted>{_e(score_text)}</span>" if score_text else "",
+        f"<span class=muted>{_e(score_text)}</span><br>" if score_text else "",
+        f"<span class=muted>{_e(legend)}</span>",
         f"<br><span class=muted>{_e(reason)}</span>" if reason else "",
         f"<pre>{_e(rec.raw_output)}</pre></figcaption>",
     ]
     return f"<figure>{_svg(uri, hw, overlays)}{''.join(lines)}</figure>"
 
 
+def _size_preference(rec: Record) -> float:
+    """Detection: distance of the box/image ratio from 10 % in log space (mid-size first)."""
+    ratio = rec.box_img_ratio
+    if ratio is None and len(rec.target) == 4:
+        ratio = abs(rec.target[2] - rec.target[0]) * abs(rec.target[3] - rec.target[1])
+    if ratio is None or not ratio > 0:
+        return math.inf
+    return abs(math.log(ratio / 0.1))
+
+
+def select_gallery(records: Sequence[Record], family: TaskFamily, n: int) -> list[Record]:
+    """A deterministic, diverse choice of ``n`` records of one family.
+
+    Records are grouped by (dataset, plane, label or measurement); groups are visited round
+    robin in sorted order, one record at a time, so the gallery spreads over datasets, planes
+    and labels before it repeats one. Within a group, detection prefers mid-size boxes (area
+    near 10 % of the image) and then the sample id; the other families go by sample id. The
+    choice depends on the records only, never on their order in the file.
+
+    Args:
+        records: A run's records (any families).
+        family: The family to choose from.
+        n: How many to choose (fewer if there are fewer).
+
+    Returns:
+        The chosen records, in display order.
+    """
+    groups: dict[tuple[str, int, str], list[Record]] = {}
+    for r in records:
+        if r.family != family.value:
+            continue
+        label = r.label_name if family is not TaskFamily.ANGLE_DISTANCE else r.metric_key
+        groups.setdefault((r.dataset, r.plane, label), []).append(r)
+    queues = []
+    for key in sorted(groups):
+        members = groups[key]
+        if family is TaskFamily.DETECTION:
+            members.sort(key=lambda r: (_size_preference(r), r.sample_id))
+        else:
+            members.sort(key=lambda r: r.sample_id)
+        queues.append(members)
+    chosen: list[Record] = []
+    depth = 0
+    while len(chosen) < n and any(depth < len(q) for q in queues):
+        for q in queues:
+            if depth < len(q) and len(chosen) < n:
+                chosen.append(q[depth])
+        depth += 1
+    return chosen
+
+
 def _gallery(
-    records: Sequence[Record], loader: ImageLoader | None, protocol_name: str, max_gallery: int
+    records: Sequence[Record],
+    loader: ImageLoader | None,
+    protocol_name: str,
+    max_gallery: int,
+    lookup: SampleLookup | None,
 ) -> str:
-    """Gallery sections per family: the first ``max_gallery`` records of each, in order."""
+    """Gallery sections per family: a diverse selection of ``max_gallery`` records each."""
     parts: list[str] = []
     titles = {
         "detection": "Detection samples (green: ground truth, red dashed: prediction)",
-        "tl": "Tumour/lesion size samples",
-        "ad": "Angle/distance samples",
+        "tl": "Tumour/lesion size samples (green: true axes, red dashed: predicted lengths)",
+        "ad": "Angle/distance samples (green: landmarks and true measurement)",
     }
     for fam in TaskFamily:
-        chosen = [r for r in records if r.family == fam.value][: max(0, max_gallery)]
+        chosen = select_gallery(records, fam, max(0, max_gallery))
         if not chosen:
             continue
-        figures = "".join(_figure(r, loader, protocol_name) for r in chosen)
+        figures = "".join(_figure(r, loader, protocol_name, lookup) for r in chosen)
         parts.append(f'<h3>{_e(titles[fam.value])}</h3><div class="gallery">{figures}</div>')
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# analyses
+
+
+def _analysis_section(analysis: RunAnalysis) -> str:
+    """Bootstrap intervals, macro breakdowns, box size vs random and the plots."""
+    parts: list[str] = []
+    iv = analysis.intervals
+    if iv:
+        shown = [k for k in CI_KEYS if (iv.get(k) or {}).get("estimate") is not None]
+        first = iv[shown[0]] if shown else {}
+        parts.append(
+            "<h3>Confidence intervals</h3><p class=muted>"
+            f"{_e(format(first.get('level', 0.95), '.0%'))}"
+            f" percentile bootstrap, {_e(first.get('n_boot', ''))} replicates, samples resampled "
+            "within their official group and dataset.</p>"
+        )
+        parts.append(
+            _table(["number", "estimate [interval]"], [[k, format_interval(iv[k])] for k in shown])
+        )
+    cols = ("num_samples", "IoU", "avgMAE", "avgMRE", "SuccessRate")
+    for fam, m in (analysis.macro or {}).items():
+        rows: list[list[object]] = []
+        for section, title in (
+            ("by_dataset", "dataset"),
+            ("plane_split", "plane"),
+            ("by_plane", "plane"),
+            ("by_box_size", "box size"),
+        ):
+            for name, met in (m.get(section) or {}).items():
+                rows.append([title, name, *(met.get(c) for c in cols)])
+        for section, title in (
+            ("macro_dataset", "macro over datasets"),
+            ("macro_plane", "macro over planes"),
+            ("macro_box_size", "macro over box sizes"),
+        ):
+            if m.get(section):
+                rows.append([title, "", *(m[section].get(c) for c in cols)])
+        parts.append(
+            f"<h3>{_e(fam)}: per dataset, plane and box size (pooled within each part)</h3>"
+        )
+        parts.append(_table(["by", "part", "N", "IoU", "MAE", "MRE", "SR"], rows, key_cols=2))
+    box = analysis.box_size
+    if box and box.get("bins"):
+        rows = []
+        for b in box["bins"]:
+            mo, ro, rd = box["model"][b], box["random_official"][b], box["random_per_draw"][b]
+            rows.append(
+                [
+                    b,
+                    mo.get("num_samples"),
+                    mo.get("IoU"),
+                    ro.get("IoU"),
+                    mo.get("IoU>0.5"),
+                    ro.get("IoU>0.5"),
+                    rd.get("IoU>0.5"),
+                ]
+            )
+        parts.append(
+            "<h3>Detection against box size, beside random boxes</h3><p class=muted>"
+            f"{_e(box.get('n_draws'))} random boxes per sample, seed {_e(box.get('seed'))}. "
+            "Official: IoU>=0.5 of the mean IoU of the draws; per draw: the share of single "
+            "draws reaching IoU 0.5.</p>"
+        )
+        parts.append(
+            _table(
+                [
+                    "box/image",
+                    "N",
+                    "IoU",
+                    "random IoU",
+                    "IoU>=0.5",
+                    "random official",
+                    "random per draw",
+                ],
+                rows,
+            )
+        )
+    if analysis.plots_note:
+        parts.append(f'<p class="warn">{_e(analysis.plots_note)}</p>')
+    if analysis.plots:
+        imgs = "".join(
+            f'<figure style="width:auto"><img src="{_e(p.uri)}" alt="{_e(p.title)}">'
+            f"<figcaption>{_e(p.title)}</figcaption></figure>"
+            for p in analysis.plots
+        )
+        parts.append(f'<h3>Plots</h3><div class="plots gallery">{imgs}</div>')
     return "".join(parts)
 
 
@@ -290,6 +569,8 @@ def _run_section(
     records: Sequence[Record],
     loader: ImageLoader | None,
     max_gallery: int,
+    analysis: RunAnalysis | None,
+    lookup: SampleLookup | None,
 ) -> str:
     """Everything about one run."""
     proto = summary.get("protocol") or {}
@@ -303,6 +584,7 @@ def _run_section(
         + _e(", ".join(summary.get("models") or []) or "\u2014")
         + f" \u00b7 records: {_e(summary.get('num_records'))}</p>",
         _table(["parse status", "count"], list((summary.get("status_counts") or {}).items())),
+        *(f'<p class="warn">{_e(note)}</p>' for note in failure_notes(summary)),
     ]
     if summary.get("detection"):
         parts.append(_detection_section(summary["detection"]))
@@ -310,7 +592,9 @@ def _run_section(
         parts.append(_tl_section(summary["tl"]))
     if summary.get("ad"):
         parts.append(_ad_section(summary["ad"]))
-    parts.append(_gallery(records, loader, name, max_gallery))
+    if analysis is not None:
+        parts.append(_analysis_section(analysis))
+    parts.append(_gallery(records, loader, name, max_gallery, lookup))
     parts.append("</section>")
     return "".join(parts)
 
@@ -322,16 +606,23 @@ def write_html_report(
     records_by_run: Mapping[str, Sequence[Record]],
     image_loader: ImageLoader | None,
     max_gallery: int = 24,
+    analyses: Mapping[str, RunAnalysis] | None = None,
+    sample_lookup: SampleLookup | None = None,
 ) -> None:
     """Write one self-contained HTML report for one or more runs.
+
+    The page carries a Content-Security-Policy (:data:`CSP`) that forbids scripts and every
+    network request, and all text from records is escaped.
 
     Args:
         path: Output ``.html`` file; overwritten.
         summaries: Run name -> :func:`medvision.metrics.summarize_run` output.
         records_by_run: Run name -> the run's records (for the gallery); may lack a run.
         image_loader: ``image_key -> image bytes`` (PNG preferred; other formats PIL reads
-            are re-encoded to PNG). ``None`` draws the boxes on an empty canvas.
+            are re-encoded to PNG). ``None`` draws the overlays on an empty canvas.
         max_gallery: Samples shown per task family per run.
+        analyses: Run name -> intervals, breakdowns, box-size analysis and plots.
+        sample_lookup: ``sample_id -> Sample`` for T/L axes and A/D landmarks.
     """
     rows = leaderboard(summaries)
     board = _table(
@@ -340,11 +631,20 @@ def write_html_report(
         key_cols=2,
     )
     sections = "".join(
-        _run_section(run, s, records_by_run.get(run, ()), image_loader, max_gallery)
+        _run_section(
+            run,
+            s,
+            records_by_run.get(run, ()),
+            image_loader,
+            max_gallery,
+            (analyses or {}).get(run),
+            sample_lookup,
+        )
         for run, s in summaries.items()
     )
     doc = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>MedVision report</title><style>{_CSS}</style></head><body>"
         "<h1>MedVision report</h1>"

@@ -20,8 +20,12 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = [
+    "CI_KEYS",
     "COLUMNS",
     "TERMINAL_COLUMNS",
+    "ci_markdown",
+    "failure_notes",
+    "format_interval",
     "format_value",
     "leaderboard",
     "print_leaderboard",
@@ -183,3 +187,118 @@ def print_leaderboard(rows: Sequence[Mapping[str, Any]], console: Console | None
         # Text cells: a run name like "[red]x" must not be read as rich markup.
         table.add_row(*(Text(format_value(r.get(k), 3)) for k, _ in TERMINAL_COLUMNS))
     (console or Console()).print(table)
+
+
+CI_KEYS: Final[tuple[str, ...]] = (
+    "det_anatomy_IoU",
+    "det_tl_IoU",
+    "det_all_IoU",
+    "det_all_IoU>=0.5",
+    "det_macro_IoU",
+    "tl_MAE",
+    "tl_MRE",
+    "tl_MRE<0.1",
+    "tl_macro_MRE",
+    "ad_MAE",
+    "ad_MRE",
+    "ad_macro_MRE",
+)
+"""Headline numbers whose bootstrap intervals the Markdown and HTML tables show."""
+
+
+def format_interval(ci: Mapping[str, Any] | None, digits: int = 4) -> str:
+    """``"0.4123 [0.3990, 0.4250]"`` from an interval dict, or an em dash when undefined."""
+    if not ci or ci.get("estimate") is None:
+        return "\u2014"
+    est = format_value(float(ci["estimate"]), digits)
+    if ci.get("low") is None or ci.get("high") is None:
+        return est
+    return f"{est} [{float(ci['low']):.{digits}f}, {float(ci['high']):.{digits}f}]"
+
+
+def ci_markdown(
+    intervals: Mapping[str, Mapping[str, Mapping[str, Any]]], keys: Sequence[str] = CI_KEYS
+) -> str:
+    """Markdown table of bootstrap intervals: one row per run, one column per headline key.
+
+    Args:
+        intervals: Run name -> headline key -> interval dict (``Interval.to_dict()``).
+        keys: Headline keys to show (columns without any number are dropped).
+
+    Returns:
+        The table, preceded by a line naming the level and replicates (empty if no intervals).
+    """
+    if not intervals:
+        return ""
+    shown = [
+        k
+        for k in keys
+        if any((iv.get(k) or {}).get("estimate") is not None for iv in intervals.values())
+    ]
+    first = next((iv[k] for iv in intervals.values() for k in shown if k in iv), {})
+    level = float(first.get("level", 0.95)) if first else 0.95
+    n_boot = first.get("n_boot", "?") if first else "?"
+    head = "| run | " + " | ".join(shown) + " |"
+    sep = "|---|" + "|".join("---" for _ in shown) + "|"
+    body = [
+        f"| {_md_cell(run)} | " + " | ".join(format_interval(iv.get(k)) for k in shown) + " |"
+        for run, iv in intervals.items()
+    ]
+    title = (
+        f"{level:.0%} bootstrap intervals ({n_boot} replicates, samples resampled within "
+        "their official group and dataset):"
+    )
+    return "\n".join([title, "", head, sep, *body]) + "\n"
+
+
+_FAMILY_NAMES: Final[dict[str, str]] = {
+    "detection": "Detection",
+    "tl": "Tumour/lesion size",
+    "ad": "Angle/distance",
+}
+
+
+def failure_notes(summary: Mapping[str, Any]) -> list[str]:
+    """Plain-text notes on how parse failures enter each family's numbers.
+
+    Args:
+        summary: :func:`medvision.metrics.summarize_run` output.
+
+    Returns:
+        One sentence per family with at least one failed answer (and per official drop rule
+        that removed a label), naming the count, the share and which metrics it drives.
+    """
+    notes: list[str] = []
+    for fam, counts in (summary.get("status_counts_by_family") or {}).items():
+        total = int(sum(counts.values()))
+        failed = total - int(counts.get("ok", 0))
+        if not total or not failed:
+            continue
+        share = failed / total
+        name = _FAMILY_NAMES.get(fam, fam)
+        head = f"{name}: {failed} of {total} answers ({share:.1%}) failed to parse"
+        if fam == "detection":
+            how = (
+                "IoU, F1, precision and recall count them as 0 and SR and IoU>=k as misses; "
+                "MAE averages only the successful answers."
+            )
+        else:
+            how = (
+                "MAE and MRE average only the successful answers, so they describe the "
+                f"{1 - share:.1%} that parsed; SR and MRE<k count failures as misses."
+            )
+        notes.append(f"{head}; {how}")
+    tl = summary.get("tl") or {}
+    if tl.get("dropped_all_failed"):
+        notes.append(
+            "Tumour/lesion: labels where every answer failed are dropped from the model line "
+            f"(official rule), which raises its SR: {', '.join(tl['dropped_all_failed'])}."
+        )
+    ad = summary.get("ad") or {}
+    if ad.get("labels_all_failed"):
+        notes.append(
+            "Angle/distance: labels where every answer failed keep their samples in the "
+            "MAE/MRE denominator (official quirk), which lowers those averages: "
+            f"{', '.join(ad['labels_all_failed'])}."
+        )
+    return notes

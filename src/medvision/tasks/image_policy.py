@@ -6,6 +6,11 @@ native spacing, ``adj = spacing / (resized / original)``. A :class:`ImagePolicy`
 prediction for one model family, without loading the model's processor.
 
 Sizes are ``(H, W)`` = ``(rows, cols)`` in pixels; spacings are ``(row_mm, col_mm)``.
+
+:data:`MODEL_FAMILIES` maps model names / hub ids (regular expressions) to a family and its
+policy under each protocol (``paper-v1``: the c221615 table; ``official``: the 1.2.1 table,
+official-versions section 8); :func:`policy_for_model` picks it, so a run can say
+``--image-policy auto``.
 """
 
 from __future__ import annotations
@@ -19,9 +24,21 @@ from typing import Literal
 
 from medvision.geometry.frames import rescale_spacing
 
-__all__ = ["POLICIES", "ImagePolicy", "PolicyKind", "get_policy", "smart_resize"]
+__all__ = [
+    "MODEL_FAMILIES",
+    "POLICIES",
+    "ImagePolicy",
+    "ModelFamily",
+    "PolicyKind",
+    "family_for_model",
+    "get_policy",
+    "internvl_tiles",
+    "policy_for_model",
+    "smart_resize",
+]
 
-PolicyKind = Literal["native", "fixed", "qwen_smart"]
+PolicyKind = Literal["native", "fixed", "qwen_smart", "fit_long_side", "internvl_tiles"]
+_KINDS: tuple[str, ...] = ("native", "fixed", "qwen_smart", "fit_long_side", "internvl_tiles")
 
 QWEN_MIN_PIXELS = 56 * 56
 """Default ``min_pixels`` of the Qwen2-VL / Qwen2.5-VL image processor (3136)."""
@@ -82,20 +99,79 @@ def smart_resize(
     return h_bar, w_bar
 
 
+def internvl_tiles(
+    height: int, width: int, *, tile: int = 448, min_tiles: int = 1, max_tiles: int = 12
+) -> tuple[int, int]:
+    """InternVL's dynamic tiling grid (the public ``dynamic_preprocess`` of InternVL/GOT-OCR2).
+
+    The candidate grids are every ``(cols, rows)`` with ``min_tiles <= cols * rows <=
+    max_tiles``, ordered by tile count; the grid whose aspect ``cols / rows`` is closest to
+    ``W / H`` wins, and on a tie a later (larger) grid wins when the image area exceeds half
+    of that grid's area. The thumbnail tile added when there is more than one tile does not
+    change the content size.
+
+    Args:
+        height: Input height in pixels (rows).
+        width: Input width in pixels (columns).
+        tile: Tile side in pixels (448 for InternVL2.5/3).
+        min_tiles: Fewest tiles.
+        max_tiles: Most tiles.
+
+    Returns:
+        ``(rows, cols)`` of the tile grid; the model sees ``(tile * rows, tile * cols)``.
+
+    Example:
+        >>> internvl_tiles(240, 240)
+        (1, 1)
+        >>> internvl_tiles(1000, 2000)  # aspect 2: 1x2, 2x4 tie; the large image takes 2x4
+        (2, 4)
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive; found (H, W) = ({height}, {width})")
+    # The same construction as InternVL (a set, then a stable sort by tile count), so ties in
+    # tile count keep InternVL's order.
+    grids = sorted(
+        {
+            (i, j)
+            for n in range(min_tiles, max_tiles + 1)
+            for i in range(1, n + 1)
+            for j in range(1, n + 1)
+            if min_tiles <= i * j <= max_tiles
+        },
+        key=lambda g: g[0] * g[1],
+    )
+    aspect = width / height
+    best_diff = math.inf
+    best = (1, 1)
+    for cols, rows in grids:
+        diff = abs(aspect - cols / rows)
+        if diff < best_diff:
+            best_diff, best = diff, (cols, rows)
+        elif diff == best_diff and width * height > 0.5 * tile * tile * cols * rows:
+            best = (cols, rows)
+    return best[1], best[0]
+
+
 @dataclass(frozen=True)
 class ImagePolicy:
     """How one model family resizes an image before it sees it.
 
     Attributes:
         name: Registry name (e.g. ``"qwen2.5-vl"``).
-        kind: ``"native"`` (no resize), ``"fixed"`` (always ``fixed_hw``) or ``"qwen_smart"``
-            (:func:`smart_resize` with the fields below).
+        kind: ``"native"`` (no resize), ``"fixed"`` (always ``fixed_hw``), ``"qwen_smart"``
+            (:func:`smart_resize` with the fields below), ``"fit_long_side"`` (aspect kept,
+            the long side scaled to ``long_side``: content ``round(H * S / max(H, W))`` x
+            ``round(W * S / max(H, W))``, as the 1.2.1 table for LLaVA-style 336 models) or
+            ``"internvl_tiles"`` (:func:`internvl_tiles` with ``tile``/``max_tiles``).
         fixed_hw: Output ``(H, W)`` in pixels for ``kind="fixed"``; ``None`` otherwise.
         min_pixels: Qwen ``min_pixels`` (area in pixels).
         max_pixels: Qwen ``max_pixels`` (area in pixels).
         patch_size: Vision patch side in pixels (Qwen: 14).
         merge_size: Patches merged per side (Qwen: 2), so sides are multiples of
             ``patch_size * merge_size``.
+        long_side: Target long side in pixels for ``kind="fit_long_side"``.
+        tile: Tile side in pixels for ``kind="internvl_tiles"``.
+        max_tiles: Most tiles for ``kind="internvl_tiles"``.
     """
 
     name: str
@@ -105,9 +181,12 @@ class ImagePolicy:
     max_pixels: int = QWEN_MAX_PIXELS
     patch_size: int = 14
     merge_size: int = 2
+    long_side: int | None = None
+    tile: int = 448
+    max_tiles: int = 12
 
     def __post_init__(self) -> None:
-        if self.kind not in ("native", "fixed", "qwen_smart"):
+        if self.kind not in _KINDS:
             raise ValueError(f"policy {self.name!r}: unknown kind {self.kind!r}")
         if self.kind == "fixed":
             if self.fixed_hw is None or len(self.fixed_hw) != 2 or min(self.fixed_hw) <= 0:
@@ -124,6 +203,14 @@ class ImagePolicy:
             )
         if self.patch_size <= 0 or self.merge_size <= 0:
             raise ValueError(f"policy {self.name!r}: patch_size and merge_size must be > 0")
+        if (self.kind == "fit_long_side") != (self.long_side is not None):
+            raise ValueError(
+                f"policy {self.name!r}: long_side is for (and needed by) kind 'fit_long_side'"
+            )
+        if self.long_side is not None and self.long_side <= 0:
+            raise ValueError(f"policy {self.name!r}: long_side must be > 0; found {self.long_side}")
+        if self.tile <= 0 or self.max_tiles < 1:
+            raise ValueError(f"policy {self.name!r}: need tile > 0 and max_tiles >= 1")
 
     def seen_hw(self, native_hw: tuple[int, int]) -> tuple[int, int]:
         """Size of the image the model sees.
@@ -145,6 +232,13 @@ class ImagePolicy:
         if self.kind == "fixed":
             assert self.fixed_hw is not None  # guaranteed by __post_init__
             return self.fixed_hw
+        if self.kind == "fit_long_side":
+            assert self.long_side is not None  # guaranteed by __post_init__
+            scale = self.long_side / max(h, w)
+            return (max(1, round(h * scale)), max(1, round(w * scale)))
+        if self.kind == "internvl_tiles":
+            rows, cols = internvl_tiles(h, w, tile=self.tile, max_tiles=self.max_tiles)
+            return (self.tile * rows, self.tile * cols)
         return smart_resize(
             h,
             w,
@@ -191,6 +285,24 @@ _REGISTRY: dict[str, ImagePolicy] = {
     "llava-med": _fixed("llava-med", 336),
     "huatuogpt-vision": _fixed("huatuogpt-vision", 336),
     "healthgpt": _fixed("healthgpt", 336),
+    # 1.2.1 (official-versions section 8): InternVL3 tiles dynamically; the LLaVA-style 336
+    # models keep the aspect ratio inside a 336 canvas (the pixel size follows the content).
+    "internvl3-dynamic": ImagePolicy(name="internvl3-dynamic", kind="internvl_tiles"),
+    "llava-med-fit": ImagePolicy(name="llava-med-fit", kind="fit_long_side", long_side=336),
+    "huatuogpt-vision-fit": ImagePolicy(
+        name="huatuogpt-vision-fit", kind="fit_long_side", long_side=336
+    ),
+    "healthgpt-fit": ImagePolicy(name="healthgpt-fit", kind="fit_long_side", long_side=336),
+    # Qwen3-VL: patch 16, merge 2 (factor 32); the processor's default size bounds
+    # shortest_edge 65536 and longest_edge 16777216 pixels of area.
+    "qwen3-vl": ImagePolicy(
+        name="qwen3-vl",
+        kind="qwen_smart",
+        min_pixels=65536,
+        max_pixels=16777216,
+        patch_size=16,
+        merge_size=2,
+    ),
 }
 
 POLICIES: Mapping[str, ImagePolicy] = MappingProxyType(_REGISTRY)
@@ -226,3 +338,100 @@ def get_policy(name: str) -> ImagePolicy:
     raise KeyError(
         f"unknown image policy {name!r}; known: {known}, or 'fixed:HxW' (e.g. fixed:512x512)"
     )
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A model family: which model ids belong to it and which image policy each protocol uses.
+
+    Attributes:
+        name: Family name (e.g. ``"qwen2.5-vl"``).
+        pattern: Regular expression searched (case-insensitively) in the model name or id.
+        policy_v1: Policy name under ``paper-v1`` (the GitHub c221615 table), or ``None`` where
+            that table has no entry (the official code raised ``ValueError`` there).
+        policy_official: Policy name under ``official`` / ``strict`` (the 1.2.1 table).
+    """
+
+    name: str
+    pattern: str
+    policy_v1: str | None
+    policy_official: str | None
+
+    def matches(self, model: str) -> bool:
+        """Whether ``model`` (a name, hub id or folder path) belongs to this family."""
+        return re.search(self.pattern, model, flags=re.IGNORECASE) is not None
+
+
+#: Model families, most specific first (the first match wins): Lingshu before Qwen, MedGemma
+#: before Gemma, LLaVA-Med before LLaVA-OneVision. Llama-3.2-Vision (Mllama tile canvas) and
+#: LLaVA-OneVision (anyres best resolution) have no policy here yet: pass ``--image-policy``.
+MODEL_FAMILIES: tuple[ModelFamily, ...] = (
+    ModelFamily("lingshu", r"lingshu", "lingshu", "lingshu"),
+    ModelFamily("qwen3-vl", r"qwen3[-_.]?vl", None, "qwen3-vl"),
+    ModelFamily("qwen2.5-vl", r"qwen2[._]?5[-_]?vl", "qwen2.5-vl", "qwen2.5-vl"),
+    ModelFamily("qwen2-vl", r"qwen2[-_]?vl", "qwen2-vl", "qwen2-vl"),
+    ModelFamily("medgemma", r"medgemma", "medgemma", "medgemma"),
+    ModelFamily("gemma3", r"gemma[-_]?3", "gemma3", "gemma3"),
+    ModelFamily("internvl3", r"internvl[-_]?3", "internvl3", "internvl3-dynamic"),
+    ModelFamily("meddr", r"meddr", "meddr", "meddr"),
+    ModelFamily("llava-med", r"llava[-_]?med", "llava-med", "llava-med-fit"),
+    ModelFamily(
+        "huatuogpt-vision", r"huatuogpt[-_]?vision", "huatuogpt-vision", "huatuogpt-vision-fit"
+    ),
+    ModelFamily("healthgpt", r"healthgpt", "healthgpt", "healthgpt-fit"),
+    ModelFamily("llama-3.2-vision", r"llama[-_]?3\.2[-_].*vision|mllama", None, None),
+    ModelFamily("llava-onevision", r"llava[-_]?onevision", None, None),
+)
+
+
+def family_for_model(model: str) -> ModelFamily:
+    """The first family of :data:`MODEL_FAMILIES` whose pattern matches ``model``.
+
+    Args:
+        model: Model name, hub id (``"Qwen/Qwen2.5-VL-7B-Instruct"``) or folder path.
+
+    Returns:
+        The family.
+
+    Raises:
+        KeyError: If no family matches (the message lists the families).
+
+    Example:
+        >>> family_for_model("google/medgemma-4b-it").name
+        'medgemma'
+    """
+    for family in MODEL_FAMILIES:
+        if family.matches(model):
+            return family
+    names = ", ".join(f.name for f in MODEL_FAMILIES)
+    raise KeyError(
+        f"no model family matches {model!r} (known: {names}); pass an explicit image policy "
+        "(e.g. --image-policy native or fixed:HxW)"
+    )
+
+
+def policy_for_model(model: str, protocol: str = "official") -> ImagePolicy:
+    """The image policy a model family uses under a protocol.
+
+    Args:
+        model: Model name, hub id or folder path.
+        protocol: ``"paper-v1"`` (c221615 table) or ``"official"`` / ``"strict"`` (1.2.1).
+
+    Returns:
+        The registered policy.
+
+    Raises:
+        KeyError: If no family matches or the family has no policy under ``protocol``.
+
+    Example:
+        >>> policy_for_model("OpenGVLab/InternVL3-38B", "paper-v1").seen_hw((512, 512))
+        (448, 448)
+    """
+    family = family_for_model(model)
+    name = family.policy_v1 if protocol == "paper-v1" else family.policy_official
+    if name is None:
+        raise KeyError(
+            f"model family {family.name!r} (from {model!r}) has no image policy under "
+            f"protocol {protocol!r}; pass an explicit image policy"
+        )
+    return get_policy(name)

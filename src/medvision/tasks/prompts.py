@@ -1,11 +1,16 @@
 r"""The one prompt renderer, used by evaluation and by training-data export.
 
-Four styles (:class:`PromptStyle`):
+Five styles (:class:`PromptStyle`):
 
 * ``paper-v1``: GitHub c221615 (official-eval-protocol §2), byte for byte, including the
   quirks: detection says "corner", T/L expands only ``mm``/``cm``, A/D distance replaces
   ``mm`` by ``millimeters``, the angle keeps the raw unit (``degree``) and the A/D pixel line
   hard-codes ``mm``. No image-size line.
+* ``paper-v1+size``: ours, ``paper-v1`` with the 1.2.1 image-size line
+  (``The image size is {W} pixels (width) x {H} pixels (height).``) inserted before the pixel
+  line of T/L and A/D prompts, for paper-comparable runs that still state the size of the
+  image the model sees (``official`` already has the line). Detection is unchanged (1.2.1
+  states no size for detection either).
 * ``official``: PyPI medvision-bm 1.2.1 non-CoT prompts (official-versions §7): the
   ``<think>``/``<answer>`` prefix before the format line, the short T/L and A/D format lines,
   "corners", ``": {description}"`` omitted when the description is empty, an image-size line
@@ -23,22 +28,28 @@ Four styles (:class:`PromptStyle`):
 Pixel sizes are written ``{width:.3f} ... (width) x {height:.3f} ... (height)`` with width the
 column spacing ``seen_spacing_mm_rc[1]`` and height the row spacing ``seen_spacing_mm_rc[0]``.
 The image-size line states ``seen_hw`` as ``{W} pixels (width) x {H} pixels (height)``.
+
+:func:`response_schema` gives the JSON schema of the ``json`` style's answer per family, for
+backends with structured outputs (vLLM ``StructuredOutputsParams(json=...)``, OpenAI-compatible
+``response_format={"type": "json_schema", ...}``).
 """
 
 from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
+from typing import Any
 
 from medvision.schema import Sample, TaskFamily
 
-__all__ = ["PromptStyle", "prompt_hash", "render_prompt"]
+__all__ = ["PromptStyle", "prompt_hash", "render_prompt", "response_schema"]
 
 
 class PromptStyle(StrEnum):
     """Prompt wording (see the module docstring)."""
 
     PAPER_V1 = "paper-v1"
+    PAPER_V1_SIZE = "paper-v1+size"
     OFFICIAL = "official"
     COT = "cot"
     JSON = "json"
@@ -232,7 +243,11 @@ def _ad_task(sample: Sample, unit: str) -> str:
     return f"estimate the angle between 2 lines in {unit}: {lines}"
 
 
-def _render_paper_v1(sample: Sample, spacing_mm_rc: tuple[float, float]) -> str:
+def _render_paper_v1(
+    sample: Sample, spacing_mm_rc: tuple[float, float], seen_hw: tuple[int, int] | None = None
+) -> str:
+    """The c221615 prompt; with ``seen_hw``, the size line goes before the pixel line."""
+    size = f"{_size_line(seen_hw)}\n" if seen_hw is not None else ""
     head = f"Task:\nGiven the input medical image: {sample.image_description}, "
     if sample.family is TaskFamily.DETECTION:
         return (
@@ -246,7 +261,7 @@ def _render_paper_v1(sample: Sample, spacing_mm_rc: tuple[float, float]) -> str:
         return (
             head + "estimate the major and minor axis lengths of the ellipse enclosing the "
             f"{sample.label_name}, in {unit}.\n"
-            f"Additional information:\n{_pixel_line(spacing_mm_rc, unit)}\n"
+            f"Additional information:\n{size}{_pixel_line(spacing_mm_rc, unit)}\n"
             f"Format requirement:\n{FORMAT_TL_V1}"
         )
     # A/D: distances replace every "mm"; angles keep the unit as is; the pixel line says mm.
@@ -254,7 +269,7 @@ def _render_paper_v1(sample: Sample, spacing_mm_rc: tuple[float, float]) -> str:
     unit = sample.unit.replace("mm", "millimeters") if is_distance else sample.unit
     return (
         head + _ad_task(sample, unit) + "Additional information:\n"
-        f"{_pixel_line(spacing_mm_rc, 'mm')}\n"
+        f"{size}{_pixel_line(spacing_mm_rc, 'mm')}\n"
         f"Format requirement:\n{FORMAT_AD_V1}"
     )
 
@@ -352,6 +367,8 @@ def render_prompt(
     style = PromptStyle(style)
     if style is PromptStyle.PAPER_V1:
         return _render_paper_v1(sample, seen_spacing_mm_rc)
+    if style is PromptStyle.PAPER_V1_SIZE:
+        return _render_paper_v1(sample, seen_spacing_mm_rc, seen_hw)
     question = _question_121(sample, seen_hw, seen_spacing_mm_rc)
     if style is PromptStyle.OFFICIAL:
         return question + _format_121(sample)
@@ -371,3 +388,50 @@ def prompt_hash(text: str) -> str:
         The first 16 hex characters of the sha256 of the UTF-8 text.
     """
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+_NUMBER: dict[str, Any] = {"type": "number"}
+
+
+def response_schema(family: TaskFamily | str) -> dict[str, Any]:
+    """JSON schema of the ``json`` style's answer for one task family (structured outputs).
+
+    Field names and units are those the ``json`` prompts ask for and
+    :func:`medvision.parsing.parse_robust` reads: detection ``{"box": [x0, y0, x1, y1]}``
+    (relative, origin lower-left, y up; exactly four numbers), T/L ``{"major_mm",
+    "minor_mm"}`` (mm), A/D ``{"value"}`` (mm or degrees). No other keys are allowed, so a
+    constrained decoder cannot wander.
+
+    Args:
+        family: ``"detection"``, ``"tl"`` or ``"ad"`` (a :class:`TaskFamily` or its value).
+
+    Returns:
+        A fresh JSON-schema dict (callers may modify it).
+
+    Raises:
+        ValueError: If ``family`` is unknown.
+
+    Example:
+        >>> response_schema("ad")["required"]
+        ['value']
+    """
+    try:
+        fam = TaskFamily(family)
+    except ValueError:
+        known = [f.value for f in TaskFamily]
+        raise ValueError(f"unknown task family {family!r}; expected one of {known}") from None
+    if fam is TaskFamily.DETECTION:
+        properties: dict[str, Any] = {
+            "box": {"type": "array", "items": dict(_NUMBER), "minItems": 4, "maxItems": 4}
+        }
+    elif fam is TaskFamily.TUMOR_LESION_SIZE:
+        properties = {"major_mm": dict(_NUMBER), "minor_mm": dict(_NUMBER)}
+    else:
+        properties = {"value": dict(_NUMBER)}
+    return {
+        "title": f"medvision_{fam.value}_answer",
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }

@@ -1,0 +1,406 @@
+"""The ``hf`` backend: Hugging Face transformers image-text-to-text models, in process.
+
+Loads any model ``AutoModelForImageTextToText`` knows (Qwen2/2.5/3-VL, Gemma 3 / MedGemma,
+InternVL-HF, LLaVA-OneVision-HF, Llama-3.2-Vision, ...) with its ``AutoProcessor``, renders each
+request through the processor's chat template and decodes greedily by default (temperature 0,
+as the official runs). Batch size 1 by default: batched HF generation needs left padding and is
+where score drift across batch sizes has been reported (reference ``ecosystem.md`` 1.1, 2.3).
+
+Fine-tuned checkpoints work with no glue: pass a folder holding a PEFT adapter
+(``adapter_config.json``) as ``model`` and the base model named in its
+``base_model_name_or_path`` is loaded, then the adapter (``PeftModel.from_pretrained``);
+``merge_adapter=True`` merges it into the weights (``merge_and_unload``) for faster decoding.
+A separate ``adapter=`` folder on top of a base ``model`` works the same way.
+
+torch, transformers and peft are imported lazily, inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import time
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from medvision.backends.base import ChatRequest, ChatResponse, ImagePart, Message, TextPart
+
+__all__ = [
+    "HFBackend",
+    "adapter_base_model",
+    "load_processor",
+    "to_hf_messages",
+]
+
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+_DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+# --------------------------------------------------------------------------------------------
+# processor loading (with the no-torchvision fallback for Qwen2-VL folders)
+
+
+@cache
+def _image_only_processor_class() -> type[Any]:
+    """``Qwen2VLProcessor`` without the video attribute, so it loads without torchvision.
+
+    ``ProcessorMixin.get_attributes()`` reads the ``__init__`` signature, so dropping
+    ``video_processor`` from it removes the attribute ("workaround A" of
+    ``reference/tiny-vlm-offline.md``).
+    """
+    from transformers import Qwen2VLProcessor
+
+    class _ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
+        def __init__(
+            self,
+            image_processor: Any = None,
+            tokenizer: Any = None,
+            chat_template: str | None = None,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(  # type: ignore[no-untyped-call]
+                image_processor=image_processor,
+                tokenizer=tokenizer,
+                chat_template=chat_template,
+                **kwargs,
+            )
+
+    return _ImageOnlyQwen2VLProcessor
+
+
+def _is_qwen2_vl_folder(model_dir: str | Path) -> bool:
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        return False
+    model_type = json.loads(config.read_text()).get("model_type", "")
+    return model_type in ("qwen2_vl", "qwen2_5_vl")
+
+
+def load_processor(model_dir: str | Path, **kwargs: Any) -> Any:
+    """Load the processor of a model, without torchvision if need be.
+
+    Tries ``AutoProcessor.from_pretrained`` (the normal path; it works for every model where
+    torchvision imports). If that fails because a Qwen2/2.5-VL video processor cannot be built
+    (no torchvision, or none saved in the folder), falls back to an image-only Qwen2-VL
+    processor. Any other error propagates.
+
+    Args:
+        model_dir: Model folder (or hub id, where a hub is reachable).
+        **kwargs: Passed to ``from_pretrained`` (e.g. ``min_pixels``/``max_pixels``).
+
+    Returns:
+        A processor with ``apply_chat_template``, ``tokenizer`` and ``image_processor``.
+    """
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(str(model_dir), **kwargs)  # type: ignore[no-untyped-call]
+    except (OSError, ImportError, AttributeError, ValueError) as exc:
+        text = str(exc).lower()
+        if not (("video" in text or "torchvision" in text) and _is_qwen2_vl_folder(model_dir)):
+            raise
+    return _image_only_processor_class().from_pretrained(str(model_dir), **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# messages
+
+
+def _png_to_pil(png: bytes, where: str) -> Any:
+    """Decode PNG bytes to an RGB PIL image (the processors expect 3 channels)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(png)) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{where}: image is not a readable PNG ({exc})") from exc
+
+
+def to_hf_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """Convert a request to the transformers chat format, images decoded to PIL.
+
+    Parts keep their order (the official adapters put the text before the image; the runner
+    decides). A text-only turn is still a list of typed parts, as multimodal templates expect.
+
+    Args:
+        request: The request (its ``hints`` are ignored).
+
+    Returns:
+        ``[{"role": ..., "content": [{"type": "text", "text": ...} | {"type": "image",
+        "image": PIL.Image}]}]``.
+
+    Raises:
+        ValueError: If an image is not a readable PNG (the message names the request).
+    """
+    out: list[dict[str, Any]] = []
+    for m_index, message in enumerate(request.messages):
+        out.append({"role": message.role, "content": _hf_parts(request, m_index, message)})
+    return out
+
+
+def _hf_parts(request: ChatRequest, m_index: int, message: Message) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for p_index, part in enumerate(message.content):
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            where = f"request {request.request_id} message {m_index} part {p_index}"
+            parts.append({"type": "image", "image": _png_to_pil(part.png, where)})
+    return parts
+
+
+# --------------------------------------------------------------------------------------------
+# model loading
+
+
+def adapter_base_model(adapter_dir: str | Path) -> str:
+    """The base model a PEFT adapter folder was trained on.
+
+    Args:
+        adapter_dir: Folder holding ``adapter_config.json``.
+
+    Returns:
+        Its ``base_model_name_or_path`` (a folder or hub id).
+
+    Raises:
+        ValueError: If the file is missing, unreadable or names no base model.
+    """
+    path = Path(adapter_dir) / ADAPTER_CONFIG
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the adapter config ({exc})") from exc
+    base = data.get("base_model_name_or_path") if isinstance(data, dict) else None
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{path}: expected a 'base_model_name_or_path' string; found {base!r}")
+    return base
+
+
+def _has_processor_files(folder: Path) -> bool:
+    return any(
+        (folder / name).is_file()
+        for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+    )
+
+
+def _torch_dtype(dtype: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        return "auto"
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+class HFBackend:
+    """transformers ``generate`` on image-text-to-text models.
+
+    Args:
+        model: Model folder or hub id, or a PEFT adapter folder (``adapter_config.json``), in
+            which case its base model is loaded and the adapter applied.
+        adapter: A PEFT adapter folder applied on top of ``model`` (alternative to passing
+            the adapter folder as ``model``).
+        merge_adapter: Merge the adapter into the weights after loading.
+        dtype: ``"auto"`` (the checkpoint's dtype), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (accelerate's
+            ``device_map="auto"``, which spreads a large model over the visible GPUs).
+        batch_size: Requests per ``generate`` call (left padding). 1 by default.
+        processor_kwargs: Passed to the processor's ``from_pretrained`` (e.g. Qwen
+            ``min_pixels``/``max_pixels``; keep them equal to the run's image policy).
+        model_kwargs: Passed to the model's ``from_pretrained`` (e.g.
+            ``attn_implementation``).
+        trust_remote_code: Allow the checkpoint's own Python code (off by default).
+
+    Raises:
+        ValueError: If ``dtype`` or ``batch_size`` is invalid or an adapter folder is broken.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        adapter: str | Path | None = None,
+        merge_adapter: bool = False,
+        dtype: DType | str = "auto",
+        device: str = "cpu",
+        batch_size: int = 1,
+        processor_kwargs: Mapping[str, Any] | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if dtype not in _DTYPES:
+            raise ValueError(f"hf backend: dtype must be one of {_DTYPES}; found {dtype!r}")
+        if batch_size < 1:
+            raise ValueError(f"hf backend: batch_size must be >= 1; found {batch_size}")
+        self.batch_size = batch_size
+        self.device = device
+        self.model_id = str(model)
+        adapter_dir: Path | None = Path(adapter) if adapter is not None else None
+        base: str = str(model)
+        if adapter_dir is None and (Path(model) / ADAPTER_CONFIG).is_file():
+            adapter_dir = Path(model)
+            base = adapter_base_model(adapter_dir)
+        self.adapter = str(adapter_dir) if adapter_dir is not None else None
+        self.base_model = base
+        self.merged = bool(adapter_dir is not None and merge_adapter)
+
+        # Processor: the adapter folder's own copy when training saved one, else the base's.
+        proc_source = (
+            adapter_dir if adapter_dir is not None and _has_processor_files(adapter_dir) else base
+        )
+        self.processor = load_processor(
+            proc_source, trust_remote_code=trust_remote_code, **dict(processor_kwargs or {})
+        )
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        tokenizer.padding_side = "left"  # decoder-only batching: pad on the left
+        self._tokenizer = tokenizer
+        # transformers >= 5 takes call-time processor options in ``processor_kwargs``.
+        takes_dict = (
+            "processor_kwargs" in inspect.signature(self.processor.apply_chat_template).parameters
+        )
+        self._padding_kwargs: dict[str, Any] = (
+            {"processor_kwargs": {"padding": True}} if takes_dict else {"padding": True}
+        )
+        self.model = self._load_model(base, dtype, dict(model_kwargs or {}), trust_remote_code)
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(adapter_dir))
+            if merge_adapter:
+                self.model = self.model.merge_and_unload()
+        self.model.eval()
+        self._closed = False
+
+    def _load_model(
+        self, base: str, dtype: str, kwargs: dict[str, Any], trust_remote_code: bool
+    ) -> Any:
+        from transformers import AutoModelForImageTextToText
+
+        kwargs.setdefault("dtype", _torch_dtype(dtype))
+        if self.device == "auto":
+            kwargs.setdefault("device_map", "auto")
+        model: Any = AutoModelForImageTextToText.from_pretrained(
+            base, trust_remote_code=trust_remote_code, **kwargs
+        )
+        if self.device != "auto":
+            model = model.to(self.device)
+        return model
+
+    # ----------------------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        """Answer every request (same order); a failing request gets an error response.
+
+        Requests are grouped in chunks of ``batch_size`` with equal generation settings; if a
+        batched call fails, its requests are retried one by one so one bad input fails alone.
+        """
+        if self._closed:
+            raise RuntimeError("hf backend: generate() called after close()")
+        out: list[ChatResponse] = []
+        for start in range(0, len(requests), self.batch_size):
+            chunk = list(requests[start : start + self.batch_size])
+            if len({q.generation for q in chunk}) > 1:
+                for q in chunk:
+                    out.extend(self._generate_safe([q]))
+            else:
+                out.extend(self._generate_safe(chunk))
+        return out
+
+    def _generate_safe(self, chunk: list[ChatRequest]) -> list[ChatResponse]:
+        start = time.perf_counter()
+        try:
+            return self._generate_batch(chunk)
+        # One request's bad input or a failed forward pass must not sink the run.
+        except Exception as exc:
+            if len(chunk) > 1:
+                return [r for q in chunk for r in self._generate_safe([q])]
+            return [
+                ChatResponse(
+                    request_id=chunk[0].request_id,
+                    text="",
+                    error=f"{type(exc).__name__}: {exc}",
+                    latency_s=time.perf_counter() - start,
+                )
+            ]
+
+    def _generation_kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        g = request.generation
+        kwargs: dict[str, Any] = {"max_new_tokens": g.max_new_tokens}
+        if g.temperature > 0:
+            kwargs.update(do_sample=True, temperature=g.temperature, top_p=g.top_p)
+        else:
+            # Greedy whatever the checkpoint's generation_config suggests.
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def _generate_batch(self, chunk: list[ChatRequest]) -> list[ChatResponse]:
+        import torch
+
+        start = time.perf_counter()
+        conversations = [to_hf_messages(q) for q in chunk]
+        inputs = self.processor.apply_chat_template(
+            conversations,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            **self._padding_kwargs,
+        )
+        inputs = inputs.to(self.model.device)
+        kwargs = self._generation_kwargs(chunk[0])
+        if kwargs["do_sample"]:
+            torch.manual_seed(chunk[0].generation.seed)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, **kwargs)
+        prompt_len = int(inputs["input_ids"].shape[1])
+        new_tokens = output[:, prompt_len:]
+        texts = self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        elapsed = time.perf_counter() - start
+        return [
+            ChatResponse(
+                request_id=q.request_id,
+                text=text,
+                # Amortised: the batch's wall time shared equally by its requests.
+                latency_s=elapsed / len(chunk),
+                prompt_tokens=int(n_prompt),
+                completion_tokens=self._count_generated(row),
+            )
+            for q, text, n_prompt, row in zip(chunk, texts, prompt_tokens, new_tokens, strict=True)
+        ]
+
+    def _count_generated(self, row: Any) -> int:
+        """Generated tokens up to and including the first end-of-sequence token."""
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        ids = [int(t) for t in row.tolist()]
+        for i, t in enumerate(ids):
+            if t in eos_ids:
+                return i + 1
+        pad = self._tokenizer.pad_token_id
+        # No eos: generation hit max_new_tokens, or ran until padding (other rows went on).
+        return sum(1 for t in ids if t != pad) if pad is not None else len(ids)
+
+    def close(self) -> None:
+        """Drop the model and free accelerator memory; calling it twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        self.model = None
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # torch went away: nothing to free
+            pass

@@ -1,0 +1,601 @@
+"""Backend for any OpenAI-compatible chat-completions server (vLLM, SGLang, Ollama, hosted APIs).
+
+One ``POST {base_url}/chat/completions`` per request, sent with ``httpx.AsyncClient``:
+
+* **Bounded concurrency**: at most ``concurrency`` requests are in flight (one semaphore over
+  every base URL); the synchronous :meth:`OpenAICompatBackend.generate` runs an asyncio loop
+  over the whole batch, so a batch of ``4 * concurrency`` keeps the server busy.
+* **Load spreading**: with several base URLs each attempt goes to the endpoint with the fewest
+  requests in flight (ties in round-robin order); an endpoint that refused a connection is
+  avoided for ``endpoint_cooldown_s`` while another is up.
+* **Retries**: on HTTP 408/409/429/5xx, timeouts and broken connections, with exponential
+  backoff (full jitter) and at least the server's ``Retry-After``; other 4xx, malformed JSON,
+  empty ``choices`` and oversized answers fail at once. A failed request is that request's
+  ``ChatResponse(error=...)``: the batch never raises.
+* **Timeouts**: ``timeout_s`` bounds each attempt end to end (connect, wait, read).
+* **Size guard**: a body over ``max_response_bytes`` is cut off while streaming and fails.
+* **Secrets**: the API key is read from the environment variable named by ``api_key_env``
+  (default ``OPENAI_API_KEY``); it is sent only as the ``Authorization`` header, never logged,
+  never part of :meth:`OpenAICompatBackend.settings`, and scrubbed from error texts (a server
+  may echo what it was sent).
+
+Images travel as ``data:image/png;base64,...`` ``image_url`` parts, in the order the message
+gives them (the runner puts the text first, as the official vLLM adapters do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import itertools
+import json
+import logging
+import os
+import random
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from medvision.backends.base import ChatRequest, ChatResponse, ImagePart, Message, TextPart
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "OpenAICompatBackend",
+    "build_payload",
+    "image_data_url",
+    "parse_completion",
+    "public_url",
+    "retry_after_s",
+    "to_openai_messages",
+]
+
+log = logging.getLogger("medvision.backends.openai")
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+#: Statuses worth another attempt: request timeout, conflict, rate limit, server errors.
+RETRY_STATUSES = frozenset({408, 409, 429})
+_REDACTED = "<redacted>"
+#: Most connections per httpx client (see :meth:`OpenAICompatBackend.agenerate`).
+LANE_WIDTH = 8
+
+
+class _RetryableError(Exception):
+    """An attempt failed in a way another attempt may not (the reason is safe to record)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _FatalError(Exception):
+    """An attempt failed in a way a retry would repeat (bad request, malformed answer)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def public_url(url: str) -> str:
+    """``url`` without user:password and with secret-looking query values redacted."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    query = "&".join(
+        f"{k}={_REDACTED}" if _secret_name(k) else f"{k}={v}" if sep else k
+        for k, sep, v in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _secret_name(name: str) -> bool:
+    low = name.lower()
+    return any(w in low for w in ("key", "token", "secret", "password", "auth")) and not (
+        low.endswith("_env")
+    )
+
+
+def image_data_url(data: bytes) -> str:
+    """A ``data:`` URL of image bytes (PNG, or JPEG when the bytes say so)."""
+    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """Plain text stays a string (every server accepts it); images make a parts list."""
+    if all(isinstance(p, TextPart) for p in message.content):
+        return message.text
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        if isinstance(part, ImagePart):
+            parts.append({"type": "image_url", "image_url": {"url": image_data_url(part.png)}})
+        else:
+            parts.append({"type": "text", "text": part.text})
+    return parts
+
+
+def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Chat messages in the OpenAI wire format, parts in the order given."""
+    return [{"role": m.role, "content": _content(m)} for m in messages]
+
+
+def build_payload(
+    request: ChatRequest,
+    model: str,
+    *,
+    response_format: Mapping[str, Any] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    send_seed: bool = True,
+) -> dict[str, Any]:
+    """The JSON body of one chat-completions request.
+
+    Args:
+        request: The request (``hints`` are ignored: they are for baselines only).
+        model: Model name the server serves.
+        response_format: Passed through as ``response_format`` (e.g. ``{"type":
+            "json_schema", "json_schema": {"name": ..., "schema": ...}}``).
+        extra_body: Extra top-level fields (e.g. vLLM ``structured_outputs``), applied last.
+        send_seed: Send ``seed`` (some hosted APIs reject it).
+
+    Returns:
+        The body as a dict.
+    """
+    gen = request.generation
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": to_openai_messages(request.messages),
+        "max_tokens": gen.max_new_tokens,
+        "temperature": gen.temperature,
+        "top_p": gen.top_p,
+        "n": 1,
+        "stream": False,
+    }
+    if send_seed:
+        body["seed"] = gen.seed
+    if response_format is not None:
+        body["response_format"] = dict(response_format)
+    if extra_body:
+        body.update(extra_body)
+    return body
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The useful part of a chat-completions answer.
+
+    Attributes:
+        text: The first choice's message content (refusal text if content is null).
+        finish_reason: ``"stop"``, ``"length"``, ... or ``""`` if absent.
+        prompt_tokens: ``usage.prompt_tokens`` or ``None``.
+        completion_tokens: ``usage.completion_tokens`` or ``None``.
+    """
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_completion(body: bytes) -> Completion:
+    """Read a chat-completions response body.
+
+    Raises:
+        ValueError: Not JSON, not an object, no choices, or a choice without a message (the
+            message says which).
+    """
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        snippet = body[:80].decode("utf-8", "replace")
+        raise ValueError(f"malformed JSON in response ({exc.msg}): {snippet!r}") from None
+    except UnicodeDecodeError:
+        raise ValueError("response body is not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"response is a JSON {type(data).__name__}, expected an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError(f"response has no choices (choices={choices!r})")
+    first = choices[0]
+    message = first.get("message") if isinstance(first, dict) else None
+    if not isinstance(message, dict):
+        raise ValueError("response choice has no message object")
+    content = message.get("content")
+    if isinstance(content, list):  # some servers return content parts
+        content = "".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
+        )
+    if content is None:
+        content = message.get("refusal") or ""
+    if not isinstance(content, str):
+        raise ValueError(f"message content is a {type(content).__name__}, expected text")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    assert isinstance(usage, dict)
+    return Completion(
+        text=content,
+        finish_reason=str(first.get("finish_reason") or ""),
+        prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
+        completion_tokens=_int_or_none(usage.get("completion_tokens")),
+    )
+
+
+def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or HTTP date), or ``None``."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class _Lane:
+    """One httpx client and the requests it carries now."""
+
+    client: httpx.AsyncClient
+    in_flight: int = 0
+
+
+@dataclass
+class _Endpoint:
+    """One base URL and its load (mutated only on the batch's event loop)."""
+
+    url: str
+    in_flight: int = 0
+    down_until: float = 0.0
+
+
+class OpenAICompatBackend:
+    """Chat completions over HTTP against one or more OpenAI-compatible servers.
+
+    Args:
+        model: Model name the servers serve (the ``model`` field of every request).
+        base_url: One base URL ending in ``/v1`` or several (load is spread over them).
+        concurrency: Most requests in flight at once, over all base URLs.
+        timeout_s: Limit of one attempt, end to end, in seconds.
+        max_retries: Retries after the first attempt (retryable failures only).
+        backoff_s: First backoff in seconds; doubles per retry, with full jitter.
+        max_backoff_s: Cap of the exponential backoff in seconds.
+        max_retry_after_s: Cap on a server's ``Retry-After`` wait in seconds.
+        api_key_env: Name of the environment variable holding the API key (unset or empty:
+            no ``Authorization`` header, as local servers expect).
+        response_format: ``response_format`` sent with every request (JSON schema decoding).
+        extra_body: Extra top-level request fields (no secrets: they are recorded).
+        max_response_bytes: Largest accepted response body in bytes.
+        endpoint_cooldown_s: How long an endpoint that refused a connection is avoided.
+        send_seed: Send the generation seed.
+        transport: An httpx transport (tests); ``None`` for the network.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | Sequence[str] = DEFAULT_BASE_URL,
+        *,
+        concurrency: int = 16,
+        timeout_s: float = 120.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        max_retry_after_s: float = 120.0,
+        api_key_env: str = "OPENAI_API_KEY",
+        response_format: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        max_response_bytes: int = 2 * 1024 * 1024,
+        endpoint_cooldown_s: float = 5.0,
+        send_seed: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls or not all(isinstance(u, str) and u for u in urls):
+            raise ValueError(f"base_url must be a URL or a non-empty list of URLs, found {urls!r}")
+        for u in urls:
+            if urlsplit(u).scheme not in ("http", "https"):
+                raise ValueError(f"base_url must start with http:// or https://, found {u!r}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, found {concurrency}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, found {timeout_s}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, found {max_retries}")
+        if max_response_bytes < 1024:
+            raise ValueError(f"max_response_bytes must be >= 1024, found {max_response_bytes}")
+        if extra_body and any(_secret_name(k) for k in extra_body):
+            raise ValueError(
+                "extra_body must not carry secrets (they would be recorded); "
+                f"found {sorted(k for k in extra_body if _secret_name(k))}"
+            )
+        self.model = model
+        self.base_urls = tuple(u.rstrip("/") for u in urls)
+        self.concurrency = concurrency
+        self.timeout_s = float(timeout_s)
+        self.max_retries = max_retries
+        self.backoff_s = float(backoff_s)
+        self.max_backoff_s = float(max_backoff_s)
+        self.max_retry_after_s = float(max_retry_after_s)
+        self.api_key_env = api_key_env
+        self.response_format = dict(response_format) if response_format else None
+        self.extra_body = dict(extra_body) if extra_body else None
+        self.max_response_bytes = max_response_bytes
+        self.endpoint_cooldown_s = float(endpoint_cooldown_s)
+        self.send_seed = send_seed
+        self._transport = transport
+        # Read once; kept private and out of repr/settings. Empty means "no key".
+        self.__api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+        self._endpoints = [_Endpoint(u) for u in self.base_urls]
+        self._rr = itertools.count()
+        self._rng = random.Random()
+        self._ssl: ssl.SSLContext | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAICompatBackend(model={self.model!r}, "
+            f"base_urls={[public_url(u) for u in self.base_urls]}, "
+            f"concurrency={self.concurrency})"
+        )
+
+    def settings(self) -> dict[str, Any]:
+        """Backend settings for the run manifest: no key, URLs without credentials."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "base_urls": [public_url(u) for u in self.base_urls],
+            "concurrency": self.concurrency,
+            "timeout_s": self.timeout_s,
+            "max_retries": self.max_retries,
+            "backoff_s": self.backoff_s,
+            "max_backoff_s": self.max_backoff_s,
+            "max_retry_after_s": self.max_retry_after_s,
+            "api_key_env": self.api_key_env,
+            "api_key_set": bool(self.__api_key),
+            "response_format": self.response_format,
+            "extra_body": self.extra_body,
+            "max_response_bytes": self.max_response_bytes,
+            "send_seed": self.send_seed,
+        }
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        """Answer every request (same length and order); failures become error responses."""
+        if not requests:
+            return []
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.agenerate(requests))
+        # Called from inside a running loop (a notebook): run ours in a helper thread.
+        box: list[list[ChatResponse]] = []
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                box.append(asyncio.run(self.agenerate(requests)))
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+
+        thread = threading.Thread(target=work, name="medvision-openai")
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+        return box[0]
+
+    async def agenerate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        """Async form of :meth:`generate` (one client per call, bound to the running loop)."""
+        semaphore = asyncio.Semaphore(self.concurrency)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.__api_key:
+            headers["Authorization"] = f"Bearer {self.__api_key}"
+        # One httpx client degrades badly past ~16 concurrent requests (its pool, measured
+        # in benchmarks/eval.py: ~0.2 of ideal throughput at 64), so requests are spread
+        # over clients of at most LANE_WIDTH connections each.
+        n_lanes = -(-self.concurrency // LANE_WIDTH)
+        width = -(-self.concurrency // n_lanes)
+        limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
+        clients = [
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout_s),
+                limits=limits,
+                transport=self._transport,
+                verify=self._ssl_context(),
+                trust_env=False,  # a proxy from the environment must not see the key
+            )
+            for _ in range(n_lanes)
+        ]
+        lanes = [_Lane(c) for c in clients]
+        try:
+            return list(await asyncio.gather(*(self._one(lanes, semaphore, r) for r in requests)))
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    def close(self) -> None:
+        """Nothing to release: each :meth:`generate` call owns and closes its client."""
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        # Built once: loading the CA bundle costs ~20 ms per client otherwise.
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        return self._ssl
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.__api_key, _REDACTED) if self.__api_key else text
+
+    def _pick(self) -> _Endpoint:
+        now = time.monotonic()
+        up = [e for e in self._endpoints if e.down_until <= now]
+        pool = up or sorted(self._endpoints, key=lambda e: e.down_until)[:1]
+        turn = next(self._rr)
+        n = len(self._endpoints)
+        # Fewest in flight first; ties broken by rotating from this turn's position.
+        return min(pool, key=lambda e: (e.in_flight, (self._endpoints.index(e) - turn) % n))
+
+    def _delay(self, retry: int, retry_after: float | None) -> float:
+        backoff = self._rng.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**retry))
+        if retry_after is not None:
+            return max(backoff, min(retry_after, self.max_retry_after_s))
+        return backoff
+
+    async def _one(
+        self, lanes: list[_Lane], semaphore: asyncio.Semaphore, request: ChatRequest
+    ) -> ChatResponse:
+        start = time.perf_counter()
+        try:
+            body = json.dumps(
+                build_payload(
+                    request,
+                    self.model,
+                    response_format=self.response_format,
+                    extra_body=self.extra_body,
+                    send_seed=self.send_seed,
+                ),
+                ensure_ascii=False,
+            ).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            return self._failed(request, f"cannot encode request: {exc}", start)
+        reason = ""
+        wait_hint: float | None = None
+        for attempt in range(self.max_retries + 1):
+            async with semaphore:
+                endpoint = self._pick()  # after the wait, so it sees the current load
+                lane = min(lanes, key=lambda x: x.in_flight)
+                endpoint.in_flight += 1
+                lane.in_flight += 1
+                try:
+                    done = await self._attempt(lane.client, endpoint, body)
+                except _RetryableError as exc:
+                    reason, wait_hint = exc.reason, exc.retry_after
+                except _FatalError as exc:
+                    return self._failed(request, exc.reason, start)
+                else:
+                    return ChatResponse(
+                        request_id=request.request_id,
+                        text=self._scrub(done.text),
+                        latency_s=time.perf_counter() - start,
+                        prompt_tokens=done.prompt_tokens,
+                        completion_tokens=done.completion_tokens,
+                    )
+                finally:
+                    endpoint.in_flight -= 1
+                    lane.in_flight -= 1
+            if attempt == self.max_retries:
+                break
+            delay = self._delay(attempt, wait_hint)
+            log.warning(
+                "request %s: %s; retry %d/%d in %.2f s",
+                request.request_id,
+                self._scrub(reason),
+                attempt + 1,
+                self.max_retries,
+                delay,
+            )
+            # The semaphore is released while waiting, so other requests keep the slot busy.
+            await asyncio.sleep(delay)
+        return self._failed(
+            request, f"{reason} (gave up after {self.max_retries + 1} attempts)", start
+        )
+
+    def _failed(self, request: ChatRequest, reason: str, start: float) -> ChatResponse:
+        reason = self._scrub(reason)
+        log.warning("request %s failed: %s", request.request_id, reason)
+        return ChatResponse(
+            request_id=request.request_id,
+            text="",
+            error=reason,
+            latency_s=time.perf_counter() - start,
+        )
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, endpoint: _Endpoint, body: bytes
+    ) -> Completion:
+        url = f"{endpoint.url}/chat/completions"
+        where = public_url(url)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with client.stream("POST", url, content=body) as response:
+                    data = await self._read_capped(response, where)
+        except TimeoutError:
+            raise _RetryableError(f"timeout after {self.timeout_s:g} s from {where}") from None
+        except httpx.TimeoutException as exc:
+            raise _RetryableError(
+                f"timeout ({type(exc).__name__}) after {self.timeout_s:g} s from {where}"
+            ) from None
+        except httpx.ConnectError as exc:
+            endpoint.down_until = time.monotonic() + self.endpoint_cooldown_s
+            raise _RetryableError(f"cannot connect to {where}: {exc}") from None
+        except httpx.TransportError as exc:
+            raise _RetryableError(
+                f"connection error with {where}: {type(exc).__name__}: {exc}"
+            ) from None
+        status = response.status_code
+        if status != 200:
+            detail = _error_detail(data)
+            reason = f"HTTP {status} from {where}: {detail}"
+            if status in RETRY_STATUSES or status >= 500:
+                raise _RetryableError(reason, retry_after_s(response.headers))
+            raise _FatalError(reason)
+        try:
+            return parse_completion(data)
+        except ValueError as exc:
+            raise _FatalError(f"{exc} (from {where})") from None
+
+    async def _read_capped(self, response: httpx.Response, where: str) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise _FatalError(
+                f"response of {int(declared)} bytes from {where} exceeds "
+                f"max_response_bytes={self.max_response_bytes}"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise _FatalError(
+                    f"response from {where} exceeds max_response_bytes="
+                    f"{self.max_response_bytes} (cut off at {size} bytes)"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _error_detail(data: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the first 200 characters."""
+    try:
+        obj = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        obj = None
+    if isinstance(obj, dict):
+        err = obj.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])[:300]
+        if isinstance(err, str):
+            return err[:300]
+        if isinstance(obj.get("message"), str):
+            return str(obj["message"])[:300]
+    return data[:200].decode("utf-8", "replace") or "(empty body)"

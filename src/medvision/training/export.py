@@ -1,0 +1,483 @@
+"""Fine-tuning data from a built dataset: TRL, LLaMA-Factory and ms-swift files.
+
+``export_sft`` turns samples into (prompt, completion, image) rows. The prompt is
+:func:`medvision.tasks.render_prompt` (the renderer evaluation uses) with the image size and
+pixel spacing of the image the model sees under an image policy; the completion is
+:func:`medvision.training.targets.render_target` for the same style, so a model is trained on
+exactly the question it is later evaluated on. (The official SFT code trained detection on
+another wording than it evaluated, and its CoT training stated the image size while its CoT
+evaluation did not; official-eval-protocol §8.6–8.7.)
+
+The user turn holds the text and one image in the order evaluation sends them
+(:data:`EVAL_IMAGE_POSITION`: text first, as ``medvision.runs`` does for the official vLLM
+adapters); ``image_position="before"`` puts the image first (the official SFT order).
+
+Output folder::
+
+    export.json            options, counts, skipped samples and why, mixing weights
+    images/ab/<key>.png    each image once, named by its content hash; rows use relative paths
+    train.jsonl            trl / swift rows (LLaMA-Factory: medvision_sft.jsonl + dataset_info.json)
+
+Row layouts (one JSON object a line; ``medvision`` is the rewards' ground truth as a JSON
+string, see :class:`medvision.training.rewards.RewardTarget`):
+
+* ``trl``: TRL's conversational prompt-completion format, so ``SFTTrainer`` puts the loss on
+  the completion only: ``{"prompt": [{"role": "user", "content": [{"type": "text", ...},
+  {"type": "image"}]}], "completion": [{"role": "assistant", "content": [{"type": "text",
+  ...}]}], "images": ["images/ab/<key>.png"], "medvision": "...", "id", "sample_id",
+  "family"}``. ``prompt + completion`` is the HF ``messages`` list. GRPO reads the same file
+  and ignores ``completion``.
+* ``llamafactory``: ShareGPT ``{"conversations": [{"from": "human", "value": "...<image>"},
+  {"from": "gpt", "value": ...}], "images": [...]}`` plus ``dataset_info.json`` registering it
+  as ``medvision_sft`` (``formatting: sharegpt``); image paths are relative to the folder, which
+  is LLaMA-Factory's ``dataset_dir``.
+* ``swift``: ``{"messages": [{"role": "user", "content": "...<image>"}, {"role": "assistant",
+  "content": ...}], "images": [...], "solution": <completion>, "medvision": "..."}``; paths
+  are relative to the export folder (run ``swift`` from there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import medvision
+from medvision.schema import Sample, Split, TaskFamily
+from medvision.store import BuiltDataset, open_dataset
+from medvision.tasks import PromptStyle, get_policy, render_prompt
+from medvision.training.rewards import REWARD_COLUMN, RewardTarget
+from medvision.training.sampler import mixing_weights, temperature_mix
+from medvision.training.targets import TargetError, cot_plan, render_cot_target, render_target
+
+__all__ = [
+    "EVAL_IMAGE_POSITION",
+    "EXPORT_MANIFEST",
+    "ExportFormat",
+    "ExportOptions",
+    "ExportReport",
+    "ImagePosition",
+    "TrainingExample",
+    "build_example",
+    "export_sft",
+    "read_trl_rows",
+    "select_samples",
+]
+
+ExportFormat = Literal["trl", "llamafactory", "swift"]
+ImagePosition = Literal["before", "after"]
+
+EVAL_IMAGE_POSITION: ImagePosition = "after"
+"""Where evaluation puts the image relative to the prompt text (``medvision.runs`` sends
+``(text, image)``); training uses the same order by default."""
+EXPORT_MANIFEST = "export.json"
+ROWS_FILE: dict[str, str] = {
+    "trl": "train.jsonl",
+    "llamafactory": "medvision_sft.jsonl",
+    "swift": "train.jsonl",
+}
+LLAMAFACTORY_DATASET = "medvision_sft"
+_MAX_REASONS = 20
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how.
+
+    Attributes:
+        format: ``trl``, ``llamafactory`` or ``swift``.
+        style: Prompt style (``official``, ``paper-v1``, ``json``, ``cot``); the completion
+            answers in that style.
+        policy: Image policy of the model to train (``qwen2.5-vl``, ``native``, ``fixed:HxW``,
+            ...): the prompt states the size and spacing of the image that model sees.
+        split: Split to export (``train`` normally).
+        families: Task families to export.
+        planes: Planes to export (0 sagittal, 1 coronal, 2 axial).
+        limit: Rows to write; ``None`` = every selected sample once (or, with a temperature,
+            as many rows as samples).
+        temperature: Task-mixing temperature ``T`` (weights ``N^(1/T)`` per family, V0 uses 5);
+            ``None`` keeps the natural mixture (each sample at most once).
+        seed: Seed of the shuffle and the mixture.
+        image_position: ``after`` (the evaluation order, text then image) or ``before``.
+        ad_decimals: A/D rounding in non-CoT completions (``None``: ``str(value)``, official).
+    """
+
+    format: ExportFormat = "trl"
+    style: str = PromptStyle.OFFICIAL.value
+    policy: str = "qwen2.5-vl"
+    split: Split = "train"
+    families: tuple[str, ...] = ("detection", "tl", "ad")
+    planes: tuple[int, ...] = (0, 1, 2)
+    limit: int | None = None
+    temperature: float | None = None
+    seed: int = 0
+    image_position: ImagePosition = EVAL_IMAGE_POSITION
+    ad_decimals: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in get_args(ExportFormat):
+            raise ValueError(
+                f"unknown export format {self.format!r}; expected one of {get_args(ExportFormat)}"
+            )
+        PromptStyle(self.style)  # raises on an unknown style
+        get_policy(self.policy)  # raises on an unknown policy
+        if self.image_position not in get_args(ImagePosition):
+            raise ValueError(
+                f"image_position must be before or after; found {self.image_position!r}"
+            )
+        for fam in self.families:
+            TaskFamily(fam)
+        if self.limit is not None and self.limit < 0:
+            raise ValueError(f"limit must be >= 0; found {self.limit}")
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One training row before it is laid out in a format.
+
+    Attributes:
+        row_id: Unique row id (``<sample_id>`` or ``<sample_id>-r<k>`` for a repeat).
+        sample_id: The sample.
+        family: Task family value.
+        prompt: User prompt text (from the evaluation renderer).
+        completion: Target completion text.
+        image_key: Content hash of the image (PNG bytes as stored).
+        image_path: Image path relative to the export folder.
+        seen_hw: ``(H', W')`` the prompt states for the image the model sees.
+        seen_spacing_mm_rc: ``(row_mm, col_mm)`` the prompt states.
+        reward: Ground truth for the GRPO rewards.
+    """
+
+    row_id: str
+    sample_id: str
+    family: str
+    prompt: str
+    completion: str
+    image_key: str
+    image_path: str
+    seen_hw: tuple[int, int]
+    seen_spacing_mm_rc: tuple[float, float]
+    reward: RewardTarget
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote.
+
+    Attributes:
+        out_dir: The export folder.
+        format: Export format.
+        rows_file: The rows file (relative to ``out_dir``).
+        n_rows: Rows written.
+        n_images: Distinct images referenced (each written once).
+        n_selected: Samples that passed the filters.
+        rows_by_family: Rows per task family.
+        skipped: Samples that could not become a row, by reason class (e.g. ``TargetError``).
+        skipped_examples: The first messages of those failures (sample ids included).
+        mixing_weights: Task weights used (empty without a temperature).
+    """
+
+    out_dir: str
+    format: str
+    rows_file: str
+    n_rows: int
+    n_images: int
+    n_selected: int
+    rows_by_family: dict[str, int]
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_examples: list[str] = field(default_factory=list)
+    mixing_weights: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_skipped(self) -> int:
+        """Samples skipped in all."""
+        return sum(self.skipped.values())
+
+
+def image_relpath(key: str) -> str:
+    """Relative path of an image in an export folder (two-level fan-out by hash prefix)."""
+    return f"images/{key[:2]}/{key}.png"
+
+
+def build_example(
+    sample: Sample, options: ExportOptions, *, row_id: str | None = None
+) -> TrainingExample:
+    """Render one sample's prompt and completion for training.
+
+    Args:
+        sample: The sample.
+        options: Export options (style, policy, A/D rounding).
+        row_id: Row id (defaults to the sample id).
+
+    Returns:
+        The example.
+
+    Raises:
+        TargetError: If the completion cannot be built (e.g. CoT without landmarks).
+        ValueError: If the prompt cannot be rendered for this sample.
+    """
+    policy = get_policy(options.policy)
+    seen_hw = policy.seen_hw(sample.image_hw)
+    spacing = policy.seen_spacing(sample.spacing_mm_rc, sample.image_hw)
+    style = PromptStyle(options.style)
+    prompt = render_prompt(sample, style, seen_hw=seen_hw, seen_spacing_mm_rc=spacing)
+    steps: tuple[Any, ...] = ()
+    if style is PromptStyle.COT:
+        plan = cot_plan(sample, seen_hw=seen_hw, seen_spacing_mm_rc=spacing)
+        completion = render_cot_target(sample, plan)
+        steps = tuple(s.points_rel if s.n_points else s.value for s in plan.steps)
+    else:
+        completion = render_target(
+            sample,
+            style,
+            seen_hw=seen_hw,
+            seen_spacing_mm_rc=spacing,
+            ad_decimals=options.ad_decimals,
+        )
+    reward = RewardTarget(
+        family=sample.family,
+        target=tuple(float(v) for v in sample.target),
+        metric_type=sample.metric_type if sample.family is not TaskFamily.DETECTION else "",
+        steps=steps,
+    )
+    return TrainingExample(
+        row_id=row_id or sample.sample_id,
+        sample_id=sample.sample_id,
+        family=sample.family.value,
+        prompt=prompt,
+        completion=completion,
+        image_key=sample.image_key,
+        image_path=image_relpath(sample.image_key),
+        seen_hw=seen_hw,
+        seen_spacing_mm_rc=spacing,
+        reward=reward,
+    )
+
+
+def select_samples(samples: Sequence[Sample], options: ExportOptions) -> list[Sample]:
+    """The samples to write, in training order (seeded; repeats only under a temperature).
+
+    Without a temperature: a seeded shuffle, truncated to ``limit``. With one: the
+    :func:`~medvision.training.sampler.temperature_mix` of the task families.
+    """
+    if options.temperature is None:
+        order = list(samples)
+        random.Random(options.seed).shuffle(order)
+        return order if options.limit is None else order[: options.limit]
+    pools: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        pools[s.family.value].append(s)
+    return temperature_mix(
+        pools, temperature=options.temperature, total=options.limit, seed=options.seed
+    )
+
+
+def _user_parts(prompt: str, position: ImagePosition) -> list[dict[str, str]]:
+    text = {"type": "text", "text": prompt}
+    image = {"type": "image"}
+    return [text, image] if position == "after" else [image, text]
+
+
+def _with_placeholder(prompt: str, position: ImagePosition) -> str:
+    return prompt + "<image>" if position == "after" else "<image>" + prompt
+
+
+def _row(ex: TrainingExample, fmt: ExportFormat, position: ImagePosition) -> dict[str, Any]:
+    meta = {"id": ex.row_id, "sample_id": ex.sample_id, "family": ex.family}
+    reward = ex.reward.to_json()
+    if fmt == "trl":
+        return {
+            "prompt": [{"role": "user", "content": _user_parts(ex.prompt, position)}],
+            "completion": [
+                {"role": "assistant", "content": [{"type": "text", "text": ex.completion}]}
+            ],
+            "images": [ex.image_path],
+            REWARD_COLUMN: reward,
+            **meta,
+        }
+    if fmt == "llamafactory":
+        return {
+            "conversations": [
+                {"from": "human", "value": _with_placeholder(ex.prompt, position)},
+                {"from": "gpt", "value": ex.completion},
+            ],
+            "images": [ex.image_path],
+            REWARD_COLUMN: reward,
+            **meta,
+        }
+    return {
+        "messages": [
+            {"role": "user", "content": _with_placeholder(ex.prompt, position)},
+            {"role": "assistant", "content": ex.completion},
+        ],
+        "images": [ex.image_path],
+        "solution": ex.completion,
+        REWARD_COLUMN: reward,
+        **meta,
+    }
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def export_sft(
+    dataset: str | os.PathLike[str] | BuiltDataset,
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ExportReport:
+    """Write fine-tuning data for a built dataset (see the module docstring for the layout).
+
+    Samples whose prompt or completion cannot be built (e.g. a CoT target for a sample
+    without landmarks) are skipped, counted by reason in the report and in ``export.json``;
+    the export goes on. Re-running into the same folder rewrites the rows and reuses the
+    images already there.
+
+    Args:
+        dataset: Built dataset folder (or an open one).
+        out_dir: Export folder (created).
+        options: Export options (defaults: TRL, ``official`` style, ``qwen2.5-vl`` policy).
+        on_progress: Called as ``(done, total)`` while rows are built.
+
+    Returns:
+        The report.
+    """
+    opts = options or ExportOptions()
+    ds = dataset if isinstance(dataset, BuiltDataset) else open_dataset(dataset)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = ds.samples(split=opts.split, families=opts.families, planes=opts.planes)
+    chosen = select_samples(samples, opts)
+
+    examples: list[TrainingExample] = []
+    skipped: Counter[str] = Counter()
+    reasons: list[str] = []
+    cache: dict[str, TrainingExample | None] = {}
+    repeats: Counter[str] = Counter()
+    for i, s in enumerate(chosen):
+        if s.sample_id not in cache:
+            try:
+                cache[s.sample_id] = build_example(s, opts)
+            except (TargetError, ValueError) as exc:
+                cache[s.sample_id] = None
+                skipped[type(exc).__name__] += 1
+                if len(reasons) < _MAX_REASONS:
+                    reasons.append(str(exc))
+        ex = cache[s.sample_id]
+        if ex is not None:
+            k = repeats[s.sample_id]
+            repeats[s.sample_id] += 1
+            row_id = s.sample_id if k == 0 else f"{s.sample_id}-r{k}"
+            examples.append(ex if k == 0 else _replace_id(ex, row_id))
+        if on_progress is not None and (i + 1) % 1000 == 0:
+            on_progress(i + 1, len(chosen))
+
+    for key in dict.fromkeys(ex.image_key for ex in examples):
+        path = out / image_relpath(key)
+        if not path.is_file():
+            _atomic_write_bytes(path, ds.image(key))
+
+    rows_file = ROWS_FILE[opts.format]
+    _write_rows(out / rows_file, (_row(ex, opts.format, opts.image_position) for ex in examples))
+    if opts.format == "llamafactory":
+        info = {
+            LLAMAFACTORY_DATASET: {
+                "file_name": rows_file,
+                "formatting": "sharegpt",
+                "columns": {"messages": "conversations", "images": "images"},
+            }
+        }
+        (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    weights: dict[str, float] = {}
+    if opts.temperature is not None:
+        counts = Counter(s.family.value for s in samples)
+        weights = mixing_weights(dict(counts), opts.temperature) if counts else {}
+    report = ExportReport(
+        out_dir=str(out),
+        format=opts.format,
+        rows_file=rows_file,
+        n_rows=len(examples),
+        n_images=len({ex.image_key for ex in examples}),
+        n_selected=len(samples),
+        rows_by_family=dict(Counter(ex.family for ex in examples)),
+        skipped=dict(skipped),
+        skipped_examples=reasons,
+        mixing_weights=weights,
+    )
+    manifest = {
+        "medvision_version": medvision.__version__,
+        "dataset": str(ds.root),
+        "dataset_build_id": ds.manifest.build_id,
+        "options": asdict(opts),
+        "report": asdict(report),
+    }
+    (out / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    if on_progress is not None:
+        on_progress(len(chosen), len(chosen))
+    return report
+
+
+def _replace_id(ex: TrainingExample, row_id: str) -> TrainingExample:
+    return TrainingExample(**{**ex.__dict__, "row_id": row_id})
+
+
+def read_trl_rows(export_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of a ``trl`` export with image paths made absolute (for the trainers).
+
+    Args:
+        export_dir: Folder written by :func:`export_sft` with ``format="trl"``.
+
+    Returns:
+        The rows, in file order.
+
+    Raises:
+        FileNotFoundError: If the folder has no ``export.json`` / ``train.jsonl`` or an image
+            it references is missing.
+        ValueError: If the export is not in the ``trl`` format or a line is not JSON.
+    """
+    root = Path(export_dir)
+    manifest_path = root / EXPORT_MANIFEST
+    if not manifest_path.is_file():
+        raise FileNotFoundError(
+            f"{root} is not a medvision SFT export: missing {EXPORT_MANIFEST} "
+            "(run `medvision export sft DATASET --format trl --out DIR` first)"
+        )
+    fmt = json.loads(manifest_path.read_text())["options"]["format"]
+    if fmt != "trl":
+        raise ValueError(f"{root} holds a {fmt!r} export; the medvision trainers read 'trl'")
+    rows_path = root / ROWS_FILE["trl"]
+    if not rows_path.is_file():
+        raise FileNotFoundError(f"{rows_path} is missing (the export did not finish)")
+    rows: list[dict[str, Any]] = []
+    with rows_path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{rows_path}:{n}: not a JSON object ({exc})") from exc
+            images = [str(root / p) for p in row["images"]]
+            missing = [p for p in images if not Path(p).is_file()]
+            if missing:
+                raise FileNotFoundError(f"{rows_path}:{n}: image file(s) missing: {missing}")
+            row["images"] = images
+            rows.append(row)
+    return rows
