@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +24,8 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="The dataset catalog.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
-console = Console()
+# Piped output (logs, CI) gets a width that fits the leaderboard instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 130)
 
 FAMILIES = ("detection", "tl", "ad")
 PLANE_CODES = {"S": 0, "C": 1, "A": 2}
@@ -328,12 +331,35 @@ def score(
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("report"),
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the 95% intervals (0 = off).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap and random-baseline seed.")] = 0,
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma list among md, csv, json, html.")
+    ] = "md,csv,json,html",
+    max_gallery: Annotated[int, typer.Option(help="Samples shown in the HTML gallery.")] = 24,
+    random_draws: Annotated[
+        int, typer.Option(help="Random boxes per sample in the box-size analysis.")
+    ] = 100,
 ) -> None:
-    """Leaderboard (terminal, Markdown, CSV) and a self-contained HTML report over runs."""
+    """Leaderboard (terminal, Markdown, CSV, JSON), analysis and a self-contained HTML report."""
     from medvision.runs.report import write_reports
 
-    rows = write_reports(runs, out, console=console)
-    console.print(f"wrote {out}/leaderboard.md, leaderboard.csv, report.html ({len(rows)} runs)")
+    chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
+    rows = write_reports(
+        runs,
+        out,
+        console=console,
+        bootstrap=bootstrap,
+        seed=seed,
+        formats=chosen,
+        max_gallery=max_gallery,
+        random_draws=random_draws,
+    )
+    console.print(
+        f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out} ({len(rows)} runs)"
+    )
 
 
 @app.command()

@@ -1,0 +1,466 @@
+"""Build a dataset spec's source files into a MedVision sample store.
+
+One function, :func:`build_case`, turns one case into samples and images and writes them
+atomically; :func:`build_dataset` maps it over every case with a local process pool (or in
+process with ``workers=1``, or on Ray Data with ``engine="ray"``), skips cases already written
+(resume), records every skipped case with its reason, and finalises the store with a manifest.
+:func:`build_official_plan` does the same for the cases of an official
+``benchmark_plan_*.json.gz`` file, with the plan's own targets and splits.
+
+Memory: a worker holds one case at a time (its image, its label volume, one label's crop and
+that crop's component ids, the slice PNGs of the case); jobs carry file paths, never arrays,
+and results are small counters. Peak memory is therefore bounded per worker by the largest
+case, not by the dataset (``benchmarks/build.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from medvision.annotate.planners import (
+    CaseContext,
+    PlanError,
+    PlanStats,
+    plan_angle_distance,
+    plan_detection,
+    plan_tumour_lesion,
+)
+from medvision.build.splits import split_cases
+from medvision.catalog.layouts import (
+    CaseFiles,
+    LandmarkError,
+    ReaderError,
+    discover_cases,
+    read_case,
+)
+from medvision.catalog.spec import DatasetSpec, TaskSpec
+from medvision.schema import Plane, Sample, Split
+from medvision.store import BuildManifest, DatasetWriter, SkippedCase
+from medvision.store.official_plan import (
+    PlanFormatError,
+    load_plan,
+    official_split,
+    official_split_by_image,
+)
+from medvision.volumes import (
+    AffineError,
+    CorruptFileError,
+    EmptyMaskError,
+    NonFiniteError,
+    ShapeMismatchError,
+    VolumeError,
+    check_nonempty,
+    check_same_grid,
+    content_key,
+    encode_png,
+    slice_volume,
+    to_uint8,
+)
+from medvision.volumes.io import Volume
+
+RenderMethod = Literal["minmax", "percentile"]
+Engine = Literal["local", "ray"]
+UnknownLabelPolicy = Literal["skip", "ignore"]
+
+_J = TypeVar("_J")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Options of a build (recorded in the manifest).
+
+    Attributes:
+        workers: Processes; 1 runs in this process.
+        render: Intensity rendering of stored images: ``"minmax"`` (official v1 per-slice
+            min-max) or ``"percentile"`` (0.5-99.5 percentile clip, official 1.2.1 for non-CT).
+        seed: Seed recorded in the manifest (the split seed comes from the spec).
+        max_cases: Build only the first N cases of each task (for quick looks).
+        engine: ``"local"`` (process pool, default) or ``"ray"`` (Ray Data; connects to
+            ``RAY_ADDRESS`` when set, else starts a local Ray with ``workers`` CPUs).
+        split_from: An official ``benchmark_plan_*.json.gz``; its ``train_cases`` /
+            ``test_cases`` replace the spec's seeded split. Cases it does not list are
+            skipped with that reason.
+        on_unknown_label: What a mask holding label ids the spec does not know does to its
+            case: ``"skip"`` (default; the case is skipped and the ids named) or ``"ignore"``.
+    """
+
+    workers: int = 1
+    render: RenderMethod = "minmax"
+    seed: int = 0
+    max_cases: int | None = None
+    engine: Engine = "local"
+    split_from: str | None = None
+    on_unknown_label: UnknownLabelPolicy = "skip"
+
+
+class SliceImages:
+    """Renders each requested slice of an image volume once and keeps its PNG by content key."""
+
+    def __init__(self, image: Volume, render: RenderMethod) -> None:
+        self._image = image
+        self._render = render
+        self._cache: dict[tuple[Plane, int], tuple[str, tuple[int, int]]] = {}
+        self.images: dict[str, bytes] = {}
+
+    def image(self, plane: Plane, index: int) -> tuple[str, tuple[int, int]]:
+        """Return ``(content key, (H, W))`` of the slice, rendering it on first use."""
+        hit = self._cache.get((plane, index))
+        if hit is not None:
+            return hit
+        sl = slice_volume(self._image, plane, index)
+        png = encode_png(to_uint8(sl.pixels, method=self._render))
+        key = content_key(png)
+        self.images[key] = png
+        h, w = sl.pixels.shape
+        self._cache[(plane, index)] = (key, (int(h), int(w)))
+        return key, (int(h), int(w))
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """Everything a worker needs to build one case (picklable)."""
+
+    spec: DatasetSpec
+    task_id: str
+    files: CaseFiles
+    split: Split
+    out_dir: str
+    render: RenderMethod
+    on_unknown_label: UnknownLabelPolicy = "skip"
+
+    @property
+    def key(self) -> str:
+        """Case id in the store.
+
+        The file's case id, prefixed by the task id when the dataset has several tasks (the
+        same case id may then appear in more than one task).
+        """
+        if len(self.spec.tasks) == 1:
+            return self.files.case_id
+        return f"{self.task_id}-{self.files.case_id}"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What happened to one case."""
+
+    key: str
+    n_samples: int
+    skipped: SkippedCase | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+    skip_kind: str = ""
+
+
+#: Short names of the reasons a case is skipped (counted in ``manifest.options``).
+SKIP_KINDS: dict[type[Exception], str] = {
+    CorruptFileError: "unreadable_or_truncated_file",
+    ShapeMismatchError: "shape_mismatch",
+    AffineError: "affine_mismatch_or_invalid",
+    NonFiniteError: "non_finite_voxels",
+    EmptyMaskError: "empty_mask",
+    PlanError: "bad_landmarks",
+    LandmarkError: "bad_landmarks",
+    ReaderError: "layout_mismatch",
+    PlanFormatError: "official_plan_format",
+}
+
+
+def skip_kind(exc: Exception) -> str:
+    """Short reason name of a domain error (see :data:`SKIP_KINDS`), else its class name."""
+    for cls, name in SKIP_KINDS.items():
+        if isinstance(exc, cls):
+            return name
+    return type(exc).__name__
+
+
+def build_case(job: CaseJob) -> CaseResult:
+    """Plan one case and write its samples and images to the store.
+
+    Domain errors (unreadable or corrupt file, NaN voxels, shape or affine mismatch, empty
+    mask, bad landmarks) become a skipped result naming the file and the reason; anything
+    else is a bug and propagates.
+    """
+    task = next(t for t in job.spec.tasks if t.id == job.task_id)
+    files = job.files
+    ctx = CaseContext(job.spec.name, task, job.key, job.split)
+
+    def skipped(reason: str, file: str, kind: str) -> CaseResult:
+        return CaseResult(
+            job.key,
+            0,
+            SkippedCase(dataset=job.spec.name, case_id=job.key, file=file, reason=reason),
+            skip_kind=kind,
+        )
+
+    if files.missing:
+        kind = "not_in_official_plan" if "official plan" in files.missing[-1] else "missing_file"
+        return skipped("; ".join(files.missing), str(files.mask or files.landmarks or ""), kind)
+    stats = PlanStats()
+    samples: list[Sample] = []
+    try:
+        # The task's layout reader loads (and, where needed, converts) the inputs.
+        inputs = read_case(task, files)
+        image = inputs.image
+        sink = SliceImages(image, job.render)
+        if inputs.labels is not None:
+            labels = inputs.labels
+            check_same_grid(image, labels)
+            check_nonempty(labels)
+            unknown = unknown_label_ids(labels, task)
+            if unknown and job.on_unknown_label == "skip":
+                return skipped(
+                    f"mask {labels.path} holds label ids {unknown} that task {task.id} of the "
+                    f"{job.spec.name} catalog does not define (known: "
+                    f"{sorted(lab.id for lab in task.labels)})",
+                    labels.path,
+                    "unknown_label_ids",
+                )
+            if task.detection is not None:
+                samples += plan_detection(labels, ctx, sink, stats)
+            if task.tl is not None:
+                samples += plan_tumour_lesion(labels, ctx, sink, stats)
+        if inputs.landmarks is not None and task.measurements:
+            samples += plan_angle_distance(
+                image, inputs.landmarks, ctx, sink, landmark_file=inputs.landmark_file
+            )
+    except (VolumeError, ReaderError) as exc:
+        # Both name the offending file (``path``) and what was expected vs found.
+        return skipped(str(exc), exc.path, skip_kind(exc))
+    except PlanError as exc:
+        return skipped(str(exc), str(files.landmarks or files.image), skip_kind(exc))
+    counters = {
+        "dropped_multi_instance": stats.dropped_multi_instance,
+        "dropped_small": stats.dropped_small,
+        "rejected_fits": stats.rejected_fits,
+    }
+    writer = DatasetWriter(job.out_dir)
+    # The planner's drop counters sit beside the case files so a resumed build still
+    # reports the totals of every case, not only of the cases it rebuilt.
+    samples_path, _ = writer.case_paths(job.spec.name, job.key)
+    samples_path.parent.mkdir(parents=True, exist_ok=True)
+    _stats_path(samples_path).write_text(json.dumps(counters))
+    writer.write_case(job.spec.name, job.key, samples, sink.images)
+    return CaseResult(job.key, len(samples), stats=counters)
+
+
+def unknown_label_ids(labels: Volume, task: TaskSpec) -> list[int]:
+    """Nonzero label values present in ``labels`` that ``task`` does not define.
+
+    One counting pass (``bincount``) over the volume, not a sort.
+    """
+    arr = labels.array
+    known = {lab.id for lab in task.labels}
+    # bincount is one linear pass; unique sorts (only for signed labels, which are rare).
+    present = np.flatnonzero(np.bincount(arr.ravel())) if arr.dtype.kind == "u" else np.unique(arr)
+    return [int(v) for v in present if v != 0 and int(v) not in known]
+
+
+def _stats_path(samples_path: Path) -> Path:
+    return samples_path.with_name(samples_path.name.replace(".samples.parquet", ".stats.json"))
+
+
+def plan_jobs(
+    spec: DatasetSpec, data_dir: str | Path, out_dir: str | Path, options: BuildOptions
+) -> list[CaseJob]:
+    """List the case jobs of every task of ``spec``, with subject-level splits assigned."""
+    jobs: list[CaseJob] = []
+    for task in spec.tasks:
+        cases = discover_cases(task, data_dir)
+        if options.max_cases is not None:
+            cases = cases[: options.max_cases]
+        jobs += [
+            CaseJob(spec, task.id, c, split, str(out_dir), options.render, options.on_unknown_label)
+            for c, split in _assign_splits(spec, task, cases, options.split_from)
+        ]
+    return jobs
+
+
+def _assign_splits(
+    spec: DatasetSpec, task: TaskSpec, cases: list[CaseFiles], split_from: str | None
+) -> list[tuple[CaseFiles, Split]]:
+    """Each case with its split: the spec's seeded subject-level split, or an official plan's.
+
+    With an official plan, a case is matched by ``case_ID`` or by image file name; a case the
+    plan does not list keeps a reason in ``missing`` so the build skips and reports it.
+    """
+    if split_from is None:
+        splits = split_cases([c.case_id for c in cases], spec.split)
+        return [(c, splits[c.case_id]) for c in cases]
+    plan = _cached_plan(split_from)
+    try:
+        by_id = official_split(plan, task.id)
+        by_image = official_split_by_image(plan, task.id)
+    except KeyError as exc:
+        raise ValueError(f"--split-from {split_from}: {exc.args[0]} (spec {spec.name})") from exc
+    out: list[tuple[CaseFiles, Split]] = []
+    for c in cases:
+        split = by_id.get(c.case_id) or by_image.get(c.image.name)
+        if split is None:
+            reason = (
+                f"case {c.case_id} is in neither train_cases nor test_cases of task {task.id} "
+                f"of the official plan {split_from}"
+            )
+            c = replace(c, missing=(*c.missing, reason))
+            split = "test"
+        out.append((c, split))
+    return out
+
+
+_PLANS: dict[str, dict[str, Any]] = {}
+
+
+def _cached_plan(path: str) -> dict[str, Any]:
+    """Load an official plan once per process (a plan is read for every task of a spec)."""
+    if path not in _PLANS:
+        _PLANS.clear()  # plans can be hundreds of MB: keep only the latest
+        _PLANS[path] = load_plan(path)
+    return _PLANS[path]
+
+
+def _run(
+    fn: Callable[[_J], CaseResult], jobs: list[_J], workers: int, engine: Engine
+) -> Iterator[CaseResult]:
+    """Apply ``fn`` to every job and yield the results as cases finish (any order)."""
+    if engine == "ray":
+        yield from _run_ray(fn, jobs, workers)
+        return
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(fn, jobs)
+        return
+    # Submit at most 2 jobs per worker ahead: results come back as they finish (progress bars
+    # move), and the pool never queues the whole job list's pickles at once.
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: set[Future[CaseResult]] = set()
+        it = iter(jobs)
+        for job in it:
+            pending.add(pool.submit(fn, job))
+            if len(pending) >= 2 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+
+
+def _ray_apply(fn: Callable[[Any], CaseResult], row: dict[str, Any]) -> dict[str, Any]:
+    """Ray Data row function: unpickle one job (pickled by this package), build it."""
+    return {"result": pickle.dumps(fn(pickle.loads(row["job"])))}
+
+
+def _run_ray(fn: Callable[[_J], CaseResult], jobs: list[_J], workers: int) -> Iterator[CaseResult]:
+    """Run the same per-case function on Ray Data: one block (one task) per case."""
+    import functools
+
+    import ray  # lazy: optional dependency (extra "ray")
+
+    if not jobs:
+        return
+    started = False
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init()
+        else:
+            ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        # Jobs travel as pickles so Arrow never has to type our dataclasses.
+        items = [{"job": pickle.dumps(job)} for job in jobs]
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        mapped = ds.map(functools.partial(_ray_apply, fn), num_cpus=1)
+        for row in mapped.iter_rows():
+            result: CaseResult = pickle.loads(row["result"])
+            yield result
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def build_dataset(
+    spec: DatasetSpec,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    options: BuildOptions | None = None,
+    *,
+    on_progress: Callable[[int, int, CaseResult | None], None] | None = None,
+) -> BuildManifest:
+    """Build every case of ``spec`` found under ``data_dir`` into the store at ``out_dir``.
+
+    Cases already written by an earlier (possibly killed) build are not rebuilt. Every case
+    that cannot be built is listed in the manifest's ``skipped`` with its file and reason.
+
+    Args:
+        spec: The dataset spec.
+        data_dir: Folder with the source files laid out as the spec says.
+        out_dir: Store folder (created).
+        options: Build options.
+        on_progress: Called as ``(done, total, result)`` after each case (``result`` is
+            ``None`` for a case resumed from an earlier build).
+
+    Returns:
+        The manifest written to ``out_dir/manifest.json``.
+    """
+    options = options or BuildOptions()
+    writer = DatasetWriter(out_dir)
+    jobs = plan_jobs(spec, data_dir, out_dir, options)
+    todo = [j for j in jobs if not writer.case_done(spec.name, j.key)]
+    done = len(jobs) - len(todo)
+    if on_progress is not None:
+        for _ in range(done):
+            on_progress(done, len(jobs), None)
+    skipped: list[SkippedCase] = []
+    kinds: dict[str, int] = {}
+    workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
+    for result in _run(build_case, todo, workers, options.engine):
+        done += 1
+        if result.skipped is not None:
+            skipped.append(result.skipped)
+            kinds[result.skip_kind] = kinds.get(result.skip_kind, 0) + 1
+        if on_progress is not None:
+            on_progress(done, len(jobs), result)
+    skipped.sort(key=lambda s: (s.dataset, s.case_id))  # completion order is not stable
+    totals: dict[str, int] = {}
+    for job in jobs:
+        stats_file = _stats_path(writer.case_paths(spec.name, job.key)[0])
+        if stats_file.exists():
+            for k, v in json.loads(stats_file.read_text()).items():
+                totals[k] = totals.get(k, 0) + int(v)
+    opts: dict[str, Any] = {
+        "render": options.render,
+        "max_cases": options.max_cases,
+        "split": spec.split.model_dump(),
+        "spec_sha256": hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16],
+        "on_unknown_label": options.on_unknown_label,
+    }
+    if options.split_from is not None:
+        opts["split"] = {"official_plan": Path(options.split_from).name}
+        opts["split_from_sha256"] = _sha256_file(Path(options.split_from))
+    manifest = BuildManifest.create(
+        datasets=[spec.name], seed=options.seed, options=opts, skipped=skipped
+    )
+    # Recorded after the build id is computed: counters describe the output, not the input.
+    manifest.options["planner_drops"] = totals
+    manifest.options["data_dir"] = str(data_dir)
+    manifest.options["engine"] = options.engine
+    manifest.options["skipped_by_reason"] = dict(sorted(kinds.items()))
+    return writer.finalize(manifest)
+
+
+def _sha256_file(path: Path) -> str:
+    """sha256 hex of a file (recorded so a build names the exact plan it followed)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

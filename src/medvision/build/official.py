@@ -1,0 +1,232 @@
+"""Build the exact samples of an official ``benchmark_plan_*.json.gz`` into a store.
+
+Targets (boxes, axes, distances, angles) and splits come from the plan as published; only the
+slice images are rendered, from the NIfTI files the plan names, by the same
+:class:`~medvision.build.engine.SliceImages` as every other build. Cases run through the same
+runner as :func:`~medvision.build.engine.build_dataset` (process pool or Ray Data), resume,
+and every case that cannot be built is listed in the manifest with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medvision.build.engine import (
+    BuildOptions,
+    CaseResult,
+    RenderMethod,
+    SliceImages,
+    _run,
+    _sha256_file,
+    _stats_path,
+    skip_kind,
+)
+from medvision.catalog.spec import DatasetSpec
+from medvision.store import BuildManifest, DatasetWriter, SkippedCase
+from medvision.store.official_plan import (
+    OfficialCase,
+    OfficialPlanStats,
+    PlanFormatError,
+    case_key,
+    iter_cases,
+    load_plan,
+    plan_case_samples,
+    plan_dataset_name,
+)
+from medvision.volumes import VolumeError, load_volume
+
+__all__ = ["PlanCaseJob", "build_official_plan", "build_plan_case"]
+
+#: Plans store voxel sizes rounded to 3 decimals; allow that rounding plus float noise (mm).
+VOXEL_SIZE_ATOL_MM = 6e-4
+
+
+@dataclass(frozen=True)
+class PlanCaseJob:
+    """One case of an official plan (picklable; holds the plan without its case lists)."""
+
+    plan: Mapping[str, Any]
+    case: OfficialCase
+    data_dir: str
+    out_dir: str
+    render: RenderMethod
+    apply_filters: bool
+    spec: DatasetSpec | None
+
+    @property
+    def key(self) -> str:
+        """Case id in the store."""
+        return case_key(self.plan, self.case)
+
+
+def _light_plan(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan without its (large) case lists: what each case job needs besides its case."""
+    tasks = [
+        {k: v for k, v in t.items() if k not in ("train_cases", "test_cases")}
+        for t in plan["tasks"]
+    ]
+    return {"dataset_info": plan.get("dataset_info", {}), "tasks": tasks}
+
+
+def _check_geometry(job: PlanCaseJob, shape: tuple[int, ...], spacing: tuple[float, ...]) -> str:
+    """Reason the loaded image disagrees with the plan's ``image_file_info``, or ``""``."""
+    info = job.case.record.get("image_file_info") or {}
+    size = info.get("array_size")
+    if size is not None and tuple(int(v) for v in size) != tuple(shape):
+        return (
+            f"image {job.case.image_file} has RAS+ shape {list(shape)} but the plan says "
+            f"array_size {list(size)}"
+        )
+    voxel = info.get("voxel_size")
+    if voxel is not None and not all(
+        math.isclose(float(a), float(b), rel_tol=1e-4, abs_tol=VOXEL_SIZE_ATOL_MM)
+        for a, b in zip(voxel, spacing, strict=True)
+    ):
+        return (
+            f"image {job.case.image_file} has RAS+ voxel size "
+            f"{[round(v, 4) for v in spacing]} mm but the plan says voxel_size {list(voxel)}"
+        )
+    return ""
+
+
+def build_plan_case(job: PlanCaseJob) -> CaseResult:
+    """Render and write the samples of one official case; domain errors skip the case."""
+    dataset = plan_dataset_name(job.plan)
+    path = Path(job.data_dir) / job.case.image_file
+
+    def skipped(reason: str, kind: str) -> CaseResult:
+        skip = SkippedCase(dataset=dataset, case_id=job.key, file=str(path), reason=reason)
+        return CaseResult(job.key, 0, skip, skip_kind=kind)
+
+    stats = OfficialPlanStats()
+    try:
+        image = load_volume(path, "image")
+        mismatch = _check_geometry(job, image.shape, image.spacing_mm)
+        if mismatch:
+            return skipped(mismatch, "geometry_differs_from_plan")
+        sink = SliceImages(image, job.render)
+        samples = plan_case_samples(
+            job.plan,
+            job.case,
+            image.shape,
+            image.spacing_mm,
+            sink,
+            spec=job.spec,
+            apply_filters=job.apply_filters,
+            stats=stats,
+        )
+    except (VolumeError, PlanFormatError) as exc:
+        return skipped(str(exc), skip_kind(exc))
+    counters = {
+        "dropped_multi_instance": stats.dropped_multi_instance,
+        "dropped_small": stats.dropped_small,
+    }
+    writer = DatasetWriter(job.out_dir)
+    samples_path, _ = writer.case_paths(dataset, job.key)
+    samples_path.parent.mkdir(parents=True, exist_ok=True)
+    _stats_path(samples_path).write_text(json.dumps(counters))
+    writer.write_case(dataset, job.key, samples, sink.images)
+    return CaseResult(job.key, len(samples), stats=counters)
+
+
+def build_official_plan(
+    plan_path: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    options: BuildOptions | None = None,
+    *,
+    apply_filters: bool = True,
+    spec: DatasetSpec | None = None,
+    on_progress: Callable[[int, int, CaseResult | None], None] | None = None,
+) -> BuildManifest:
+    """Build every case of an official plan into the store at ``out_dir`` (resumable).
+
+    Args:
+        plan_path: A ``benchmark_plan_*.json.gz`` file.
+        data_dir: The dataset folder the plan's relative paths start from
+            (``Datasets/<dataset>/`` of the official layout).
+        out_dir: Store folder (created).
+        options: ``workers``, ``render``, ``engine`` and ``max_cases`` are used.
+        apply_filters: Apply the official loader filters (single instance, 10 px side).
+        spec: Catalog spec of the dataset, for label kinds and report groups.
+        on_progress: Called as ``(done, total, result)`` after each case.
+
+    Returns:
+        The manifest written to ``out_dir/manifest.json``.
+
+    Raises:
+        PlanFormatError: If the plan cannot be read or has no valid task list.
+    """
+    options = options or BuildOptions()
+    plan = load_plan(plan_path)
+    light = _light_plan(plan)
+    dataset = plan_dataset_name(plan)
+    cases = iter_cases(plan)
+    if options.max_cases is not None:
+        per_task: dict[str, int] = {}
+        kept: list[OfficialCase] = []
+        for c in cases:
+            per_task[c.task_id] = per_task.get(c.task_id, 0) + 1
+            if per_task[c.task_id] <= options.max_cases:
+                kept.append(c)
+        cases = kept
+    del plan  # the case records live on in `cases`; the rest of the plan is not needed
+    jobs = [
+        PlanCaseJob(light, c, str(data_dir), str(out_dir), options.render, apply_filters, spec)
+        for c in cases
+    ]
+    keys = [j.key for j in jobs]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
+        raise PlanFormatError(f"official plan {plan_path}: case ids listed twice: {dup}")
+    writer = DatasetWriter(out_dir)
+    todo = [j for j in jobs if not writer.case_done(dataset, j.key)]
+    done = len(jobs) - len(todo)
+    if on_progress is not None:
+        for _ in range(done):
+            on_progress(done, len(jobs), None)
+    skipped: list[SkippedCase] = []
+    kinds: dict[str, int] = {}
+    workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
+    for result in _run(build_plan_case, todo, workers, options.engine):
+        done += 1
+        if result.skipped is not None:
+            skipped.append(result.skipped)
+            kinds[result.skip_kind] = kinds.get(result.skip_kind, 0) + 1
+        if on_progress is not None:
+            on_progress(done, len(jobs), result)
+    skipped.sort(key=lambda s: s.case_id)
+    totals: dict[str, int] = {}
+    for job in jobs:
+        stats_file = _stats_path(writer.case_paths(dataset, job.key)[0])
+        if stats_file.exists():
+            for k, v in json.loads(stats_file.read_text()).items():
+                totals[k] = totals.get(k, 0) + int(v)
+    plan_sha = _sha256_file(Path(plan_path))
+    opts: dict[str, Any] = {
+        "source": "official-plan",
+        "official_plan": Path(plan_path).name,
+        "official_plan_sha256": plan_sha,
+        "render": options.render,
+        "max_cases": options.max_cases,
+        "apply_official_filters": apply_filters,
+        "split": {"official_plan": Path(plan_path).name},
+        "spec_sha256": (
+            hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16] if spec else None
+        ),
+    }
+    manifest = BuildManifest.create(
+        datasets=[dataset], seed=options.seed, options=opts, skipped=skipped
+    )
+    manifest.options["planner_drops"] = totals
+    manifest.options["data_dir"] = str(data_dir)
+    manifest.options["engine"] = options.engine
+    manifest.options["skipped_by_reason"] = dict(sorted(kinds.items()))
+    return writer.finalize(manifest)

@@ -1,0 +1,101 @@
+"""Bad input never stops a build: the case is skipped, named, and listed with its reason."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medvision.build.engine import BuildOptions, build_dataset
+from medvision.catalog.registry import get_spec
+from medvision.store import open_dataset
+
+
+@pytest.fixture()
+def source(mini_source: Path, tmp_path: Path) -> Path:
+    """A private copy of two mini cases (task 01 only matters here; task 02 stays intact)."""
+    dst = tmp_path / "src"
+    for folder in ("Images-MR", "Masks", "Images-XR", "Landmarks"):
+        (dst / folder).mkdir(parents=True)
+        for case in ("case_000", "case_001"):
+            for f in (mini_source / folder).glob(f"{case}.*"):
+                shutil.copy(f, dst / folder / f.name)
+    return dst
+
+
+def _build(source: Path, tmp_path: Path) -> tuple[dict[str, str], int]:
+    manifest = build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions())
+    reasons = {s.case_id: s.reason for s in manifest.skipped}
+    return reasons, manifest.n_samples
+
+
+def _rewrite(path: Path, array: np.ndarray) -> None:
+    img = nib.load(path)
+    nib.save(nib.Nifti1Image(array, img.affine), path)
+
+
+def test_corrupt_gzip_is_skipped_and_named(source: Path, tmp_path: Path) -> None:
+    bad = source / "Images-MR" / "case_000.nii.gz"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])  # truncated download
+    reasons, n = _build(source, tmp_path)
+    assert set(reasons) == {"01-case_000"}
+    assert str(bad) in reasons["01-case_000"]
+    assert n > 0  # case_001 and the X-ray task were still built
+    ds = open_dataset(tmp_path / "store")
+    assert {s.case_id for s in ds.samples()} >= {"01-case_001", "02-case_000"}
+
+
+def test_shape_mismatch_is_skipped_and_names_both_files(source: Path, tmp_path: Path) -> None:
+    mask = source / "Masks" / "case_001.nii.gz"
+    arr = np.asarray(nib.load(mask).dataobj)
+    _rewrite(mask, np.ascontiguousarray(arr[:, :, :-3]))
+    reasons, _ = _build(source, tmp_path)
+    assert set(reasons) == {"01-case_001"}
+    assert "shape" in reasons["01-case_001"]
+    assert "case_001.nii.gz" in reasons["01-case_001"]
+
+
+def test_empty_mask_is_skipped(source: Path, tmp_path: Path) -> None:
+    mask = source / "Masks" / "case_000.nii.gz"
+    arr = np.asarray(nib.load(mask).dataobj)
+    _rewrite(mask, np.zeros_like(arr))
+    reasons, _ = _build(source, tmp_path)
+    assert set(reasons) == {"01-case_000"}
+    assert str(mask) in reasons["01-case_000"]
+    assert "empty" in reasons["01-case_000"].lower()
+
+
+def test_nan_voxels_are_skipped(source: Path, tmp_path: Path) -> None:
+    img = source / "Images-MR" / "case_001.nii.gz"
+    arr = np.asarray(nib.load(img).dataobj).astype(np.float32)
+    arr[10, 10, 10] = np.nan
+    _rewrite(img, arr)
+    reasons, _ = _build(source, tmp_path)
+    assert set(reasons) == {"01-case_001"}
+    assert str(img) in reasons["01-case_001"]
+    assert "nan" in reasons["01-case_001"].lower() or "finite" in reasons["01-case_001"].lower()
+
+
+def test_missing_mask_and_bad_landmarks_are_skipped(source: Path, tmp_path: Path) -> None:
+    (source / "Masks" / "case_001.nii.gz").unlink()
+    lm = source / "Landmarks" / "case_000.json"
+    marks = json.loads(lm.read_text())
+    marks["landmarks"]["P2"] = [0, 9999, 5]  # outside the image
+    lm.write_text(json.dumps(marks))
+    reasons, _ = _build(source, tmp_path)
+    assert set(reasons) == {"01-case_001", "02-case_000"}
+    assert "mask file" in reasons["01-case_001"] and "not found" in reasons["01-case_001"]
+    assert "P2" in reasons["02-case_000"] and "outside" in reasons["02-case_000"]
+
+
+def test_resume_skips_finished_cases(source: Path, tmp_path: Path) -> None:
+    first = build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions())
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "store" / "cases").rglob("*.parquet")}
+    second = build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions())
+    assert first.n_samples == second.n_samples
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing rewritten
