@@ -1,4 +1,4 @@
-"""End to end on the mini store: the baselines score what they must, through prompt -> text -> parse."""
+"""End to end on the mini store: baselines score what they must through prompt -> text -> parse."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 
 from medvision.backends import ChatRequest, ChatResponse, OracleBaseline
 from medvision.runs.records import RECORDS_NAME, read_records
-from medvision.runs.runner import Runner, RunError, RunSpec, rescore
+from medvision.runs.runner import RunError, Runner, RunSpec, rescore
 
 
 class _Counting:

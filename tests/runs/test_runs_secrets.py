@@ -75,14 +75,17 @@ def test_redact_removes_secret_looking_options() -> None:
             "api_key": "sk-1",
             "api_key_env": "OPENAI_API_KEY",
             "base_url": ["https://user:pw@host/v1", "http://h2/v1"],
-            "extra_body": {"auth_token": "t", "top_k": 5},
+            "extra_body": {"auth_token": "t", "top_k": 5, "X-Api-Key": "k2"},
             "password": "",
+            # Counts named after tokens are settings, not secrets (they stay readable).
+            "generation": {"max_new_tokens": 1024, "max_tokens": 16},
         }
     )
     assert got == {
         "api_key": "<redacted>",
         "api_key_env": "OPENAI_API_KEY",
         "base_url": ["https://host/v1", "http://h2/v1"],
-        "extra_body": {"auth_token": "<redacted>", "top_k": 5},
+        "extra_body": {"auth_token": "<redacted>", "top_k": 5, "X-Api-Key": "<redacted>"},
         "password": "",
+        "generation": {"max_new_tokens": 1024, "max_tokens": 16},
     }

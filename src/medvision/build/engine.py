@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,7 @@ from medvision.store.official_plan import (
     official_split,
     official_split_by_image,
 )
+from medvision.store.writer import sha256_file
 from medvision.volumes import (
     AffineError,
     CorruptFileError,
@@ -73,6 +74,18 @@ Engine = Literal["local", "ray"]
 UnknownLabelPolicy = Literal["skip", "ignore"]
 
 _J = TypeVar("_J")
+
+
+class _Keyed(Protocol):
+    """A build job: anything with the case's store key."""
+
+    @property
+    def key(self) -> str:
+        """Case id in the store."""
+        ...
+
+
+_K = TypeVar("_K", bound=_Keyed)
 
 
 @dataclass(frozen=True)
@@ -412,30 +425,7 @@ def build_dataset(
         The manifest written to ``out_dir/manifest.json``.
     """
     options = options or BuildOptions()
-    writer = DatasetWriter(out_dir)
     jobs = plan_jobs(spec, data_dir, out_dir, options)
-    todo = [j for j in jobs if not writer.case_done(spec.name, j.key)]
-    done = len(jobs) - len(todo)
-    if on_progress is not None:
-        for _ in range(done):
-            on_progress(done, len(jobs), None)
-    skipped: list[SkippedCase] = []
-    kinds: dict[str, int] = {}
-    workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
-    for result in _run(build_case, todo, workers, options.engine):
-        done += 1
-        if result.skipped is not None:
-            skipped.append(result.skipped)
-            kinds[result.skip_kind] = kinds.get(result.skip_kind, 0) + 1
-        if on_progress is not None:
-            on_progress(done, len(jobs), result)
-    skipped.sort(key=lambda s: (s.dataset, s.case_id))  # completion order is not stable
-    totals: dict[str, int] = {}
-    for job in jobs:
-        stats_file = _stats_path(writer.case_paths(spec.name, job.key)[0])
-        if stats_file.exists():
-            for k, v in json.loads(stats_file.read_text()).items():
-                totals[k] = totals.get(k, 0) + int(v)
     opts: dict[str, Any] = {
         "render": options.render,
         "max_cases": options.max_cases,
@@ -445,9 +435,71 @@ def build_dataset(
     }
     if options.split_from is not None:
         opts["split"] = {"official_plan": Path(options.split_from).name}
-        opts["split_from_sha256"] = _sha256_file(Path(options.split_from))
+        opts["split_from_sha256"] = sha256_file(Path(options.split_from))
+    return run_build(
+        build_case,
+        jobs,
+        dataset=spec.name,
+        data_dir=data_dir,
+        out_dir=out_dir,
+        options=options,
+        manifest_options=opts,
+        on_progress=on_progress,
+    )
+
+
+def run_build(
+    fn: Callable[[_K], CaseResult],
+    jobs: list[_K],
+    *,
+    dataset: str,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    options: BuildOptions,
+    manifest_options: dict[str, Any],
+    on_progress: Callable[[int, int, CaseResult | None], None] | None = None,
+) -> BuildManifest:
+    """Build the jobs not written yet, then write the manifest (catalog and official builds).
+
+    Args:
+        fn: Builds and writes one case (runs in a worker process or a Ray task).
+        jobs: Every case of the build; those already in the store are only counted.
+        dataset: Dataset name in the store.
+        data_dir: Source folder (recorded in the manifest).
+        out_dir: Store folder.
+        options: ``workers``, ``engine`` and ``seed`` are used.
+        manifest_options: The build's identifying options (they make the build id).
+        on_progress: Called as ``(done, total, result)`` after each case (``result`` is
+            ``None`` for a case resumed from an earlier build).
+
+    Returns:
+        The manifest written to ``out_dir/manifest.json``.
+    """
+    writer = DatasetWriter(out_dir)
+    todo = [j for j in jobs if not writer.case_done(dataset, j.key)]
+    done = len(jobs) - len(todo)
+    if on_progress is not None:
+        for _ in range(done):
+            on_progress(done, len(jobs), None)
+    skipped: list[SkippedCase] = []
+    kinds: dict[str, int] = {}
+    workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
+    for result in _run(fn, todo, workers, options.engine):
+        done += 1
+        if result.skipped is not None:
+            skipped.append(result.skipped)
+            kinds[result.skip_kind] = kinds.get(result.skip_kind, 0) + 1
+        if on_progress is not None:
+            on_progress(done, len(jobs), result)
+    skipped.sort(key=lambda s: (s.dataset, s.case_id))  # completion order is not stable
+    totals: dict[str, int] = {}
+    for job in jobs:
+        stats_file = _stats_path(writer.case_paths(dataset, job.key)[0])
+        if stats_file.exists():
+            for k, v in json.loads(stats_file.read_text()).items():
+                totals[k] = totals.get(k, 0) + int(v)
     manifest = BuildManifest.create(
-        datasets=[spec.name], seed=options.seed, options=opts, skipped=skipped
+        datasets=[dataset], seed=options.seed, options=manifest_options, skipped=skipped
     )
     # Recorded after the build id is computed: counters describe the output, not the input.
     manifest.options["planner_drops"] = totals
@@ -455,12 +507,3 @@ def build_dataset(
     manifest.options["engine"] = options.engine
     manifest.options["skipped_by_reason"] = dict(sorted(kinds.items()))
     return writer.finalize(manifest)
-
-
-def _sha256_file(path: Path) -> str:
-    """sha256 hex of a file (recorded so a build names the exact plan it followed)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

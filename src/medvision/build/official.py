@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,8 @@ from medvision.build.engine import (
     CaseResult,
     RenderMethod,
     SliceImages,
-    _run,
-    _sha256_file,
     _stats_path,
+    run_build,
     skip_kind,
 )
 from medvision.catalog.spec import DatasetSpec
@@ -40,6 +38,7 @@ from medvision.store.official_plan import (
     plan_case_samples,
     plan_dataset_name,
 )
+from medvision.store.writer import sha256_file
 from medvision.volumes import VolumeError, load_volume
 
 __all__ = ["PlanCaseJob", "build_official_plan", "build_plan_case"]
@@ -186,30 +185,7 @@ def build_official_plan(
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
         raise PlanFormatError(f"official plan {plan_path}: case ids listed twice: {dup}")
-    writer = DatasetWriter(out_dir)
-    todo = [j for j in jobs if not writer.case_done(dataset, j.key)]
-    done = len(jobs) - len(todo)
-    if on_progress is not None:
-        for _ in range(done):
-            on_progress(done, len(jobs), None)
-    skipped: list[SkippedCase] = []
-    kinds: dict[str, int] = {}
-    workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
-    for result in _run(build_plan_case, todo, workers, options.engine):
-        done += 1
-        if result.skipped is not None:
-            skipped.append(result.skipped)
-            kinds[result.skip_kind] = kinds.get(result.skip_kind, 0) + 1
-        if on_progress is not None:
-            on_progress(done, len(jobs), result)
-    skipped.sort(key=lambda s: s.case_id)
-    totals: dict[str, int] = {}
-    for job in jobs:
-        stats_file = _stats_path(writer.case_paths(dataset, job.key)[0])
-        if stats_file.exists():
-            for k, v in json.loads(stats_file.read_text()).items():
-                totals[k] = totals.get(k, 0) + int(v)
-    plan_sha = _sha256_file(Path(plan_path))
+    plan_sha = sha256_file(Path(plan_path))
     opts: dict[str, Any] = {
         "source": "official-plan",
         "official_plan": Path(plan_path).name,
@@ -222,11 +198,13 @@ def build_official_plan(
             hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16] if spec else None
         ),
     }
-    manifest = BuildManifest.create(
-        datasets=[dataset], seed=options.seed, options=opts, skipped=skipped
+    return run_build(
+        build_plan_case,
+        jobs,
+        dataset=dataset,
+        data_dir=data_dir,
+        out_dir=out_dir,
+        options=options,
+        manifest_options=opts,
+        on_progress=on_progress,
     )
-    manifest.options["planner_drops"] = totals
-    manifest.options["data_dir"] = str(data_dir)
-    manifest.options["engine"] = options.engine
-    manifest.options["skipped_by_reason"] = dict(sorted(kinds.items()))
-    return writer.finalize(manifest)

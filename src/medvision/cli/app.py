@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medvision.backends import GenerationConfig
+from medvision.cli.common import parse_families, parse_planes, progress_bar
 
 app = typer.Typer(
     name="medvision",
@@ -26,35 +26,6 @@ datasets_app = typer.Typer(help="The dataset catalog.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 # Piped output (logs, CI) gets a width that fits the leaderboard instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 130)
-
-FAMILIES = ("detection", "tl", "ad")
-PLANE_CODES = {"S": 0, "C": 1, "A": 2}
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-def _planes(codes: str) -> tuple[int, ...]:
-    try:
-        return tuple(PLANE_CODES[c] for c in codes.upper().replace(",", ""))
-    except KeyError as exc:
-        raise typer.BadParameter(f"planes are letters among S, C, A; got {codes!r}") from exc
-
-
-def _families(names: str) -> tuple[str, ...]:
-    out = tuple(n.strip() for n in names.split(",") if n.strip())
-    bad = [n for n in out if n not in FAMILIES]
-    if bad:
-        raise typer.BadParameter(f"unknown task families {bad}; known: {', '.join(FAMILIES)}")
-    return out
 
 
 @datasets_app.command("list")
@@ -157,7 +128,7 @@ def build(
 def _build_with_progress(spec: Any, data_dir: Path, out: Path, options: Any) -> Any:
     from medvision.build.engine import build_dataset
 
-    with _progress() as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task(f"build {spec.name}", total=None)
 
         def tick(done: int, total: int, _result: object) -> None:
@@ -279,8 +250,8 @@ def eval_cmd(
         protocol=protocol,
         prompt_style=prompt_style,
         image_policy=image_policy,
-        families=_families(families),
-        planes=_planes(planes),
+        families=parse_families(families),
+        planes=parse_planes(planes),
         limit=limit,
         seed=seed,
         generation=GenerationConfig(
@@ -299,7 +270,7 @@ def _eval_with_progress(
     from medvision.runs.runner import Runner
 
     runner = Runner(spec, out, overwrite=overwrite)
-    with _progress() as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task(f"eval {spec.model_name}", total=None)
 
         def tick(done: int, total: int) -> None:

@@ -13,15 +13,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from medvision.cli.common import progress_bar
 
 console = Console()
 
@@ -126,13 +120,7 @@ def build_plan(
         max_cases=max_cases,
     )
     spec = get_spec(dataset) if dataset else None
-    with Progress(
-        TextColumn(f"build {plan.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar(console, f"build {plan.name}") as progress:
         bar = progress.add_task("cases", total=None)
 
         def tick(done: int, total: int, _result: object) -> None:

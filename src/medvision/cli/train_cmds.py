@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from medvision.cli.common import parse_families, parse_planes
+
 console = Console()
 
 export_app = typer.Typer(help="Export a built dataset for other tools.", no_args_is_help=True)
@@ -19,24 +21,6 @@ train_app = typer.Typer(
     help="Fine-tune a VLM on a `medvision export sft --format trl` folder (extra: train).",
     no_args_is_help=True,
 )
-
-_PLANES = {"S": 0, "C": 1, "A": 2}
-_FAMILIES = ("detection", "tl", "ad")
-
-
-def _planes(codes: str) -> tuple[int, ...]:
-    try:
-        return tuple(_PLANES[c] for c in codes.upper().replace(",", ""))
-    except KeyError as exc:
-        raise typer.BadParameter(f"planes are letters among S, C, A; got {codes!r}") from exc
-
-
-def _families(names: str) -> tuple[str, ...]:
-    out = tuple(n.strip() for n in names.split(",") if n.strip())
-    bad = [n for n in out if n not in _FAMILIES]
-    if bad:
-        raise typer.BadParameter(f"unknown task families {bad}; known: {', '.join(_FAMILIES)}")
-    return out
 
 
 @export_app.command("sft")
@@ -78,8 +62,8 @@ def export_sft_cmd(
             style="cot" if cot else (style or "official"),
             policy=policy,
             split=split,  # type: ignore[arg-type]
-            families=_families(families),
-            planes=_planes(planes),
+            families=parse_families(families),
+            planes=parse_planes(planes),
             limit=limit,
             temperature=temperature,
             seed=seed,
@@ -102,6 +86,26 @@ def export_sft_cmd(
             console.print(f"  {reason}")
 
 
+# Options ``train sft`` and ``train grpo`` share (same flag, type and help; defaults per command).
+_Data = Annotated[Path, typer.Option(help="`medvision export sft --format trl` folder.")]
+_Epochs = Annotated[float, typer.Option(help="Epochs.")]
+_MaxSteps = Annotated[int, typer.Option(help="Optimiser steps (-1: by epochs).")]
+_LearningRate = Annotated[float, typer.Option(help="Learning rate.")]
+_GradAccum = Annotated[int, typer.Option(help="Gradient accumulation.")]
+_LoraRank = Annotated[int, typer.Option(help="LoRA rank.")]
+_LoraAlpha = Annotated[int, typer.Option(help="LoRA alpha.")]
+_LoraScope = Annotated[str, typer.Option(help="language (default) or all.")]
+_Full = Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")]
+_QLora = Annotated[bool, typer.Option("--qlora", help="4-bit NF4 base (CUDA + bitsandbytes).")]
+_GradientCheckpointing = Annotated[bool, typer.Option(help="Gradient checkpointing.")]
+_SaveSteps = Annotated[int, typer.Option(help="Checkpoint every N steps.")]
+_LoggingSteps = Annotated[int, typer.Option(help="Log every N steps.")]
+_Resume = Annotated[bool, typer.Option(help="Resume from the newest checkpoint.")]
+_Limit = Annotated[int | None, typer.Option(help="Use the first N rows only.")]
+_Seed = Annotated[int, typer.Option(help="Seed.")]
+_Cpu = Annotated[bool, typer.Option("--cpu", help="Force CPU.")]
+
+
 def _common_lora(
     lora_r: int, lora_alpha: int, lora_scope: str, no_lora: bool, qlora: bool
 ) -> dict[str, Any]:
@@ -119,32 +123,28 @@ def _common_lora(
 @train_app.command("sft")
 def train_sft_cmd(
     model: Annotated[str, typer.Option(help="Base model folder or hub id.")],
-    data: Annotated[Path, typer.Option(help="`medvision export sft --format trl` folder.")],
+    data: _Data,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Run folder (resumes if it holds checkpoints).")
     ],
-    epochs: Annotated[float, typer.Option(help="Epochs.")] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="Optimiser steps (-1: by epochs).")] = -1,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-4,
+    epochs: _Epochs = 1.0,
+    max_steps: _MaxSteps = -1,
+    lr: _LearningRate = 2e-4,
     batch_size: Annotated[int, typer.Option(help="Per-device batch.")] = 1,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation.")] = 8,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
-    lora_scope: Annotated[str, typer.Option(help="language (default) or all.")] = "language",
-    no_lora: Annotated[
-        bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")
-    ] = False,
-    qlora: Annotated[
-        bool, typer.Option("--qlora", help="4-bit NF4 base (CUDA + bitsandbytes).")
-    ] = False,
-    gradient_checkpointing: Annotated[bool, typer.Option(help="Gradient checkpointing.")] = False,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
-    logging_steps: Annotated[int, typer.Option(help="Log every N steps.")] = 10,
-    resume: Annotated[bool, typer.Option(help="Resume from the newest checkpoint.")] = True,
+    grad_accum: _GradAccum = 8,
+    lora_r: _LoraRank = 16,
+    lora_alpha: _LoraAlpha = 16,
+    lora_scope: _LoraScope = "language",
+    no_lora: _Full = False,
+    qlora: _QLora = False,
+    gradient_checkpointing: _GradientCheckpointing = False,
+    save_steps: _SaveSteps = 50,
+    logging_steps: _LoggingSteps = 10,
+    resume: _Resume = True,
     merge: Annotated[bool, typer.Option(help="Also save the merged model to OUT/merged.")] = False,
-    limit: Annotated[int | None, typer.Option(help="Use the first N rows only.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    cpu: Annotated[bool, typer.Option("--cpu", help="Force CPU.")] = False,
+    limit: _Limit = None,
+    seed: _Seed = 0,
+    cpu: _Cpu = False,
 ) -> None:
     """Supervised fine-tuning (TRL SFTTrainer, LoRA/QLoRA, loss on the completion only)."""
     from medvision.training.sft import SftSettings, train_sft
@@ -181,13 +181,13 @@ def train_sft_cmd(
 @train_app.command("grpo")
 def train_grpo_cmd(
     model: Annotated[str, typer.Option(help="Policy to start from (base or SFT output).")],
-    data: Annotated[Path, typer.Option(help="`medvision export sft --format trl` folder.")],
+    data: _Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
-    epochs: Annotated[float, typer.Option(help="Epochs.")] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="Optimiser steps (-1: by epochs).")] = -1,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-5,
+    epochs: _Epochs = 1.0,
+    max_steps: _MaxSteps = -1,
+    lr: _LearningRate = 1e-5,
     batch_size: Annotated[int, typer.Option(help="Per-device completions per step.")] = 8,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation.")] = 1,
+    grad_accum: _GradAccum = 1,
     num_generations: Annotated[int, typer.Option(help="Completions per prompt.")] = 8,
     max_completion_length: Annotated[int, typer.Option(help="Completion token limit.")] = 1024,
     temperature: Annotated[float, typer.Option(help="Rollout temperature.")] = 1.0,
@@ -197,23 +197,19 @@ def train_grpo_cmd(
     rho: Annotated[
         str, typer.Option(help="exp_decay | scaled_sigmoid | gaussian_proxy")
     ] = "exp_decay",
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
-    lora_scope: Annotated[str, typer.Option(help="language (default) or all.")] = "language",
-    no_lora: Annotated[
-        bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")
-    ] = False,
-    qlora: Annotated[
-        bool, typer.Option("--qlora", help="4-bit NF4 base (CUDA + bitsandbytes).")
-    ] = False,
+    lora_r: _LoraRank = 16,
+    lora_alpha: _LoraAlpha = 16,
+    lora_scope: _LoraScope = "language",
+    no_lora: _Full = False,
+    qlora: _QLora = False,
     use_vllm: Annotated[bool, typer.Option("--vllm", help="Generate rollouts with vLLM.")] = False,
-    gradient_checkpointing: Annotated[bool, typer.Option(help="Gradient checkpointing.")] = False,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
-    logging_steps: Annotated[int, typer.Option(help="Log every N steps.")] = 10,
-    resume: Annotated[bool, typer.Option(help="Resume from the newest checkpoint.")] = True,
-    limit: Annotated[int | None, typer.Option(help="Use the first N rows only.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    cpu: Annotated[bool, typer.Option("--cpu", help="Force CPU.")] = False,
+    gradient_checkpointing: _GradientCheckpointing = False,
+    save_steps: _SaveSteps = 50,
+    logging_steps: _LoggingSteps = 10,
+    resume: _Resume = True,
+    limit: _Limit = None,
+    seed: _Seed = 0,
+    cpu: _Cpu = False,
 ) -> None:
     """GRPO with the MedVision-V0 rewards (format, process, answer) through TRL's GRPOTrainer."""
     from medvision.training.grpo import GrpoSettings, train_grpo

@@ -25,6 +25,7 @@ import json
 import math
 import platform
 import random
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -82,7 +83,9 @@ EXECUTION_OPTIONS = frozenset(
         "transport",
     }
 )
-_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "authorization", "auth")
+_SECRET_WORDS = frozenset(
+    {"key", "apikey", "token", "secret", "password", "passwd", "authorization", "auth", "bearer"}
+)
 _REDACTED = "<redacted>"
 
 
@@ -195,7 +198,10 @@ def redact(value: Any) -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             low = str(k).lower()
-            secret = any(w in low for w in _SECRET_WORDS) and not low.endswith("_env")
+            # Whole words only: ``api_key`` and ``access_token`` are secrets, while
+            # ``max_new_tokens`` (a count) is not.
+            words = set(re.split(r"[^a-z0-9]+", low))
+            secret = bool(words & _SECRET_WORDS) and not low.endswith("_env")
             out[k] = _REDACTED if secret and v not in (None, "", False) else redact(v)
         return out
     if isinstance(value, list | tuple):

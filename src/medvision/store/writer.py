@@ -53,6 +53,7 @@ __all__ = [
     "SORT_KEYS",
     "SPLITS",
     "DatasetWriter",
+    "sha256_file",
 ]
 
 CASES_DIR = "cases"
@@ -106,7 +107,8 @@ def _write_parquet_atomic(table: pa.Table, path: Path, *, compression: str) -> N
         raise
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -542,7 +544,7 @@ class DatasetWriter:
                 "split": split,
                 "n_rows": pq.ParquetFile(path).metadata.num_rows,
                 "n_bytes": path.stat().st_size,
-                "sha256": _sha256_file(path),
+                "sha256": sha256_file(path),
             }
         )
 

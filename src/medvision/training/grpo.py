@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from medvision.training.export import read_trl_rows
 from medvision.training.rewards import (
     REWARD_COLUMN,
     Composition,
@@ -33,13 +32,10 @@ from medvision.training.rewards import (
 )
 from medvision.training.sft import (
     LoraScope,
-    build_lora_config,
-    checkpointing_kwargs,
-    cuda_available,
     finish_run,
     last_checkpoint,
-    load_model_and_processor,
-    rows_to_dataset,
+    run_config_kwargs,
+    training_inputs,
 )
 
 __all__ = [
@@ -182,24 +178,12 @@ def make_grpo_trainer(
     from trl.trainer.grpo_config import GRPOConfig
     from trl.trainer.grpo_trainer import GRPOTrainer
 
-    rows = read_trl_rows(settings.data)
-    if settings.limit is not None:
-        rows = rows[: settings.limit]
-    if not rows:
-        raise ValueError(f"{settings.data}: the export holds no rows")
-    dataset = rows_to_dataset(rows, ("prompt", "images", REWARD_COLUMN))
-    model, processor = load_model_and_processor(
-        settings.model, qlora=settings.qlora, use_cpu=settings.use_cpu
+    dataset, model, processor, peft_config = training_inputs(
+        settings, ("prompt", "images", REWARD_COLUMN)
     )
     funcs, weights = medvision_reward_funcs(settings, on_call=on_reward_call)
-    on_gpu = cuda_available() and not settings.use_cpu
     args = GRPOConfig(
-        output_dir=settings.output_dir,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.learning_rate,
+        **run_config_kwargs(settings),
         num_generations=settings.num_generations,
         max_completion_length=settings.max_completion_length,
         temperature=settings.temperature,
@@ -207,23 +191,6 @@ def make_grpo_trainer(
         reward_weights=weights,
         use_vllm=settings.use_vllm,
         vllm_mode="colocate",
-        logging_steps=settings.logging_steps,
-        save_steps=settings.save_steps,
-        seed=settings.seed,
-        report_to="none",
-        **checkpointing_kwargs(settings.gradient_checkpointing),
-        bf16=on_gpu,
-        use_cpu=not on_gpu,
-    )
-    peft_config = (
-        build_lora_config(
-            r=settings.lora_r,
-            alpha=settings.lora_alpha,
-            dropout=settings.lora_dropout,
-            scope=settings.lora_scope,
-        )
-        if settings.lora
-        else None
     )
     return GRPOTrainer(
         model=model,

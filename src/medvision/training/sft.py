@@ -24,9 +24,12 @@ import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from medvision.training.export import read_trl_rows
+
+if TYPE_CHECKING:  # grpo imports this module; the type is only needed by mypy
+    from medvision.training.grpo import GrpoSettings
 
 __all__ = [
     "LORA_PROJECTIONS",
@@ -42,7 +45,9 @@ __all__ = [
     "lora_target_regex",
     "make_sft_trainer",
     "rows_to_dataset",
+    "run_config_kwargs",
     "train_sft",
+    "training_inputs",
 ]
 
 LoraScope = Literal["language", "all"]
@@ -271,26 +276,28 @@ def checkpointing_kwargs(enabled: bool) -> dict[str, Any]:
     }
 
 
-def make_sft_trainer(settings: SftSettings, *, callbacks: list[Any] | None = None) -> Any:
-    """Build (not run) the ``SFTTrainer`` of a run: model, processor, LoRA, data, config.
+def training_inputs(
+    settings: SftSettings | GrpoSettings, columns: tuple[str, ...]
+) -> tuple[Any, Any, Any, Any]:
+    """The data, model, processor and LoRA config of a run (SFT and GRPO alike).
 
     Args:
         settings: The run.
-        callbacks: Extra ``transformers.TrainerCallback`` objects.
+        columns: Export columns the trainer reads (must include ``images``).
 
     Returns:
-        The trainer (``trainer.train()`` runs it).
-    """
-    from trl.trainer.sft_config import SFTConfig
-    from trl.trainer.sft_trainer import SFTTrainer
+        ``(dataset, model, processor, peft_config)``; ``peft_config`` is ``None`` for full
+        fine-tuning.
 
-    on_gpu = cuda_available() and not settings.use_cpu
+    Raises:
+        ValueError: If the export (after ``limit``) holds no rows.
+    """
     rows = read_trl_rows(settings.data)
     if settings.limit is not None:
         rows = rows[: settings.limit]
     if not rows:
         raise ValueError(f"{settings.data}: the export holds no rows")
-    dataset = rows_to_dataset(rows, ("prompt", "completion", "images"))
+    dataset = rows_to_dataset(rows, columns)
     model, processor = load_model_and_processor(
         settings.model, qlora=settings.qlora, use_cpu=settings.use_cpu
     )
@@ -304,27 +311,54 @@ def make_sft_trainer(settings: SftSettings, *, callbacks: list[Any] | None = Non
         if settings.lora
         else None
     )
+    return dataset, model, processor, peft_config
+
+
+def run_config_kwargs(settings: SftSettings | GrpoSettings) -> dict[str, Any]:
+    """Trainer-config keywords SFT and GRPO share: schedule, logging, device, checkpointing."""
+    on_gpu = cuda_available() and not settings.use_cpu
+    return {
+        "output_dir": settings.output_dir,
+        "num_train_epochs": settings.epochs,
+        "max_steps": settings.max_steps,
+        "per_device_train_batch_size": settings.batch_size,
+        "gradient_accumulation_steps": settings.grad_accum,
+        "learning_rate": settings.learning_rate,
+        "logging_steps": settings.logging_steps,
+        "save_steps": settings.save_steps,
+        "seed": settings.seed,
+        "report_to": "none",
+        **checkpointing_kwargs(settings.gradient_checkpointing),
+        "bf16": on_gpu,
+        "use_cpu": not on_gpu,
+    }
+
+
+def make_sft_trainer(settings: SftSettings, *, callbacks: list[Any] | None = None) -> Any:
+    """Build (not run) the ``SFTTrainer`` of a run: model, processor, LoRA, data, config.
+
+    Args:
+        settings: The run.
+        callbacks: Extra ``transformers.TrainerCallback`` objects.
+
+    Returns:
+        The trainer (``trainer.train()`` runs it).
+    """
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    dataset, model, processor, peft_config = training_inputs(
+        settings, ("prompt", "completion", "images")
+    )
     args = SFTConfig(
-        output_dir=settings.output_dir,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.learning_rate,
+        **run_config_kwargs(settings),
         lr_scheduler_type="linear",
         warmup_steps=settings.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
         max_grad_norm=settings.max_grad_norm,
-        logging_steps=settings.logging_steps,
-        save_steps=settings.save_steps,
         save_total_limit=settings.save_total_limit,
-        seed=settings.seed,
-        report_to="none",
         # Never truncate: a cut would drop image tokens and break the vision inputs.
         max_length=None,
         completion_only_loss=True,
-        **checkpointing_kwargs(settings.gradient_checkpointing),
-        bf16=on_gpu,
-        use_cpu=not on_gpu,
     )
     return SFTTrainer(
         model=model,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from medvision.catalog.spec import TaskSpec
 from medvision.volumes import Volume, load_volume
 from medvision.volumes.errors import CorruptFileError
 from medvision.volumes.io import Kind
@@ -119,6 +120,39 @@ def glob_dirs(root: Path, pattern: str) -> list[Path]:
     if not any(ch in pattern for ch in "*?["):
         return [root / pattern]
     return sorted(p for p in root.glob(pattern) if p.is_dir())
+
+
+def image_folders(task: TaskSpec, root: Path, what: str) -> list[Path]:
+    """The existing folders matching the task's ``image_folder`` under ``root``, sorted.
+
+    Args:
+        task: The task (its ``image_folder`` may hold globs).
+        root: Dataset folder.
+        what: What such a folder is, for the error message (e.g. ``"case folder root"``).
+
+    Raises:
+        FileNotFoundError: If no folder matches, or a plain (glob-free) path does not exist.
+    """
+    base = Path(root)
+    folders = glob_dirs(base, task.image_folder)
+    if not folders:
+        raise FileNotFoundError(f"task {task.id}: no folder matches {base / task.image_folder}")
+    for folder in folders:
+        require_dir(folder, what, task.id)
+    return folders
+
+
+def case_dirs(task: TaskSpec, root: Path, case_glob: str, what: str) -> list[Path]:
+    """The case folders (``case_glob`` matches) inside every :func:`image_folders` folder.
+
+    Returns:
+        The folders, sorted within each parent, parents in order.
+    """
+    return [
+        case_dir
+        for parent in image_folders(task, root, what)
+        for case_dir in sorted(p for p in parent.glob(case_glob) if p.is_dir())
+    ]
 
 
 def excluded(name: str, patterns: list[str]) -> bool:

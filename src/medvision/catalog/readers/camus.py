@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medvision.catalog.readers.base import CaseFiles, CaseInputs, glob_dirs, require_dir
+from medvision.catalog.readers.base import CaseFiles, CaseInputs, case_dirs
 from medvision.catalog.readers.folders import read_files
 from medvision.catalog.spec import CamusLayout, TaskSpec
 
@@ -24,24 +24,18 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
     """
     lay = task.layout
     assert isinstance(lay, CamusLayout)
-    base = Path(root)
-    parents = glob_dirs(base, task.image_folder)
-    if not parents:
-        raise FileNotFoundError(f"task {task.id}: no folder matches {base / task.image_folder}")
     cases: list[CaseFiles] = []
-    for parent in parents:
-        require_dir(parent, "patient folder root", task.id)
-        for pdir in sorted(p for p in parent.glob(lay.case_glob) if p.is_dir()):
-            for view in lay.views:
-                case = f"{pdir.name}_{view}"
-                image = pdir / f"{case}_{lay.sequence}.nii.gz"
-                mask = pdir / f"{case}_{lay.sequence}_gt.nii.gz"
-                missing = [
-                    f"{what} file {p} not found"
-                    for what, p in (("image", image), ("mask", mask))
-                    if not p.exists()
-                ]
-                cases.append(CaseFiles(case, image, mask, None, tuple(missing)))
+    for pdir in case_dirs(task, root, lay.case_glob, "patient folder root"):
+        for view in lay.views:
+            case = f"{pdir.name}_{view}"
+            image = pdir / f"{case}_{lay.sequence}.nii.gz"
+            mask = pdir / f"{case}_{lay.sequence}_gt.nii.gz"
+            missing = [
+                f"{what} file {p} not found"
+                for what, p in (("image", image), ("mask", mask))
+                if not p.exists()
+            ]
+            cases.append(CaseFiles(case, image, mask, None, tuple(missing)))
     return sorted(cases, key=lambda c: c.case_id)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medvision.catalog.readers.base import CaseFiles, CaseInputs, glob_dirs, require_dir
+from medvision.catalog.readers.base import CaseFiles, CaseInputs, case_dirs
 from medvision.catalog.readers.folders import read_files
 from medvision.catalog.spec import BratsLayout, CaseFoldersLayout, Kits23Layout, TaskSpec
 
@@ -44,25 +44,19 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
     Raises:
         FileNotFoundError: No folder matches ``image_folder``.
     """
-    base = Path(root)
     case_glob, image_tpl, mask_tpl, mark_tpl = templates(task)
-    parents = glob_dirs(base, task.image_folder)
-    if not parents:
-        raise FileNotFoundError(f"task {task.id}: no folder matches {base / task.image_folder}")
     cases: dict[str, CaseFiles] = {}
-    for parent in parents:
-        require_dir(parent, "case folder root", task.id)
-        for case_dir in sorted(p for p in parent.glob(case_glob) if p.is_dir()):
-            case = case_dir.name
-            image = case_dir / _fill(image_tpl, case)
-            missing = [] if image.exists() else [f"image file {image} not found"]
-            mask = case_dir / _fill(mask_tpl, case) if mask_tpl else None
-            if mask is not None and not mask.exists():
-                missing.append(f"mask file {mask} not found")
-            marks = case_dir / _fill(mark_tpl, case) if mark_tpl else None
-            if marks is not None and not marks.exists():
-                missing.append(f"landmark file {marks} not found")
-            cases[case] = CaseFiles(case, image, mask, marks, tuple(missing))
+    for case_dir in case_dirs(task, root, case_glob, "case folder root"):
+        case = case_dir.name
+        image = case_dir / _fill(image_tpl, case)
+        missing = [] if image.exists() else [f"image file {image} not found"]
+        mask = case_dir / _fill(mask_tpl, case) if mask_tpl else None
+        if mask is not None and not mask.exists():
+            missing.append(f"mask file {mask} not found")
+        marks = case_dir / _fill(mark_tpl, case) if mark_tpl else None
+        if marks is not None and not marks.exists():
+            missing.append(f"landmark file {marks} not found")
+        cases[case] = CaseFiles(case, image, mask, marks, tuple(missing))
     return [cases[k] for k in sorted(cases)]
 
 

@@ -14,10 +14,9 @@ from medvision.catalog.readers.base import (
     CaseInputs,
     LayoutError,
     excluded,
-    glob_dirs,
+    image_folders,
     load_any,
     read_landmarks_json,
-    require_dir,
     strip_suffix,
 )
 from medvision.catalog.spec import FoldersLayout, TaskSpec
@@ -44,11 +43,7 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
     layout = task.layout
     assert isinstance(layout, FoldersLayout)
     base = Path(root)
-    folders = glob_dirs(base, task.image_folder)
-    if not folders:
-        raise FileNotFoundError(f"task {task.id}: no folder matches {base / task.image_folder}")
-    for folder in folders:
-        require_dir(folder, "image folder", task.id)
+    folders = image_folders(task, base, "image folder")
     found: dict[str, CaseFiles] = {}
     for folder in folders:
         if layout.dicom_series:

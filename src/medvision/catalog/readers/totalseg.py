@@ -18,9 +18,8 @@ from medvision.catalog.readers.base import (
     CaseFiles,
     CaseInputs,
     ReaderError,
-    glob_dirs,
+    case_dirs,
     load_any,
-    require_dir,
 )
 from medvision.catalog.spec import TaskSpec, TotalSegLayout
 from medvision.volumes import Volume, check_same_grid, from_array, load_volume
@@ -34,22 +33,16 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
     """
     lay = task.layout
     assert isinstance(lay, TotalSegLayout)
-    base = Path(root)
-    parents = glob_dirs(base, task.image_folder)
-    if not parents:
-        raise FileNotFoundError(f"task {task.id}: no folder matches {base / task.image_folder}")
     cases: list[CaseFiles] = []
-    for parent in parents:
-        require_dir(parent, "case folder root", task.id)
-        for case_dir in sorted(p for p in parent.glob(lay.case_glob) if p.is_dir()):
-            image = case_dir / lay.image_file
-            seg = case_dir / lay.segmentations_folder
-            missing = []
-            if not image.exists():
-                missing.append(f"image file {image} not found")
-            if not seg.is_dir():
-                missing.append(f"segmentation folder {seg} not found")
-            cases.append(CaseFiles(case_dir.name, image, seg, None, tuple(missing)))
+    for case_dir in case_dirs(task, root, lay.case_glob, "case folder root"):
+        image = case_dir / lay.image_file
+        seg = case_dir / lay.segmentations_folder
+        missing = []
+        if not image.exists():
+            missing.append(f"image file {image} not found")
+        if not seg.is_dir():
+            missing.append(f"segmentation folder {seg} not found")
+        cases.append(CaseFiles(case_dir.name, image, seg, None, tuple(missing)))
     return sorted(cases, key=lambda c: c.case_id)
 
 
