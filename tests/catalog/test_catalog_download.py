@@ -19,6 +19,7 @@ from medvision.catalog.download import (
     ChecksumError,
     CredentialsRequired,
     DatasetSource,
+    DownloadError,
     Endpoints,
     RemoteFile,
     UnsafeArchiveError,
@@ -351,3 +352,20 @@ def test_cli_download_of_a_credentialed_dataset_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["datasets", "download", "SKM-TEA", str(tmp_path)])
     assert result.exit_code == 2
     assert "data-use" in result.output and "medvision build" in result.output
+
+
+def test_wrong_sized_partial_file_is_removed_so_a_rerun_starts_over(
+    server: _Server, client: httpx.Client, tmp_path: Path
+) -> None:
+    server.files["/s.bin"] = b"short"
+    remote = RemoteFile(server.url + "/s.bin", "s.bin", size=999)
+    with pytest.raises(DownloadError, match=r"expected 999 bytes.*found 5"):
+        download_file(remote, tmp_path, client=client)
+    assert not (tmp_path / "s.bin.part").exists()  # a rerun will not ask for bytes 5- forever
+
+
+def test_instructions_with_literal_braces_are_not_formatted() -> None:
+    from medvision.catalog.download import _instructions
+
+    source = DatasetSource("credentialed", ("syn:123",), instructions="run {name} with {ids} {json}")
+    assert _instructions("X", source) == "run X with syn:123 {json}"

@@ -43,6 +43,7 @@ def _write(tmp_path: Path, data: dict) -> Path:
         (lambda d: d["tasks"][0]["labels"].append(d["tasks"][0]["labels"][0]), "duplicate label"),
         (lambda d: d["tasks"][0].update(modality="MRI scan"), "modality"),
         (lambda d: d.update(colour="blue"), "colour"),
+        (lambda d: d["tasks"][0]["tl"].update(planes=["A", "A"]), "planes repeat"),
     ],
 )
 def test_invalid_specs_are_refused_with_file_and_field(

@@ -63,3 +63,17 @@ def test_bad_arguments_give_clear_errors(tmp_path: Path) -> None:
     assert str(tmp_path) in (result.output + str(result.exception))
     bad = runner.invoke(app, ["eval", str(tmp_path), "-o", str(tmp_path / "r"), "--planes", "X"])
     assert bad.exit_code != 0 and "planes" in bad.output
+
+
+def test_backend_specific_options_are_refused_for_other_backends(tmp_path: Path) -> None:
+    for flag, value, owner in (
+        ("--concurrency", "4", "openai"),
+        ("--device", "cuda", "hf"),
+        ("--noise", "0.1", "oracle"),
+    ):
+        result = runner.invoke(
+            app,
+            ["eval", str(tmp_path), "-o", str(tmp_path / "r"), "--backend", "random", flag, value],
+        )
+        assert result.exit_code != 0
+        assert f"{flag} applies to the {owner} backend" in result.output

@@ -36,6 +36,50 @@ class Case:
 
 
 CASES = [
+    # guards against preferring an echoed pixel size (it has a unit) over the bare answer.
+    Case(
+        "ad_echoed_pixel_size_first",
+        "The pixel size is 0.500 millimeters. The distance is 45.2",
+        AD,
+        ("45.2",),
+        (45.2,),
+        metric_type="distance",
+    ),
+    # guards against the pixel size repeated after the answer being taken as the answer.
+    Case(
+        "ad_echoed_pixel_size_last",
+        "The distance is 12.5. Pixel size 0.5 mm",
+        AD,
+        ("0.5",),
+        (12.5,),
+        metric_type="distance",
+    ),
+    # guards against reading a repeated in-plane spacing as the two axes.
+    Case(
+        "tl_echoed_spacing_then_axes",
+        "Given the pixel size of 0.781 mm x 0.781 mm, the lesion spans 32 by 20 pixels, "
+        "so 25.0, 15.6",
+        TL,
+        ("25.0", "15.6"),
+        (25.0, 15.6),
+    ),
+    # guards against a relative box with one coordinate just above 1 turning into pixels.
+    Case(
+        "det_relative_slightly_above_one",
+        "0.2, 0.3, 0.5, 1.2",
+        DET,
+        ("0.2", "0.3", "0.5", "1.2"),
+        ParseStatus.OUT_OF_RANGE,
+        image_hw=(512, 512),
+    ),
+    # guards against losing the first axis of a size written "25.3x14.2 mm".
+    Case(
+        "tl_glued_x_separator",
+        "Size: 25.3x14.2 mm",
+        TL,
+        ("25.3", "14.2"),
+        (25.3, 14.2),
+    ),
     # guards against breaking the plain format the prompt asks for.
     Case(
         "det_plain",

@@ -300,7 +300,11 @@ def _source_from_urls(urls: list[str], instructions: str) -> DatasetSource:
 def _instructions(name: str, source: DatasetSource) -> str:
     ids = ", ".join(source.ids) or "the dataset's website"
     first = source.ids[0].rsplit(":", 1)[-1] if source.ids else "<synapse id>"
-    return source.instructions.format(ids=ids, first=first, name=name)
+    # Plain replacement, not str.format: a user spec's instructions may hold literal braces.
+    text = source.instructions
+    for key, value in (("{ids}", ids), ("{first}", first), ("{name}", name)):
+        text = text.replace(key, value)
+    return text
 
 
 def _checksum_from_fragment(url: str) -> tuple[str, tuple[ChecksumAlgo, str] | None]:
@@ -433,7 +437,8 @@ class DownloadedFile:
 
 
 def _safe_name(name: str) -> str:
-    """A single path component: the registry or a host API must not choose our folders."""
+    """A relative path without ``..`` (hosts such as the HF Hub list files in sub-folders); the
+    registry or a host API must not choose folders outside ours."""
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in name:
         raise UnsafeArchiveError(f"refusing download file name {name!r} (not a relative path)")
@@ -492,8 +497,12 @@ def download_file(
             f"({type(last_error).__name__}: {last_error}); rerun to resume"
         )
     if remote.size is not None and part.stat().st_size != remote.size:
+        found_size = part.stat().st_size
+        # A wrong-sized .part would be "resumed" forever (the server answers 416): start over.
+        part.unlink()
         raise DownloadError(
-            f"{part}: expected {remote.size} bytes from {remote.url}, found {part.stat().st_size}"
+            f"{part}: expected {remote.size} bytes from {remote.url}, found {found_size}; "
+            "the partial file was removed, rerun to download it again"
         )
     verified = ""
     if checksum is not None:
@@ -705,7 +714,9 @@ def download_dataset(
             got = download_file(remote, folder / ".downloads", client=http, on_bytes=on_bytes)
             report.files.append(got)
             if extract and _is_archive(got.path.name):
-                marker = folder / f".extracted-{got.path.name}"
+                # Keyed by the archive's relative path: two archives may share a base name.
+                rel = got.path.relative_to(folder / ".downloads").as_posix()
+                marker = folder / f".extracted-{rel.replace('/', '__')}"
                 if not marker.exists():
                     report.extracted[got.path.name] = len(safe_extract(got.path, folder))
                     marker.write_text("ok\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medvision.schema import LabelKind, Plane
 
@@ -19,6 +19,16 @@ Modality = Literal["MRI", "CT", "ultrasound", "X-ray", "PET"]
 PlaneCode = Literal["S", "C", "A"]
 
 _PLANES: dict[str, Plane] = {p.letter: p for p in Plane}
+
+
+def _unique_planes(planes: list[PlaneCode]) -> list[PlaneCode]:
+    if len(planes) != len(set(planes)):
+        raise ValueError(f"planes repeat a code: {planes}")
+    return planes
+
+
+#: Plane codes without repeats (a repeat would plan every slice twice, with equal sample ids).
+Planes = Annotated[list[PlaneCode], AfterValidator(_unique_planes)]
 
 
 class SpecError(ValueError):
@@ -65,7 +75,7 @@ class DetectionSpec(_Model):
     """
 
     labels: list[int] = Field(min_length=1)
-    planes: list[PlaneCode] = ["S", "C", "A"]
+    planes: Planes = ["S", "C", "A"]
     single_instance: bool = True
     min_side_px: int = 10
     official_task: str | None = Field(default=None, pattern=r"^\d{2}$")
@@ -97,7 +107,7 @@ class TumourLesionSpec(_Model):
     """
 
     labels: list[int] = Field(min_length=1)
-    planes: list[PlaneCode] = ["S", "C", "A"]
+    planes: Planes = ["S", "C", "A"]
     single_instance: bool = True
     official: list[OfficialTLTask] = []
 

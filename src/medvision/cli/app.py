@@ -178,32 +178,37 @@ def eval_cmd(
         int | None, typer.Option(help="Samples per task configuration (default 1000; 0 = all).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    noise: Annotated[float, typer.Option(help="Oracle noise (relative).")] = 0.0,
+    noise: Annotated[float | None, typer.Option(help="Oracle noise (relative).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Generation limit.")] = 1024,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
     base_url: Annotated[
         list[str] | None,
         typer.Option("--base-url", help="OpenAI-compatible base URL ending in /v1; repeatable."),
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight (openai).")] = 16,
-    timeout: Annotated[float, typer.Option(help="Seconds per request attempt (openai).")] = 120.0,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Requests in flight (openai; 16).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds per request attempt (openai; 120).")
+    ] = None,
     api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key (openai).")
-    ] = "OPENAI_API_KEY",
+        str | None,
+        typer.Option(help="Environment variable holding the API key (openai; OPENAI_API_KEY)."),
+    ] = None,
     response_format: Annotated[
         Path | None, typer.Option(help="JSON file with an OpenAI response_format (openai).")
     ] = None,
     dtype: Annotated[
-        str, typer.Option(help="Weights dtype (hf, vllm): auto, bfloat16, ...")
-    ] = "auto",
-    device: Annotated[str, typer.Option(help="Device (hf): cpu, cuda, cuda:0, ...")] = "cpu",
+        str | None, typer.Option(help="Weights dtype (hf, vllm): auto, bfloat16, ...")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Device (hf): cpu, cuda, cuda:0, ...")] = None,
     adapter: Annotated[
         Path | None, typer.Option(help="LoRA adapter folder on top of --model (hf, vllm).")
     ] = None,
     merge_adapter: Annotated[bool, typer.Option(help="Merge the LoRA adapter (hf).")] = False,
     backend_batch_size: Annotated[
-        int, typer.Option(help="Generation batch size inside the backend (hf).")
-    ] = 1,
+        int | None, typer.Option(help="Generation batch size inside the backend (hf; 1).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Requests per backend call and append.")] = 32,
     retry_errors: Annotated[
         bool, typer.Option(help="Re-ask samples whose record is a backend error.")
@@ -214,33 +219,51 @@ def eval_cmd(
     from medvision.runs.runner import RunSpec
     from medvision.tasks.image_policy import policy_for_model
 
+    # Options that belong to one backend family are refused elsewhere rather than ignored.
+    owned: dict[str, tuple[set[str], object]] = {
+        "--noise": ({"oracle"}, noise),
+        "--base-url": ({"openai"}, base_url),
+        "--concurrency": ({"openai"}, concurrency),
+        "--timeout": ({"openai"}, timeout),
+        "--api-key-env": ({"openai"}, api_key_env),
+        "--response-format": ({"openai"}, response_format),
+        "--dtype": ({"hf", "vllm"}, dtype),
+        "--adapter": ({"hf", "vllm"}, adapter),
+        "--device": ({"hf"}, device),
+        "--merge-adapter": ({"hf"}, merge_adapter or None),
+        "--backend-batch-size": ({"hf"}, backend_batch_size),
+    }
+    for flag, (backends, value) in owned.items():
+        if value is not None and backend not in backends:
+            raise typer.BadParameter(
+                f"{flag} applies to the {'/'.join(sorted(backends))} backend, not {backend!r}"
+            )
     options: dict[str, Any] = {}
     if backend == "oracle":
-        options["noise"] = noise
+        options["noise"] = noise or 0.0
     elif backend == "openai":
         if not model:
             raise typer.BadParameter("--model (the served model name) is required for openai")
         options = {
             "model": model,
             "base_url": base_url or ["http://127.0.0.1:8000/v1"],
-            "concurrency": concurrency,
-            "timeout_s": timeout,
-            "api_key_env": api_key_env,
+            "concurrency": concurrency or 16,
+            "timeout_s": timeout or 120.0,
+            "api_key_env": api_key_env or "OPENAI_API_KEY",
         }
         if response_format is not None:
             options["response_format"] = json.loads(response_format.read_text())
-        batch_size = max(batch_size, 4 * concurrency)  # keep the server busy
     elif backend in ("hf", "vllm"):
         if not model:
             raise typer.BadParameter(
                 f"--model (hub id, folder or adapter) is required for {backend}"
             )
-        options = {"model": model, "dtype": dtype}
+        options = {"model": model, "dtype": dtype or "auto"}
         if adapter is not None:
             options["adapter"] = str(adapter)
         if backend == "hf":
-            options |= {"device": device, "merge_adapter": merge_adapter}
-            options["batch_size"] = backend_batch_size
+            options |= {"device": device or "cpu", "merge_adapter": merge_adapter}
+            options["batch_size"] = backend_batch_size or 1
     if image_policy == "auto":
         image_policy = policy_for_model(model or backend, protocol).name
     spec = RunSpec(

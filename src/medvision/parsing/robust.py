@@ -75,7 +75,7 @@ _PLACEHOLDER = "answer here"
 
 _NUMBER = re.compile(
     r"""
-    (?<![\w.])                          # not glued to a word, a number or a decimal point
+    (?:(?<![\w.])|(?<=\d[xX]))           # not glued to a word or number, except "25.3x14.2"
     (?:(?<!\d\s)(?P<sign>[-+\u2212]))?  # a sign, unless after "digit space" (10 - 12)
     (?P<body>
         \d{1,3}(?:,\d{3})+(?:\.\d+)?    # comma-grouped, decided below
@@ -104,6 +104,22 @@ _UNIT = re.compile(
 _INDEX_WORD_BEFORE = re.compile(
     r"\b(?:step|block|line|landmark|point|task|figure|fig\.|table|slice|case|label|option|part"
     r"|image|item)\s*#?\s*$",
+    re.IGNORECASE,
+)
+# "25.3x14.2": an ``x`` glued between two numbers separates them when either has decimals
+# (integer pairs such as "512x512" stay an image size, not two measurements).
+_GLUED_X = re.compile(r"[xX](?=\d)")
+# Echoed acquisition facts: the number right after these words is the pixel size the prompt
+# stated, not a measurement ("the pixel size is 0.5 mm", "spacing of 0.781 mm x 0.781 mm").
+_PIXEL_CONTEXT = re.compile(
+    r"(?:pixel|voxel)[ \t]*(?:size|spacing|dimensions?)|\bspacing\b|\bresolution\b",
+    re.IGNORECASE,
+)
+# A measurement word after the pixel-size phrase ends its scope ("given the pixel size, the
+# major axis is 25 mm": 25 is the answer).
+_MEASURE_WORD = re.compile(
+    r"axis|axes|distance|angle|length|diameter|size\s+of\s+the|answer|spans?|measures?"
+    r"|is\s+about|therefore|so\b|=",
     re.IGNORECASE,
 )
 _LIST_MARKER = re.compile(
@@ -147,6 +163,25 @@ def _unit_at(text: str, pos: int) -> str | None:
     return "%" if name == "pct" else name
 
 
+def _decimal_pair(text: str, m: re.Match[str]) -> bool:
+    """True if ``m`` and the number after its glued ``x`` are not both integers."""
+    nxt = _NUMBER.match(text, m.end() + 1)
+    return nxt is not None and ("." in m.group(0) or "." in nxt.group(0))
+
+
+def _echoed_spacing(text: str, start: int) -> bool:
+    """True if the number at ``start`` repeats a pixel size/spacing stated in its clause."""
+    window = text[max(0, start - 48) : start]
+    last = None
+    for last in _PIXEL_CONTEXT.finditer(window):
+        pass
+    if last is None:
+        return False
+    between = window[last.end() :]
+    # Same clause only: a sentence end or a measurement word in between releases the number.
+    return not (_MEASURE_WORD.search(between) or re.search(r"[.;:!?,](?:\s|$)|\n", between))
+
+
 def _tokenize(text: str) -> list[_Num]:
     """Find the numbers of ``text`` that can be measurements (rules in the module docstring)."""
     markers = [m.span() for m in _LIST_MARKER.finditer(text)]
@@ -154,8 +189,19 @@ def _tokenize(text: str) -> list[_Num]:
     for m in _NUMBER.finditer(text):
         start, end = m.span()
         nxt = text[end : end + 1]
-        if nxt and (nxt.isalpha() or nxt == "_") and not _GLUED_UNIT.match(text, end):
+        if (
+            nxt
+            and (nxt.isalpha() or nxt == "_")
+            and not _GLUED_UNIT.match(text, end)
+            and not (_GLUED_X.match(text, end) and _decimal_pair(text, m))
+        ):
             continue  # "3D", "1st", "2x" in "2x3": part of a word, not a value
+        if start >= 2 and text[start - 1] in "xX":
+            before = re.search(r"\d+(?:\.\d+)?$", text[: start - 1])
+            if before is None or ("." not in before.group(0) and "." not in m.group(0)):
+                continue  # the second half of an integer "512x512": an image size
+        if _echoed_spacing(text, start):
+            continue
         if any(a <= start < b for a, b in markers):
             continue
         sign = (m.group("sign") or "").replace("\u2212", "-")
@@ -419,6 +465,12 @@ def _finish_detection(nums: list[_Num], image_hw: tuple[int, int] | None) -> Par
     if any(v < 0 for v in values):
         return ParsedAnswer.failure(ParseStatus.OUT_OF_RANGE, f"negative coordinate in {values!r}")
     note = ""
+    # Relative boxes may overshoot 1 slightly; only values well above it are pixels.
+    if 1 < max(values) <= 2 and not any(n.unit == "px" for n in nums):
+        return ParsedAnswer.failure(
+            ParseStatus.OUT_OF_RANGE,
+            f"box {values!r} has a coordinate between 1 and 2: neither relative nor pixels",
+        )
     if any(v > 1 for v in values) or any(n.unit == "px" for n in nums):
         if image_hw is None:
             return ParsedAnswer.failure(

@@ -101,6 +101,9 @@ def _write_parquet_atomic(table: pa.Table, path: Path, *, compression: str) -> N
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression=compression)
+        # The samples file marks a case as done: its bytes must be on disk before the name.
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

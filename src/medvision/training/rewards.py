@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from medvision.geometry.detection import score_box
+from medvision.metrics.per_sample import RE_EPS  # one epsilon for every relative error
 from medvision.parsing import parse_last_k
 from medvision.schema import TaskFamily
 
@@ -81,8 +82,6 @@ Composition = Literal["multiplicative", "additive"]
 
 SOFT_FORMAT_ALPHA = 0.8
 """Weight of the reasoning-structure score in the soft format reward."""
-RE_EPS = 1e-15
-"""Added to the target in relative errors, as everywhere in MedVision."""
 _CIOU_EPS = 1e-7
 
 _FLAGS = re.DOTALL
