@@ -78,3 +78,21 @@ def test_eval_hf_on_a_tiny_local_model(mini_store: Path, tmp_path: Path) -> None
     # A random tiny model writes gibberish: every answer is recorded and failures counted.
     assert all(r.status in {"ok", "no_answer", "too_few_numbers"} for r in records)
     assert records[0].seen_hw[0] % 28 == 0
+
+
+def test_eval_structured_outputs_sends_each_family_its_schema(
+    mini_store: Path, tmp_path: Path
+) -> None:
+    with FakeOpenAIServer(model="fake-vlm", answer='{"value": 12.5}') as server:
+        result = runner.invoke(
+            app,
+            ["eval", str(mini_store), "-o", str(tmp_path / "run"), "--backend", "openai",
+             "--model", "fake-vlm", "--base-url", server.url, "--families", "ad,tl",
+             "--limit", "2", "--protocol", "strict", "--prompt-style", "json",
+             "--structured-outputs"],
+        )
+        assert result.exit_code == 0, result.output
+        formats = [r.body.get("response_format") for r in server.requests]
+    assert formats and all(f and f["type"] == "json_schema" for f in formats)
+    schemas = {json.dumps(f["json_schema"]["schema"], sort_keys=True) for f in formats}
+    assert len(schemas) == 2  # one schema per task family in the run

@@ -85,3 +85,32 @@ def test_limit_takes_the_first_n_per_configuration(mini_store: Path, tmp_path: P
         per_plane[r.plane] = per_plane.get(r.plane, 0) + 1
     assert per_plane == {0: 5, 1: 5, 2: 5}
     assert summary["num_records"] == 15
+
+
+def test_a_changed_spec_stopped_before_running_is_rebuilt_later(
+    mini_store: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    spec = _spec(mini_store, families=("ad",), protocol="strict", prompt_style="official")
+    Runner(spec, out).run()
+    before = {r.prompt_hash for r in read_records(out / RECORDS_NAME)}
+    cot = _spec(mini_store, families=("ad",), protocol="strict", prompt_style="cot")
+    Runner(cot, out)  # constructed, then the user stops: nothing is rebuilt yet
+    Runner(cot, out).run()
+    after = {r.prompt_hash for r in read_records(out / RECORDS_NAME)}
+    assert after and not after & before  # every record now carries the CoT prompt
+
+
+def test_reparse_rewrites_records_and_keeps_the_run_block(mini_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    spec = RunSpec(
+        dataset_dir=str(mini_store), backend="oracle", model="m", families=("tl",), limit=4
+    )
+    Runner(spec, out).run()
+    summary = rescore(out, reparse=True)
+    assert summary["run"]["model"] == "m" and summary["run"]["rescored"] == "reparsed"
+    assert json.loads((out / "summary.json").read_text())["run"]["model"] == "m"
+    other = rescore(out, protocol="strict")
+    assert (out / "records-strict.jsonl").exists()
+    assert {r.protocol for r in read_records(out / "records-strict.jsonl")} == {"strict"}
+    assert other["run"]["rescored_from"] == "paper-v1"

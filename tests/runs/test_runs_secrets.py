@@ -89,3 +89,18 @@ def test_redact_removes_secret_looking_options() -> None:
         "password": "",
         "generation": {"max_new_tokens": 1024, "max_tokens": 16},
     }
+
+
+def test_secret_names_are_whole_words_and_urls_lose_query_secrets() -> None:
+    from medvision.backends.base import is_secret_name
+    from medvision.backends.openai_compat import OpenAICompatBackend
+
+    assert redact({"base_url": "http://h/v1?api_key=SECRET&x=1"}) == {
+        "base_url": "http://h/v1?api_key=<redacted>&x=1"
+    }
+    assert not is_secret_name("skip_special_tokens") and not is_secret_name("min_tokens")
+    assert is_secret_name("X-Api-Key") and is_secret_name("access_token")
+    # Settings named after tokens are accepted in extra_body; secrets are still refused.
+    OpenAICompatBackend("m", "http://127.0.0.1:9/v1", extra_body={"skip_special_tokens": False})
+    with pytest.raises(ValueError, match="secrets"):
+        OpenAICompatBackend("m", "http://127.0.0.1:9/v1", extra_body={"api_key": "k"})

@@ -9,11 +9,13 @@ through exactly the parse and score path a model's reply takes.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "HINT_ANSWER_TAGS",
@@ -23,6 +25,7 @@ __all__ = [
     "HINT_SEEN_HW",
     "HINT_TARGET",
     "HINT_VALUE_RANGE",
+    "REDACTED",
     "Backend",
     "ChatRequest",
     "ChatResponse",
@@ -35,7 +38,9 @@ __all__ = [
     "answer_each",
     "content_parts",
     "hint",
+    "is_secret_name",
     "isolate_failures",
+    "public_url",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -142,12 +147,19 @@ class ChatRequest:
         generation: Decoding settings.
         hints: Answer key for the baseline backends only (see the module docstring and the
             ``HINT_*`` names); real model backends ignore it. Not part of the hash.
+        response_schema: JSON schema this answer must follow (structured outputs), e.g.
+            :func:`medvision.tasks.prompts.response_schema` of the sample's family, or
+            ``None`` for free text. It overrides a backend's run-level schema: ``openai``
+            sends it as a ``json_schema`` ``response_format``, ``vllm`` as
+            ``StructuredOutputsParams(json=...)``; ``hf`` and the baselines ignore it (no
+            constrained decoding there). Not part of the hash.
     """
 
     request_id: str
     messages: tuple[Message, ...]
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     hints: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    response_schema: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -298,3 +310,37 @@ def content_parts(
         else:
             parts.append(image(part.png, index))
     return parts
+
+
+REDACTED = "<redacted>"
+_SECRET_WORDS = frozenset(
+    {"key", "apikey", "token", "secret", "password", "passwd", "authorization", "auth", "bearer"}
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """True if an option or query name looks like it holds a secret.
+
+    Whole words only: ``api_key``, ``X-Api-Key`` and ``access_token`` are secrets, while
+    ``max_new_tokens`` or ``skip_special_tokens`` (settings) are not; ``*_env`` names only say
+    which environment variable holds a key.
+
+    Example:
+        >>> [is_secret_name(n) for n in ("api_key", "max_tokens", "api_key_env")]
+        [True, False, False]
+    """
+    low = name.lower()
+    return bool(set(re.split(r"[^a-z0-9]+", low)) & _SECRET_WORDS) and not low.endswith("_env")
+
+
+def public_url(url: str) -> str:
+    """``url`` without ``user:password@`` and with secret-looking query values redacted."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    query = "&".join(
+        f"{k}={REDACTED}" if is_secret_name(k) else f"{k}={v}" if sep else k
+        for k, sep, v in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -12,6 +12,10 @@ Fine-tuned checkpoints work with no glue: pass a folder holding a PEFT adapter
 ``merge_adapter=True`` merges it into the weights (``merge_and_unload``) for faster decoding.
 A separate ``adapter=`` folder on top of a base ``model`` works the same way.
 
+Structured outputs: a request's ``response_schema`` is ignored here (no constrained decoding
+in plain ``generate``); the answer is parsed as free text like any other. Use the ``vllm`` or
+``openai`` backend where answers must follow the schema.
+
 torch, transformers and peft are imported lazily, inside the functions that need them.
 """
 

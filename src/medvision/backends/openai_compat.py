@@ -21,6 +21,11 @@ One ``POST {base_url}/chat/completions`` per request, sent with ``httpx.AsyncCli
 
 Images travel as ``data:image/png;base64,...`` ``image_url`` parts, in the order the message
 gives them (the runner puts the text first, as the official vLLM adapters do).
+
+Structured outputs: a request's own ``response_schema`` is sent as ``response_format={"type":
+"json_schema", "json_schema": {"name", "schema", "strict": true}}`` (OpenAI, vLLM and SGLang
+servers accept it) and overrides the run-level ``response_format``, so one run can hold several
+task families, each constrained to its own schema.
 """
 
 from __future__ import annotations
@@ -33,23 +38,34 @@ import json
 import logging
 import os
 import random
+import re
 import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
-from medvision.backends.base import ChatRequest, ChatResponse, Message, TextPart, content_parts
+from medvision.backends.base import (
+    REDACTED,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    TextPart,
+    content_parts,
+    is_secret_name,
+    public_url,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "OpenAICompatBackend",
     "build_payload",
     "image_data_url",
+    "json_schema_format",
     "parse_completion",
     "public_url",
     "retry_after_s",
@@ -61,7 +77,6 @@ log = logging.getLogger("medvision.backends.openai")
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 #: Statuses worth another attempt: request timeout, conflict, rate limit, server errors.
 RETRY_STATUSES = frozenset({408, 409, 429})
-_REDACTED = "<redacted>"
 #: Most connections per httpx client (see :meth:`OpenAICompatBackend.agenerate`).
 LANE_WIDTH = 8
 
@@ -81,26 +96,6 @@ class _FatalError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def public_url(url: str) -> str:
-    """``url`` without user:password and with secret-looking query values redacted."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    query = "&".join(
-        f"{k}={_REDACTED}" if _secret_name(k) else f"{k}={v}" if sep else k
-        for k, sep, v in (item.partition("=") for item in parts.query.split("&") if item)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _secret_name(name: str) -> bool:
-    low = name.lower()
-    return any(w in low for w in ("key", "token", "secret", "password", "auth")) and not (
-        low.endswith("_env")
-    )
 
 
 def image_data_url(data: bytes) -> str:
@@ -123,6 +118,28 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     return [{"role": m.role, "content": _content(m)} for m in messages]
 
 
+_SCHEMA_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def json_schema_format(schema: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The ``response_format`` that constrains an answer to a JSON schema (strict mode).
+
+    Args:
+        schema: The JSON schema.
+        name: Schema name; defaults to the schema's ``title`` (else ``"answer"``). Characters
+            outside ``[A-Za-z0-9_-]`` become ``_`` and it is cut to 64, as OpenAI requires.
+
+    Returns:
+        ``{"type": "json_schema", "json_schema": {"name", "schema", "strict": True}}``.
+    """
+    raw = name if name is not None else str(schema.get("title") or "answer")
+    clean = _SCHEMA_NAME.sub("_", raw)[:64] or "answer"
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": clean, "schema": dict(schema), "strict": True},
+    }
+
+
 def build_payload(
     request: ChatRequest,
     model: str,
@@ -137,7 +154,8 @@ def build_payload(
         request: The request (``hints`` are ignored: they are for baselines only).
         model: Model name the server serves.
         response_format: Passed through as ``response_format`` (e.g. ``{"type":
-            "json_schema", "json_schema": {"name": ..., "schema": ...}}``).
+            "json_schema", "json_schema": {"name": ..., "schema": ...}}``); a request's own
+            ``response_schema`` overrides it (see :func:`json_schema_format`).
         extra_body: Extra top-level fields (e.g. vLLM ``structured_outputs``), applied last.
         send_seed: Send ``seed`` (some hosted APIs reject it).
 
@@ -156,7 +174,9 @@ def build_payload(
     }
     if send_seed:
         body["seed"] = gen.seed
-    if response_format is not None:
+    if request.response_schema is not None:
+        body["response_format"] = json_schema_format(request.response_schema)
+    elif response_format is not None:
         body["response_format"] = dict(response_format)
     if extra_body:
         body.update(extra_body)
@@ -274,7 +294,8 @@ class OpenAICompatBackend:
         max_retry_after_s: Cap on a server's ``Retry-After`` wait in seconds.
         api_key_env: Name of the environment variable holding the API key (unset or empty:
             no ``Authorization`` header, as local servers expect).
-        response_format: ``response_format`` sent with every request (JSON schema decoding).
+        response_format: ``response_format`` sent with every request (JSON schema decoding)
+            that has no ``response_schema`` of its own.
         extra_body: Extra top-level request fields (no secrets: they are recorded).
         max_response_bytes: Largest accepted response body in bytes.
         endpoint_cooldown_s: How long an endpoint that refused a connection is avoided.
@@ -317,10 +338,10 @@ class OpenAICompatBackend:
             raise ValueError(f"max_retries must be >= 0, found {max_retries}")
         if max_response_bytes < 1024:
             raise ValueError(f"max_response_bytes must be >= 1024, found {max_response_bytes}")
-        if extra_body and any(_secret_name(k) for k in extra_body):
+        if extra_body and any(is_secret_name(k) for k in extra_body):
             raise ValueError(
                 "extra_body must not carry secrets (they would be recorded); "
-                f"found {sorted(k for k in extra_body if _secret_name(k))}"
+                f"found {sorted(k for k in extra_body if is_secret_name(k))}"
             )
         self.model = model
         self.base_urls = tuple(u.rstrip("/") for u in urls)
@@ -440,7 +461,7 @@ class OpenAICompatBackend:
         return self._ssl
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self.__api_key, _REDACTED) if self.__api_key else text
+        return text.replace(self.__api_key, REDACTED) if self.__api_key else text
 
     def _pick(self) -> _Endpoint:
         now = time.monotonic()

@@ -1,14 +1,8 @@
 """The explicit list of backends, by name.
 
 Add a backend by adding one factory to :data:`BACKENDS`. Factories of backends with heavy
-dependencies import them inside the factory, so ``import medvision`` stays light::
-
-    def _openai(**options: Any) -> Backend:
-        from medvision.backends.openai_compat import OpenAICompatBackend  # lazy: httpx client
-
-        return OpenAICompatBackend(**options)
-
-    BACKENDS["openai"] = _openai  # planned: "openai", "vllm" (vllm), "hf" (torch, transformers)
+dependencies (torch, transformers, vllm) import them inside the factory, so ``import medvision``
+stays light (see ``_hf`` and ``_vllm`` below).
 """
 
 from __future__ import annotations
@@ -53,9 +47,6 @@ BACKENDS: dict[str, BackendFactory] = {
     "openai": _openai,  # any OpenAI-compatible server (vLLM/SGLang/Ollama serve, hosted APIs)
     "hf": _hf,  # transformers image-text-to-text, in process
     "vllm": _vllm,  # vLLM offline engine (LLM.chat)
-    # Extension points (later issues; lazy imports inside the factory):
-    # "openai": OpenAI-compatible server (vLLM/SGLang/Ollama serve, OpenAI),
-    # "vllm": vLLM offline engine, "hf": transformers generate().
 }
 
 

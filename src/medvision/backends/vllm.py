@@ -6,10 +6,14 @@ vLLM adapters send them (reference ``official-eval-protocol.md`` 2.6); ``LLM.cha
 model's own chat template and batches the whole list. Decoding is greedy by default; the
 official runs used ``temperature=0, top_p=0.95``, and ``top_p`` has no effect when greedy.
 
-Structured outputs: a JSON schema (``json_schema=`` option, e.g.
-:func:`medvision.tasks.prompts.response_schema` of the run's family) is applied with
+Structured outputs: a JSON schema is applied with
 ``SamplingParams(structured_outputs=StructuredOutputsParams(json=schema))`` (vLLM >= 0.12; the
-older ``guided_json`` was removed there). A LoRA adapter folder is served with
+older ``guided_json`` was removed there). Each request's own ``response_schema`` (the runner
+sets :func:`medvision.tasks.prompts.response_schema` of the sample's family) overrides the
+run-level ``json_schema=`` option. Requests are grouped by (generation settings, schema): one
+``SamplingParams`` per group, shared by its requests, and the whole batch still goes to vLLM
+in one ``LLM.chat`` call (it takes one sampling-params object per prompt), so mixing task
+families costs no batching. A LoRA adapter folder is served with
 ``enable_lora=True`` and a ``LoRARequest``; vLLM applies LoRA to the language model only, so
 adapters that touch the vision tower must be merged first (use the ``hf`` backend with
 ``merge_adapter=True``, or merge and save, then serve the merged folder).
@@ -20,6 +24,7 @@ vLLM is imported lazily; this module imports without it.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -98,7 +103,8 @@ class VLLMBackend:
         limit_images: Images allowed per prompt (``limit_mm_per_prompt``).
         mm_processor_kwargs: Passed to the model's multimodal processor (e.g. Qwen
             ``min_pixels``/``max_pixels``; keep them equal to the run's image policy).
-        json_schema: Constrain every answer to this JSON schema (structured outputs).
+        json_schema: Constrain every answer without a ``response_schema`` of its own to this
+            JSON schema (structured outputs).
         max_lora_rank: Largest LoRA rank vLLM reserves room for when serving an adapter.
         trust_remote_code: Allow the checkpoint's own Python code (off by default).
         engine_kwargs: Any other ``vllm.LLM`` keyword arguments.
@@ -176,10 +182,24 @@ class VLLMBackend:
             self._lora = LoRARequest("medvision-adapter", 1, str(adapter_dir))
         self._closed = False
 
-    def _sampling_params(self, generation: GenerationConfig) -> Any:
+    def _grouped_params(self, chunk: Sequence[ChatRequest]) -> list[Any]:
+        """One ``SamplingParams`` per (generation, schema) group, listed per request."""
+        groups: dict[tuple[GenerationConfig, str], Any] = {}
+        params: list[Any] = []
+        for q in chunk:
+            schema = q.response_schema if q.response_schema is not None else self.json_schema
+            key = (q.generation, json.dumps(schema, sort_keys=True))
+            if key not in groups:
+                groups[key] = self._sampling_params(q.generation, schema)
+            params.append(groups[key])
+        return params
+
+    def _sampling_params(
+        self, generation: GenerationConfig, json_schema: Mapping[str, Any] | None = None
+    ) -> Any:
         from vllm import SamplingParams
 
-        kwargs = sampling_params_kwargs(generation, self.json_schema)
+        kwargs = sampling_params_kwargs(generation, json_schema)
         schema = kwargs.pop("json_schema", None)
         if schema is not None:
             from vllm.sampling_params import StructuredOutputsParams
@@ -196,7 +216,7 @@ class VLLMBackend:
     def _chat(self, chunk: list[ChatRequest]) -> list[ChatResponse]:
         start = time.perf_counter()
         conversations = [to_openai_messages(q) for q in chunk]
-        params = [self._sampling_params(q.generation) for q in chunk]
+        params = self._grouped_params(chunk)
         kwargs: dict[str, Any] = {"sampling_params": params, "use_tqdm": False}
         if self._lora is not None:
             kwargs["lora_request"] = self._lora

@@ -210,6 +210,13 @@ def eval_cmd(
         int | None, typer.Option(help="Generation batch size inside the backend (hf; 1).")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Requests per backend call and append.")] = 32,
+    structured_outputs: Annotated[
+        bool,
+        typer.Option(
+            help="With --prompt-style json, constrain each answer to its task family's JSON "
+            "schema (openai, vllm; hf ignores it)."
+        ),
+    ] = False,
     retry_errors: Annotated[
         bool, typer.Option(help="Re-ask samples whose record is a backend error.")
     ] = False,
@@ -264,6 +271,8 @@ def eval_cmd(
         if backend == "hf":
             options |= {"device": device or "cpu", "merge_adapter": merge_adapter}
             options["batch_size"] = backend_batch_size or 1
+    if structured_outputs:
+        options["structured_outputs"] = True
     if image_policy == "auto":
         image_policy = policy_for_model(model or backend, protocol).name
     spec = RunSpec(

@@ -25,7 +25,6 @@ import json
 import math
 import platform
 import random
-import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -45,6 +44,7 @@ from medvision.backends import (
     create_backend,
     fit_priors,
 )
+from medvision.backends.base import REDACTED, is_secret_name, public_url
 from medvision.backends.registry import BACKENDS
 from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
 from medvision.parsing import ParsedAnswer, ParseStatus, parse_last_k, parse_robust
@@ -59,6 +59,7 @@ from medvision.runs.records import (
 from medvision.schema import Record, Sample, TaskFamily
 from medvision.store import BuiltDataset, open_dataset
 from medvision.tasks import PromptStyle, get_policy, prompt_hash, render_prompt
+from medvision.tasks.prompts import response_schema
 
 RUN_NAME = "run.json"
 SUMMARY_NAME = "summary.json"
@@ -83,10 +84,10 @@ EXECUTION_OPTIONS = frozenset(
         "transport",
     }
 )
-_SECRET_WORDS = frozenset(
-    {"key", "apikey", "token", "secret", "password", "passwd", "authorization", "auth", "bearer"}
-)
-_REDACTED = "<redacted>"
+#: Backend option read by the runner, not the backend: with the ``json`` prompt style, each
+#: request carries its family's JSON schema (``ChatRequest.response_schema``) for constrained
+#: decoding. It changes answers, so it is part of the settings hash (when true).
+STRUCTURED_OUTPUTS = "structured_outputs"
 
 
 class RunError(RuntimeError):
@@ -115,7 +116,9 @@ class RunSpec:
         seed: Seed of sampling and of stochastic baselines.
         generation: Generation settings sent to the backend.
         backend_options: Options passed to the backend factory (no secrets: keys come from
-            the environment; run.json redacts secret-looking names anyway).
+            the environment; run.json redacts secret-looking names anyway), except
+            ``structured_outputs`` (:data:`STRUCTURED_OUTPUTS`), which the runner reads: with
+            the ``json`` prompt style each request then carries its family's JSON schema.
         batch_size: Requests per backend call (and per durable append); raised to four
             times a backend's ``concurrency`` so an async backend keeps its slots busy.
     """
@@ -184,32 +187,29 @@ def _hash(obj: object) -> str:
 
 
 def _answer_options(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k not in EXECUTION_OPTIONS}
+    # structured_outputs=False is the same run as no option at all (same hashes, same cache).
+    return {
+        k: v
+        for k, v in options.items()
+        if k not in EXECUTION_OPTIONS and not (k == STRUCTURED_OUTPUTS and not v)
+    }
 
 
 def redact(value: Any) -> Any:
     """A copy of options with secrets removed, for run manifests and reports.
 
-    Values under secret-looking names (``api_key``, ``token``, ``password``...; but not the
-    ``*_env`` names that only say where a key lives) become ``"<redacted>"``, and URLs lose
-    their ``user:password@`` part.
+    Values under secret-looking names (:func:`~medvision.backends.base.is_secret_name`) become
+    ``"<redacted>"``, and URLs lose their ``user:password@`` part and secret query values.
     """
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            low = str(k).lower()
-            # Whole words only: ``api_key`` and ``access_token`` are secrets, while
-            # ``max_new_tokens`` (a count) is not.
-            words = set(re.split(r"[^a-z0-9]+", low))
-            secret = bool(words & _SECRET_WORDS) and not low.endswith("_env")
-            out[k] = _REDACTED if secret and v not in (None, "", False) else redact(v)
-        return out
+        return {
+            k: REDACTED if is_secret_name(str(k)) and v not in (None, "", False) else redact(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
-    if isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1]:
-        scheme, rest = value.split("://", 1)
-        host, sep, path = rest.partition("/")
-        return f"{scheme}://{host.rsplit('@', 1)[1]}{sep}{path}"
+    if isinstance(value, str) and "://" in value:
+        return public_url(value)
     return value
 
 
@@ -321,6 +321,12 @@ class Runner:
         self.protocol = get_protocol(spec.protocol)
         self.policy = get_policy(spec.image_policy)
         self.dataset = open_dataset(spec.dataset_dir)
+        self._structured = bool(spec.backend_options.get(STRUCTURED_OUTPUTS, False))
+        if self._structured and spec.style is not PromptStyle.JSON:
+            raise RunError(
+                f"backend option {STRUCTURED_OUTPUTS}=true needs prompt style 'json' (the "
+                f"schemas are those of the json answers); found {spec.style.value!r}"
+            )
         self._settings_hash = spec.settings_hash()
         self._prompts: dict[str, str] = {}
         self._changed = False
@@ -395,7 +401,10 @@ class Runner:
                     f"{self.out} was made without a response cache and its spec changed; "
                     "pass a new output folder or --overwrite"
                 )
-        self._write_manifest(meta)
+        # A changed spec keeps the old manifest until its records are rebuilt (in run()): a
+        # run stopped before that must not leave old records under the new spec's name.
+        if not self._changed:
+            self._write_manifest(meta)
 
     def run(
         self,
@@ -419,6 +428,7 @@ class Runner:
         cache = read_cache(self.cache_path)
         if self._changed:
             self._rebuild_from_cache(samples, cache)
+            self._write_manifest(self._manifest(None))
             self._changed = False
         elif retry_errors:
             kept = [
@@ -482,6 +492,7 @@ class Runner:
     def _create_backend(self) -> Backend:
         spec = self.spec
         options = dict(spec.backend_options)
+        options.pop(STRUCTURED_OUTPUTS, None)  # the runner's: it goes into each request
         if spec.backend == "prior":
             options.setdefault("priors", _train_statistics(self.dataset)[0])
         if spec.backend in ("random", "oracle"):
@@ -606,6 +617,7 @@ class Runner:
             messages=(message,),
             generation=self.spec.generation,
             hints=hints,
+            response_schema=response_schema(s.family) if self._structured else None,
         )
 
     def _record(self, s: Sample, r: ChatResponse) -> Record:
@@ -668,8 +680,9 @@ def rescore(
         reparse: Re-parse the raw outputs even under the same protocol.
 
     Returns:
-        The summary (also written to ``summary.json`` unless another protocol is asked for,
-        which writes ``summary-<protocol>.json``).
+        The summary. Under the run's own protocol, ``summary.json`` and ``records.jsonl`` are
+        rewritten (the ``run`` block of the summary is kept); under another protocol the
+        results go to ``summary-<protocol>.json`` and ``records-<protocol>.jsonl``.
     """
     out = Path(run_dir)
     records = read_records(out / RECORDS_NAME)
@@ -699,7 +712,20 @@ def rescore(
             )
         )
     summary = dict(to_jsonable(summarize_run(rescored, proto)))
-    summary["run"] = {"protocol": name, "n_records": len(rescored), "rescored_from": str(out)}
-    target = out / (SUMMARY_NAME if name == records[0].protocol else f"summary-{name}.json")
-    target.write_text(json.dumps(summary, indent=1))
+    same = name == records[0].protocol
+    old_summary = out / SUMMARY_NAME
+    run_block = json.loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
+    summary["run"] = {**run_block, "protocol": name, "n_records": len(rescored)}
+    if same:
+        summary["run"]["rescored"] = "reparsed" if again else "recomputed"
+        # The records must say what the summary says (reports read both).
+        write_records_atomic(out / RECORDS_NAME, rescored)
+        target = old_summary
+    else:
+        summary["run"]["rescored_from"] = records[0].protocol
+        write_records_atomic(out / f"records-{name}.jsonl", rescored)
+        target = out / f"summary-{name}.json"
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(target)
     return summary

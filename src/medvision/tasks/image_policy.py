@@ -11,6 +11,21 @@ Sizes are ``(H, W)`` = ``(rows, cols)`` in pixels; spacings are ``(row_mm, col_m
 policy under each protocol (``paper-v1``: the c221615 table; ``official``: the 1.2.1 table,
 official-versions section 8); :func:`policy_for_model` picks it, so a run can say
 ``--image-policy auto``.
+
+Tiling models keep the aspect ratio inside a canvas of tiles and pad the rest; the prompt's
+pixel size must follow the *content* (the resized image before padding):
+
+* Llama-3.2-Vision (``mllama_tiles``): :func:`mllama_canvas` picks the tile canvas
+  (transformers ``get_optimal_tiled_canvas``) and :func:`mllama_fit` the content inside it
+  (``get_image_size_fit_to_canvas``); both protocols use the content.
+* LLaVA-OneVision (``anyres``): :func:`select_best_resolution` over :func:`anyres_pinpoints`
+  picks the canvas and :func:`anyres_content` the content (``get_patch_output_size``). Under
+  ``paper-v1`` (``anyres_canvas_v1``) the c221615 code used the *padded canvas*, and chose it
+  from PIL's ``(W, H)`` where ``select_best_resolution`` expects ``(H, W)`` (official-eval-
+  protocol §10.10); that policy reproduces both bugs on purpose, for paper parity only.
+
+All of them are native re-implementations (``transformers`` is never imported here); the
+tests compare them with the real transformers functions.
 """
 
 from __future__ import annotations
@@ -30,15 +45,38 @@ __all__ = [
     "ImagePolicy",
     "ModelFamily",
     "PolicyKind",
+    "anyres_content",
+    "anyres_pinpoints",
     "family_for_model",
     "get_policy",
     "internvl_tiles",
+    "mllama_canvas",
+    "mllama_fit",
     "policy_for_model",
+    "select_best_resolution",
     "smart_resize",
 ]
 
-PolicyKind = Literal["native", "fixed", "qwen_smart", "fit_long_side", "internvl_tiles"]
-_KINDS: tuple[str, ...] = ("native", "fixed", "qwen_smart", "fit_long_side", "internvl_tiles")
+PolicyKind = Literal[
+    "native",
+    "fixed",
+    "qwen_smart",
+    "fit_long_side",
+    "internvl_tiles",
+    "mllama_tiles",
+    "anyres",
+    "anyres_canvas_v1",
+]
+_KINDS: tuple[str, ...] = (
+    "native",
+    "fixed",
+    "qwen_smart",
+    "fit_long_side",
+    "internvl_tiles",
+    "mllama_tiles",
+    "anyres",
+    "anyres_canvas_v1",
+)
 
 QWEN_MIN_PIXELS = 56 * 56
 """Default ``min_pixels`` of the Qwen2-VL / Qwen2.5-VL image processor (3136)."""
@@ -152,6 +190,156 @@ def internvl_tiles(
     return best[1], best[0]
 
 
+def mllama_canvas(
+    height: int, width: int, *, tile: int = 560, max_tiles: int = 4
+) -> tuple[int, int]:
+    """Llama-3.2-Vision's tile canvas (transformers ``get_optimal_tiled_canvas``), natively.
+
+    Candidate canvases are ``tile * (a, b)`` for every arrangement with ``a * b <= max_tiles``
+    (``a`` outer, ``b`` inner, read as (rows, cols), as transformers does). Each canvas scales
+    the image by ``min(canvas_h / H, canvas_w / W)``; the smallest scale ``>= 1`` wins (the
+    least upscaling), else the largest scale ``< 1`` (the least downscaling); among canvases
+    with that scale the smallest area wins (the first in order on a tie).
+
+    Args:
+        height: Input height in pixels (rows).
+        width: Input width in pixels (columns).
+        tile: Tile side in pixels (560 for Llama-3.2-Vision).
+        max_tiles: Most tiles (4 for Llama-3.2-Vision).
+
+    Returns:
+        ``(canvas_h, canvas_w)`` in pixels, multiples of ``tile``.
+
+    Example:
+        >>> mllama_canvas(512, 1024)
+        (560, 1120)
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive; found (H, W) = ({height}, {width})")
+    canvases = [
+        (a * tile, b * tile)
+        for a in range(1, max_tiles + 1)
+        for b in range(1, max_tiles + 1)
+        if a * b <= max_tiles
+    ]
+    scales = [min(ch / height, cw / width) for ch, cw in canvases]
+    up = [s for s in scales if s >= 1]
+    chosen_scale = min(up) if up else max(scales)
+    chosen = [c for c, s in zip(canvases, scales, strict=True) if s == chosen_scale]
+    return min(chosen, key=lambda c: c[0] * c[1])  # min keeps the first on equal areas
+
+
+def mllama_fit(
+    height: int, width: int, canvas_h: int, canvas_w: int, *, tile: int = 560
+) -> tuple[int, int]:
+    """Size of the image inside a Llama-3.2-Vision canvas (``get_image_size_fit_to_canvas``).
+
+    Each side's target is clipped to ``[tile, canvas side]``; the axis needing the smaller
+    scale takes its target and the other is scaled by the same factor and floored (at least
+    1, at most its target), so the aspect ratio is kept.
+
+    Args:
+        height: Input height in pixels (rows).
+        width: Input width in pixels (columns).
+        canvas_h: Canvas height in pixels (from :func:`mllama_canvas`).
+        canvas_w: Canvas width in pixels.
+        tile: Tile side in pixels.
+
+    Returns:
+        ``(H', W')`` in pixels of the content (the rest of the canvas is padding).
+
+    Example:
+        >>> mllama_fit(512, 1024, 560, 1120)  # fits already: kept
+        (512, 1024)
+        >>> mllama_fit(100, 200, 560, 560)  # smaller than a tile: scaled up to fill one side
+        (280, 560)
+    """
+    target_w = min(max(width, tile), canvas_w)
+    target_h = min(max(height, tile), canvas_h)
+    scale_h = target_h / height
+    scale_w = target_w / width
+    if scale_w < scale_h:
+        return min(math.floor(height * scale_w) or 1, target_h), target_w
+    return target_h, min(math.floor(width * scale_h) or 1, target_w)
+
+
+def anyres_pinpoints(tile: int = 384, grid: int = 6) -> tuple[tuple[int, int], ...]:
+    """LLaVA-OneVision's ``image_grid_pinpoints``: ``tile * (i, j)`` for ``i, j`` in 1..grid.
+
+    The order is that of the checkpoints' list (rows outer, columns inner), which matters for
+    :func:`select_best_resolution` ties. 384 and 6 are the llava-onevision-qwen2 values
+    (SigLIP-384 tower, canvases up to 2304 x 2304).
+
+    Returns:
+        ``((h, w), ...)`` in pixels.
+    """
+    return tuple((tile * i, tile * j) for i in range(1, grid + 1) for j in range(1, grid + 1))
+
+
+def select_best_resolution(
+    original_hw: tuple[int, int], pinpoints: tuple[tuple[int, int], ...]
+) -> tuple[int, int]:
+    """The anyres canvas of LLaVA-NeXT/OneVision (transformers ``select_best_resolution``).
+
+    For each candidate ``(h, w)`` the image is scaled by ``min(w / W, h / H)`` (sides
+    truncated to integers); the candidate keeping the most of the original pixels wins
+    (effective area ``min(scaled area, H * W)``), then the one wasting the least canvas area;
+    on a full tie the first in order stays.
+
+    Args:
+        original_hw: ``(H, W)`` in pixels.
+        pinpoints: Candidate canvases ``(h, w)`` in pixels, in the checkpoint's order.
+
+    Returns:
+        The chosen ``(h, w)``.
+
+    Example:
+        >>> select_best_resolution((200, 400), anyres_pinpoints())
+        (384, 768)
+    """
+    height, width = original_hw
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive; found (H, W) = ({height}, {width})")
+    best: tuple[int, int] | None = None
+    best_effective = 0
+    best_wasted = math.inf
+    for ch, cw in pinpoints:
+        scale = min(cw / width, ch / height)
+        effective = min(int(width * scale) * int(height * scale), width * height)
+        wasted = ch * cw - effective
+        if effective > best_effective or (effective == best_effective and wasted < best_wasted):
+            best, best_effective, best_wasted = (ch, cw), effective, wasted
+    if best is None:
+        raise ValueError(f"no anyres canvas fits an image of (H, W) = {original_hw}")
+    return best
+
+
+def anyres_content(height: int, width: int, canvas_hw: tuple[int, int]) -> tuple[int, int]:
+    """Aspect-kept size of an image inside an anyres canvas (``get_patch_output_size``).
+
+    The axis with the smaller scale fills the canvas; the other is scaled by the same factor,
+    rounded up and capped at the canvas.
+
+    Args:
+        height: Input height in pixels (rows).
+        width: Input width in pixels (columns).
+        canvas_hw: Canvas ``(h, w)`` in pixels (from :func:`select_best_resolution`).
+
+    Returns:
+        ``(H', W')`` in pixels of the content before padding.
+
+    Example:
+        >>> anyres_content(200, 400, (384, 768))
+        (384, 768)
+    """
+    ch, cw = canvas_hw
+    scale_w = cw / width
+    scale_h = ch / height
+    if scale_w < scale_h:
+        return min(math.ceil(height * scale_w), ch), cw
+    return ch, min(math.ceil(width * scale_h), cw)
+
+
 @dataclass(frozen=True)
 class ImagePolicy:
     """How one model family resizes an image before it sees it.
@@ -162,7 +350,12 @@ class ImagePolicy:
             (:func:`smart_resize` with the fields below), ``"fit_long_side"`` (aspect kept,
             the long side scaled to ``long_side``: content ``round(H * S / max(H, W))`` x
             ``round(W * S / max(H, W))``, as the 1.2.1 table for LLaVA-style 336 models) or
-            ``"internvl_tiles"`` (:func:`internvl_tiles` with ``tile``/``max_tiles``).
+            ``"internvl_tiles"`` (:func:`internvl_tiles` with ``tile``/``max_tiles``),
+            ``"mllama_tiles"`` (Llama-3.2-Vision content: :func:`mllama_fit` inside
+            :func:`mllama_canvas`, ``tile``/``max_tiles``), ``"anyres"`` (LLaVA-OneVision
+            content: :func:`anyres_content` inside :func:`select_best_resolution` over
+            :func:`anyres_pinpoints` of ``tile``/``anyres_grid``) or ``"anyres_canvas_v1"``
+            (the c221615 value: the padded canvas chosen from the swapped ``(W, H)``).
         fixed_hw: Output ``(H, W)`` in pixels for ``kind="fixed"``; ``None`` otherwise.
         min_pixels: Qwen ``min_pixels`` (area in pixels).
         max_pixels: Qwen ``max_pixels`` (area in pixels).
@@ -170,8 +363,9 @@ class ImagePolicy:
         merge_size: Patches merged per side (Qwen: 2), so sides are multiples of
             ``patch_size * merge_size``.
         long_side: Target long side in pixels for ``kind="fit_long_side"``.
-        tile: Tile side in pixels for ``kind="internvl_tiles"``.
-        max_tiles: Most tiles for ``kind="internvl_tiles"``.
+        tile: Tile side in pixels for the tiling kinds (InternVL 448, Mllama 560, anyres 384).
+        max_tiles: Most tiles for ``"internvl_tiles"`` and ``"mllama_tiles"``.
+        anyres_grid: Largest tiles per side of the anyres canvases (6 for OneVision).
     """
 
     name: str
@@ -184,6 +378,7 @@ class ImagePolicy:
     long_side: int | None = None
     tile: int = 448
     max_tiles: int = 12
+    anyres_grid: int = 6
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -209,8 +404,10 @@ class ImagePolicy:
             )
         if self.long_side is not None and self.long_side <= 0:
             raise ValueError(f"policy {self.name!r}: long_side must be > 0; found {self.long_side}")
-        if self.tile <= 0 or self.max_tiles < 1:
-            raise ValueError(f"policy {self.name!r}: need tile > 0 and max_tiles >= 1")
+        if self.tile <= 0 or self.max_tiles < 1 or self.anyres_grid < 1:
+            raise ValueError(
+                f"policy {self.name!r}: need tile > 0, max_tiles >= 1 and anyres_grid >= 1"
+            )
 
     def seen_hw(self, native_hw: tuple[int, int]) -> tuple[int, int]:
         """Size of the image the model sees.
@@ -239,6 +436,16 @@ class ImagePolicy:
         if self.kind == "internvl_tiles":
             rows, cols = internvl_tiles(h, w, tile=self.tile, max_tiles=self.max_tiles)
             return (self.tile * rows, self.tile * cols)
+        if self.kind == "mllama_tiles":
+            canvas_h, canvas_w = mllama_canvas(h, w, tile=self.tile, max_tiles=self.max_tiles)
+            return mllama_fit(h, w, canvas_h, canvas_w, tile=self.tile)
+        if self.kind in ("anyres", "anyres_canvas_v1"):
+            pins = anyres_pinpoints(self.tile, self.anyres_grid)
+            if self.kind == "anyres_canvas_v1":
+                # c221615 passed PIL's (W, H) and used the returned canvas as (H, W): kept
+                # verbatim so paper-v1 prompts state the pixel size the paper's runs stated.
+                return select_best_resolution((w, h), pins)
+            return anyres_content(h, w, select_best_resolution((h, w), pins))
         return smart_resize(
             h,
             w,
@@ -293,6 +500,16 @@ _REGISTRY: dict[str, ImagePolicy] = {
         name="huatuogpt-vision-fit", kind="fit_long_side", long_side=336
     ),
     "healthgpt-fit": ImagePolicy(name="healthgpt-fit", kind="fit_long_side", long_side=336),
+    # Llama-3.2-Vision (preprocessor_config: 560 tiles, max_image_tiles 4): the content inside
+    # the tile canvas, in both tables (official-versions section 8).
+    "llama-3.2-vision": ImagePolicy(
+        name="llama-3.2-vision", kind="mllama_tiles", tile=560, max_tiles=4
+    ),
+    # LLaVA-OneVision-qwen2 (SigLIP-384, pinpoints 384..2304): 1.2.1 content; c221615 canvas.
+    "llava-onevision": ImagePolicy(name="llava-onevision", kind="anyres", tile=384, anyres_grid=6),
+    "llava-onevision-v1": ImagePolicy(
+        name="llava-onevision-v1", kind="anyres_canvas_v1", tile=384, anyres_grid=6
+    ),
     # Qwen3-VL: patch 16, merge 2 (factor 32); the processor's default size bounds
     # shortest_edge 65536 and longest_edge 16777216 pixels of area.
     "qwen3-vl": ImagePolicy(
@@ -363,8 +580,8 @@ class ModelFamily:
 
 
 #: Model families, most specific first (the first match wins): Lingshu before Qwen, MedGemma
-#: before Gemma, LLaVA-Med before LLaVA-OneVision. Llama-3.2-Vision (Mllama tile canvas) and
-#: LLaVA-OneVision (anyres best resolution) have no policy here yet: pass ``--image-policy``.
+#: before Gemma, LLaVA-Med before LLaVA-OneVision. LLaVA-OneVision-1.5 (a different, Qwen2-VL
+#: style processor) is deliberately not matched by the LLaVA-OneVision pattern.
 MODEL_FAMILIES: tuple[ModelFamily, ...] = (
     ModelFamily("lingshu", r"lingshu", "lingshu", "lingshu"),
     ModelFamily("qwen3-vl", r"qwen3[-_.]?vl", None, "qwen3-vl"),
@@ -379,8 +596,18 @@ MODEL_FAMILIES: tuple[ModelFamily, ...] = (
         "huatuogpt-vision", r"huatuogpt[-_]?vision", "huatuogpt-vision", "huatuogpt-vision-fit"
     ),
     ModelFamily("healthgpt", r"healthgpt", "healthgpt", "healthgpt-fit"),
-    ModelFamily("llama-3.2-vision", r"llama[-_]?3\.2[-_].*vision|mllama", None, None),
-    ModelFamily("llava-onevision", r"llava[-_]?onevision", None, None),
+    ModelFamily(
+        "llama-3.2-vision",
+        r"llama[-_]?3\.2[-_].*vision|mllama",
+        "llama-3.2-vision",
+        "llama-3.2-vision",
+    ),
+    ModelFamily(
+        "llava-onevision",
+        r"llava[-_]?onevision(?![-_]?1[._]5)",
+        "llava-onevision-v1",
+        "llava-onevision",
+    ),
 )
 
 

@@ -6,10 +6,11 @@ It is faithful to the parts of the protocol a client relies on:
 * ``POST /v1/chat/completions``: validates the body the way vLLM/OpenAI do (JSON object,
   known ``model``, non-empty ``messages`` with roles system|user|assistant, content a string or
   ``text``/``image_url`` parts, ``image_url`` a base64 ``data:image/...`` URL holding a PNG or
-  JPEG, ``max_tokens`` >= 1, ``temperature`` in [0, 2]) and answers ``chat.completion`` objects
-  with ``choices``, ``finish_reason`` (``length`` when the answer is cut at ``max_tokens``
-  words) and ``usage``. Errors are ``{"error": {"message", "type", "code"}}`` with 400, 401
-  or 404.
+  JPEG, ``max_tokens`` >= 1, ``temperature`` in [0, 2], a ``response_format`` of type text,
+  json_object or json_schema with a valid ``name`` and an object ``schema``) and answers
+  ``chat.completion`` objects with ``choices``, ``finish_reason`` (``length`` when the answer
+  is cut at ``max_tokens`` words) and ``usage``. Errors are ``{"error": {"message", "type",
+  "code"}}`` with 400, 401 or 404.
 * ``GET /v1/models``: the served model.
 * Optional ``api_key``: requests without ``Authorization: Bearer <key>`` get 401.
 
@@ -167,6 +168,33 @@ def _parse_messages(body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
                     400, f"messages[{i}].content[{j}]: unsupported part", "invalid_value", "invalid"
                 )
     return "\n".join(texts), tuple(images)
+
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _check_response_format(fmt: Any) -> None:
+    """Validate ``response_format`` as OpenAI does (absent, text, json_object or json_schema)."""
+    if fmt is None:
+        return
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind in ("text", "json_object"):
+        return
+    if kind != "json_schema":
+        raise _BadRequest(400, "response_format: unknown type", "invalid_value", "invalid")
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict) or not _SCHEMA_NAME.match(str(spec.get("name", ""))):
+        raise _BadRequest(
+            400, "response_format.json_schema.name must match [A-Za-z0-9_-]{1,64}", "invalid", "inv"
+        )
+    if not isinstance(spec.get("schema"), dict):
+        raise _BadRequest(
+            400, "response_format.json_schema.schema must be an object", "invalid", "inv"
+        )
+    if not isinstance(spec.get("strict", False), bool):
+        raise _BadRequest(
+            400, "response_format.json_schema.strict must be a boolean", "invalid", "inv"
+        )
 
 
 def _image_hash(image_url: Any, where: str) -> str:
@@ -390,6 +418,7 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 temp = body.get("temperature", 1.0)
                 if not isinstance(temp, int | float) or not 0 <= temp <= 2:
                     raise _BadRequest(400, "temperature must be in [0, 2]", "invalid", "invalid")
+                _check_response_format(body.get("response_format"))
                 text, images = _parse_messages(body)
             except json.JSONDecodeError:
                 self._error(400, "body is not valid JSON", "invalid_json", "invalid", None)
