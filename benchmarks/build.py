@@ -10,8 +10,8 @@ lesions), then measures in one run:
    re-implementation of the official planner (loops over every slice of every plane, one
    ``np.unique`` + ``ndimage.label`` per slice and label, ellipse fits per slice); ratio
    per-slice / ours (target >= 10);
-4. peak RSS of one process building the largest case, above its RSS after imports, against
-   the size of that case's volumes in memory.
+4. peak allocations (tracemalloc; numpy buffers included) and peak RSS of one fresh process
+   building one case, against that case's float32 image (target <= 2.5x).
 
 Usage: python benchmarks/build.py [--cases 20] [--shape 192 192 48] [--workers 2]
 (``--shape 512 512 100`` is the full-size setting; it takes several times longer).
@@ -250,8 +250,9 @@ def main() -> None:
             f"({i16_mib:.0f} MiB int16 on disk), its labels {voxels * 2 / 2**20:.0f} MiB"
         )
         print(
-            f"  -> peak allocations / float32 image = {rss['traced'] / f32_mib:.2f}; each "
-            f"worker holds one case, so the build peaks near {w} x this whatever the case count"
+            f"  -> peak allocations / float32 image = {rss['traced'] / f32_mib:.2f} (target <= "
+            f"2.5: the float32 image + the uint16 labels + the case's PNGs); each worker holds "
+            f"one case, so the build peaks near {w} x this whatever the case count"
         )
 
 

@@ -99,3 +99,49 @@ def test_resume_skips_finished_cases(source: Path, tmp_path: Path) -> None:
     second = build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions())
     assert first.n_samples == second.n_samples
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing rewritten
+
+
+def test_resume_with_other_options_is_refused(source: Path, tmp_path: Path) -> None:
+    from medvision.build.engine import BuildOptionsMismatch
+
+    store = tmp_path / "store"
+    build_dataset(get_spec("mini"), source, store, BuildOptions())
+    with pytest.raises(BuildOptionsMismatch, match="other options"):
+        build_dataset(get_spec("mini"), source, store, BuildOptions(render="percentile"))
+
+
+def test_a_smaller_build_into_a_fuller_folder_publishes_only_its_cases(
+    source: Path, tmp_path: Path
+) -> None:
+    full = build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions())
+    small = build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions(max_cases=1))
+    fresh = build_dataset(get_spec("mini"), source, tmp_path / "fresh", BuildOptions(max_cases=1))
+    assert small.n_samples == fresh.n_samples < full.n_samples
+
+
+def test_subjects_keep_their_side_across_tasks(source: Path, tmp_path: Path) -> None:
+    # Task 02 lacks case_001: a per-task shuffle would split the shared cases differently.
+    (source / "Images-XR" / "case_001.nii.gz").unlink()
+    (source / "Landmarks" / "case_001.json").unlink()
+    for name in ("case_002", "case_003"):
+        for folder in ("Images-MR", "Masks", "Images-XR"):
+            src = source / folder / "case_000.nii.gz"
+            shutil.copy(src, source / folder / f"{name}.nii.gz")
+        shutil.copy(source / "Landmarks" / "case_000.json", source / "Landmarks" / f"{name}.json")
+    build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions())
+    sides: dict[str, set[str]] = {}
+    for s in open_dataset(tmp_path / "store").samples():
+        sides.setdefault(s.case_id.split("-", 1)[1], set()).add(s.split)
+    assert sides and all(len(v) == 1 for v in sides.values()), sides
+
+
+def test_landmark_rounding_to_a_missing_slice_is_a_skipped_case(
+    source: Path, tmp_path: Path
+) -> None:
+    lm = source / "Landmarks" / "case_000.json"
+    marks = json.loads(lm.read_text())
+    marks["landmarks"]["P1"][0] = 0.6  # the X-ray volume has one slice: 0.6 rounds to slice 1
+    lm.write_text(json.dumps(marks))
+    reasons, _ = _build(source, tmp_path)
+    assert set(reasons) == {"02-case_000"}
+    assert "P1" in reasons["02-case_000"] and "outside" in reasons["02-case_000"]

@@ -367,5 +367,7 @@ def test_wrong_sized_partial_file_is_removed_so_a_rerun_starts_over(
 def test_instructions_with_literal_braces_are_not_formatted() -> None:
     from medvision.catalog.download import _instructions
 
-    source = DatasetSource("credentialed", ("syn:123",), instructions="run {name} with {ids} {json}")
+    source = DatasetSource(
+        "credentialed", ("syn:123",), instructions="run {name} with {ids} {json}"
+    )
     assert _instructions("X", source) == "run X with syn:123 {json}"

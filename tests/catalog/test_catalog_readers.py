@@ -80,6 +80,20 @@ def test_msd_missing_channel_is_a_named_error(tmp_path: Path) -> None:
         read_case(bad, files)
 
 
+def test_msd_4d_file_with_a_bad_checksum_is_refused(tmp_path: Path) -> None:
+    from medvision.volumes import CorruptFileError
+
+    make_msd(tmp_path)
+    t1gd = get_spec("MSD").task("03")
+    files = discover_cases(t1gd, tmp_path)[0]
+    # Same length, damaged CRC32 trailer: only reading the stream to its end notices.
+    data = bytearray(files.image.read_bytes())
+    data[-8] ^= 0xFF
+    files.image.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=r"BRATS_001\.nii\.gz"):
+        read_case(t1gd, files)
+
+
 def test_nnunet_v2_per_channel_files(tmp_path: Path) -> None:
     make_nnunet_v2(tmp_path)
     task = _task(

@@ -86,10 +86,27 @@ def test_eval_structured_outputs_sends_each_family_its_schema(
     with FakeOpenAIServer(model="fake-vlm", answer='{"value": 12.5}') as server:
         result = runner.invoke(
             app,
-            ["eval", str(mini_store), "-o", str(tmp_path / "run"), "--backend", "openai",
-             "--model", "fake-vlm", "--base-url", server.url, "--families", "ad,tl",
-             "--limit", "2", "--protocol", "strict", "--prompt-style", "json",
-             "--structured-outputs"],
+            [
+                "eval",
+                str(mini_store),
+                "-o",
+                str(tmp_path / "run"),
+                "--backend",
+                "openai",
+                "--model",
+                "fake-vlm",
+                "--base-url",
+                server.url,
+                "--families",
+                "ad,tl",
+                "--limit",
+                "2",
+                "--protocol",
+                "strict",
+                "--prompt-style",
+                "json",
+                "--structured-outputs",
+            ],
         )
         assert result.exit_code == 0, result.output
         formats = [r.body.get("response_format") for r in server.requests]

@@ -25,6 +25,9 @@ from scipy import ndimage
 __all__ = ["SliceComponents", "label_bounding_boxes", "slice_components"]
 
 IntArray = npt.NDArray[np.int64]
+
+#: Voxels of component ids counted per ``bincount`` call (2 MiB of int64 per call).
+_COUNT_SLAB_VOXELS = 1 << 18
 Box3D = tuple[slice, slice, slice]
 
 
@@ -90,7 +93,9 @@ def label_bounding_boxes(labels: npt.NDArray[np.integer]) -> dict[int, Box3D]:
     Returns:
         ``{label value: (slice, slice, slice)}`` for every value present (0 excluded).
     """
-    arr = labels if labels.dtype.kind == "u" else labels.astype(np.int64)
+    # find_objects reads every integer dtype in place (any memory order) and ignores values
+    # below 1, so no converted copy of the volume is made.
+    arr = labels if labels.dtype.kind in "iu" else labels.astype(np.int64)
     found = ndimage.find_objects(arr)
     return {i + 1: sl for i, sl in enumerate(found) if sl is not None}
 
@@ -135,7 +140,13 @@ def slice_components(
         boxes3d.append(sl)
         starts[i] = (sl[0].start, sl[1].start, sl[2].start)
         stops[i] = (sl[0].stop, sl[1].stop, sl[2].stop)
-    counts = np.bincount(comp.ravel(), minlength=n + 1)[1:].astype(np.int64)
+    # bincount casts its input to int64: count slab by slab (contiguous, C-ordered ``comp``)
+    # so the cast copy is a few MiB, not four times the crop's uint16 ids.
+    counts = np.zeros(n + 1, dtype=np.int64)
+    step = max(1, _COUNT_SLAB_VOXELS // max(1, comp[:1].size))
+    for start in range(0, comp.shape[0], step):
+        counts += np.bincount(comp[start : start + step].ravel(), minlength=n + 1)
+    counts = counts[1:]
     starts += np.asarray(offset, dtype=np.int64)
     stops += np.asarray(offset, dtype=np.int64)
     rc_axes = [a for a in range(3) if a != axis]

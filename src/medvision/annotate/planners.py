@@ -24,6 +24,7 @@ one pass, in the official order. Only the ellipse/Feret fits run per component.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -388,7 +389,8 @@ def plan_angle_distance(
     """
     shape = image.shape
     for key, point in landmarks.items():
-        if any(not (-0.5 <= v <= s - 0.5) for v, s in zip(point, shape, strict=True)):
+        # The voxel a point falls in is floor(v + 0.5); it must exist.
+        if any(not (0 <= math.floor(v + 0.5) < s) for v, s in zip(point, shape, strict=True)):
             raise PlanError(
                 f"case {ctx.case_id}: landmark {key} at {list(point)} in {landmark_file} lies "
                 f"outside the image of shape {list(shape)}"
@@ -414,7 +416,8 @@ def _measurement_sample(
     sink: ImageSink,
 ) -> Sample:
     plane = plane_of(m.plane)
-    index = round(pts[0][int(plane)])
+    # Half-up, not Python's half-to-even round(): 2.5 and 3.5 go the same way.
+    index = math.floor(pts[0][int(plane)] + 0.5)
     if m.type == "distance":
         value = distance_mm(pts[0], pts[1], spacing)
         unit = "mm"

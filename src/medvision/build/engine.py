@@ -7,10 +7,11 @@ process with ``workers=1``, or on Ray Data with ``engine="ray"``), skips cases a
 :func:`build_official_plan` does the same for the cases of an official
 ``benchmark_plan_*.json.gz`` file, with the plan's own targets and splits.
 
-Memory: a worker holds one case at a time (its image, its label volume, one label's crop and
-that crop's component ids, the slice PNGs of the case); jobs carry file paths, never arrays,
-and results are small counters. Peak memory is therefore bounded per worker by the largest
-case, not by the dataset (``benchmarks/build.py`` measures it).
+Memory: a worker holds one case at a time (its float32 image, its label volume, one label's
+crop and that crop's component ids, one slice being rendered, the PNG bytes of the case); the
+volumes are freed before the case is written; jobs carry file paths, never arrays, and
+results are small counters. Peak memory is therefore bounded per worker by about twice the
+largest case's float32 image, not by the dataset (``benchmarks/build.py`` measures it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 
+from medvision.annotate.components import label_bounding_boxes
 from medvision.annotate.planners import (
     CaseContext,
     PlanError,
@@ -217,40 +219,25 @@ def build_case(job: CaseJob) -> CaseResult:
 
     if files.missing:
         kind = "not_in_official_plan" if "official plan" in files.missing[-1] else "missing_file"
-        return skipped("; ".join(files.missing), str(files.mask or files.landmarks or ""), kind)
+        absent = [
+            p
+            for p in (files.image, files.mask, files.landmarks)
+            if p is not None and not p.exists()
+        ]
+        return skipped("; ".join(files.missing), str(absent[0]) if absent else "", kind)
     stats = PlanStats()
-    samples: list[Sample] = []
     try:
-        # The task's layout reader loads (and, where needed, converts) the inputs.
-        inputs = read_case(task, files)
-        image = inputs.image
-        sink = SliceImages(image, job.render)
-        if inputs.labels is not None:
-            labels = inputs.labels
-            check_same_grid(image, labels)
-            check_nonempty(labels)
-            unknown = unknown_label_ids(labels, task)
-            if unknown and job.on_unknown_label == "skip":
-                return skipped(
-                    f"mask {labels.path} holds label ids {unknown} that task {task.id} of the "
-                    f"{job.spec.name} catalog does not define (known: "
-                    f"{sorted(lab.id for lab in task.labels)})",
-                    labels.path,
-                    "unknown_label_ids",
-                )
-            if task.detection is not None:
-                samples += plan_detection(labels, ctx, sink, stats)
-            if task.tl is not None:
-                samples += plan_tumour_lesion(labels, ctx, sink, stats)
-        if inputs.landmarks is not None and task.measurements:
-            samples += plan_angle_distance(
-                image, inputs.landmarks, ctx, sink, landmark_file=inputs.landmark_file
-            )
+        planned = _plan_case(job, task, ctx, stats)
     except (VolumeError, ReaderError) as exc:
         # Both name the offending file (``path``) and what was expected vs found.
         return skipped(str(exc), exc.path, skip_kind(exc))
     except PlanError as exc:
         return skipped(str(exc), str(files.landmarks or files.image), skip_kind(exc))
+    if isinstance(planned, SkippedCase):
+        return skipped(planned.reason, planned.file, "unknown_label_ids")
+    # The volumes went out of scope with _plan_case: only the samples and the PNG bytes are
+    # held while the case is written.
+    samples, images = planned
     counters = {
         "dropped_multi_instance": stats.dropped_multi_instance,
         "dropped_small": stats.dropped_small,
@@ -262,20 +249,66 @@ def build_case(job: CaseJob) -> CaseResult:
     samples_path, _ = writer.case_paths(job.spec.name, job.key)
     samples_path.parent.mkdir(parents=True, exist_ok=True)
     _stats_path(samples_path).write_text(json.dumps(counters))
-    writer.write_case(job.spec.name, job.key, samples, sink.images)
+    writer.write_case(job.spec.name, job.key, samples, images)
     return CaseResult(job.key, len(samples), stats=counters)
+
+
+def _plan_case(
+    job: CaseJob, task: TaskSpec, ctx: CaseContext, stats: PlanStats
+) -> tuple[list[Sample], dict[str, bytes]] | SkippedCase:
+    """Load and plan one case: its samples and the PNG bytes they reference, or why not.
+
+    The volumes live only inside this call, so they are freed before the case is written.
+
+    Raises:
+        VolumeError, ReaderError, PlanError: Bad input (see :func:`build_case`).
+    """
+    # The task's layout reader loads (and, where needed, converts) the inputs.
+    inputs = read_case(task, job.files)
+    image = inputs.image
+    sink = SliceImages(image, job.render)
+    samples: list[Sample] = []
+    if inputs.labels is not None:
+        labels = inputs.labels
+        check_same_grid(image, labels)
+        check_nonempty(labels)
+        unknown = unknown_label_ids(labels, task)
+        if unknown and job.on_unknown_label == "skip":
+            return SkippedCase(
+                dataset=job.spec.name,
+                case_id=job.key,
+                file=labels.path,
+                reason=(
+                    f"mask {labels.path} holds label ids {unknown} that task {task.id} of the "
+                    f"{job.spec.name} catalog does not define (known: "
+                    f"{sorted(lab.id for lab in task.labels)})"
+                ),
+            )
+        if task.detection is not None:
+            samples += plan_detection(labels, ctx, sink, stats)
+        if task.tl is not None:
+            samples += plan_tumour_lesion(labels, ctx, sink, stats)
+    if inputs.landmarks is not None and task.measurements:
+        samples += plan_angle_distance(
+            image, inputs.landmarks, ctx, sink, landmark_file=inputs.landmark_file
+        )
+    return samples, sink.images
 
 
 def unknown_label_ids(labels: Volume, task: TaskSpec) -> list[int]:
     """Nonzero label values present in ``labels`` that ``task`` does not define.
 
-    One counting pass (``bincount``) over the volume, not a sort.
+    One pass over the volume in place (``find_objects``, no converted copy: ``bincount``
+    would first cast the whole volume to int64, four times a uint16 mask); only a mask with
+    negative labels (rare) is sorted by ``np.unique``.
     """
     arr = labels.array
     known = {lab.id for lab in task.labels}
-    # bincount is one linear pass; unique sorts (only for signed labels, which are rare).
-    present = np.flatnonzero(np.bincount(arr.ravel())) if arr.dtype.kind == "u" else np.unique(arr)
-    return [int(v) for v in present if v != 0 and int(v) not in known]
+    if arr.dtype.kind == "i" and int(arr.min()) < 0:
+        present: list[int] = [int(v) for v in np.unique(arr)]
+    else:
+        present = list(label_bounding_boxes(arr))
+    return [v for v in present if v != 0 and v not in known]
 
 
 def _stats_path(samples_path: Path) -> Path:
@@ -285,21 +318,33 @@ def _stats_path(samples_path: Path) -> Path:
 def plan_jobs(
     spec: DatasetSpec, data_dir: str | Path, out_dir: str | Path, options: BuildOptions
 ) -> list[CaseJob]:
-    """List the case jobs of every task of ``spec``, with subject-level splits assigned."""
+    """List the case jobs of every task of ``spec``, with subject-level splits assigned.
+
+    The seeded split is drawn once over the cases of every task (before ``max_cases``), so a
+    subject is on the same side in every task of the dataset and a quick partial build
+    agrees with the full one.
+    """
+    found = [(task, discover_cases(task, data_dir)) for task in spec.tasks]
+    shared: dict[str, Split] | None = None
+    if options.split_from is None:
+        shared = split_cases([c.case_id for _, cases in found for c in cases], spec.split)
     jobs: list[CaseJob] = []
-    for task in spec.tasks:
-        cases = discover_cases(task, data_dir)
+    for task, cases in found:
         if options.max_cases is not None:
             cases = cases[: options.max_cases]
         jobs += [
             CaseJob(spec, task.id, c, split, str(out_dir), options.render, options.on_unknown_label)
-            for c, split in _assign_splits(spec, task, cases, options.split_from)
+            for c, split in _assign_splits(spec, task, cases, options.split_from, shared)
         ]
     return jobs
 
 
 def _assign_splits(
-    spec: DatasetSpec, task: TaskSpec, cases: list[CaseFiles], split_from: str | None
+    spec: DatasetSpec,
+    task: TaskSpec,
+    cases: list[CaseFiles],
+    split_from: str | None,
+    shared: dict[str, Split] | None,
 ) -> list[tuple[CaseFiles, Split]]:
     """Each case with its split: the spec's seeded subject-level split, or an official plan's.
 
@@ -307,8 +352,8 @@ def _assign_splits(
     plan does not list keeps a reason in ``missing`` so the build skips and reports it.
     """
     if split_from is None:
-        splits = split_cases([c.case_id for c in cases], spec.split)
-        return [(c, splits[c.case_id]) for c in cases]
+        assert shared is not None
+        return [(c, shared[c.case_id]) for c in cases]
     plan = _cached_plan(split_from)
     try:
         by_id = official_split(plan, task.id)
@@ -448,6 +493,30 @@ def build_dataset(
     )
 
 
+class BuildOptionsMismatch(ValueError):
+    """A store folder was started with other build options; resuming would mix outputs."""
+
+
+def _check_same_options(out_dir: Path, dataset: str, options: dict[str, Any]) -> None:
+    """Refuse to resume a store whose finished cases were built with other options.
+
+    A finished case is skipped on resume, so a changed rendering, split or spec would leave
+    old cases beside new ones under a manifest that describes only the new options.
+    ``max_cases`` may change (it only selects cases).
+    """
+    ident = json.dumps(
+        {k: v for k, v in options.items() if k != "max_cases"}, sort_keys=True, default=str
+    )
+    stamp = out_dir / "cases" / dataset / ".build-options.json"
+    if stamp.exists() and stamp.read_text() != ident:
+        raise BuildOptionsMismatch(
+            f"{out_dir} holds cases of {dataset} built with other options "
+            f"({stamp.read_text()}; now {ident}): build into a new folder or delete it"
+        )
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(ident)
+
+
 def run_build(
     fn: Callable[[_K], CaseResult],
     jobs: list[_K],
@@ -476,11 +545,12 @@ def run_build(
         The manifest written to ``out_dir/manifest.json``.
     """
     writer = DatasetWriter(out_dir)
+    _check_same_options(Path(out_dir), dataset, manifest_options)
     todo = [j for j in jobs if not writer.case_done(dataset, j.key)]
     done = len(jobs) - len(todo)
     if on_progress is not None:
-        for _ in range(done):
-            on_progress(done, len(jobs), None)
+        for i in range(1, done + 1):
+            on_progress(i, len(jobs), None)
     skipped: list[SkippedCase] = []
     kinds: dict[str, int] = {}
     workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
@@ -506,4 +576,4 @@ def run_build(
     manifest.options["data_dir"] = str(data_dir)
     manifest.options["engine"] = options.engine
     manifest.options["skipped_by_reason"] = dict(sorted(kinds.items()))
-    return writer.finalize(manifest)
+    return writer.finalize(manifest, only={(dataset, j.key) for j in jobs})

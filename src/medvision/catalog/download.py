@@ -438,7 +438,8 @@ class DownloadedFile:
 
 def _safe_name(name: str) -> str:
     """A relative path without ``..`` (hosts such as the HF Hub list files in sub-folders); the
-    registry or a host API must not choose folders outside ours."""
+    registry or a host API must not choose folders outside ours.
+    """
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in name:
         raise UnsafeArchiveError(f"refusing download file name {name!r} (not a relative path)")

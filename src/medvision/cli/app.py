@@ -404,6 +404,7 @@ def main() -> None:
     run) print one clear line and exit with status 1 instead of a traceback.
     """
     from medvision.backends.registry import UnknownBackendError
+    from medvision.build.engine import BuildOptionsMismatch
     from medvision.catalog.spec import SpecError
     from medvision.runs.runner import RunError
     from medvision.volumes import VolumeError
@@ -418,6 +419,7 @@ def main() -> None:
         RunError,
         VolumeError,
         UnknownBackendError,
+        BuildOptionsMismatch,
     ) as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise SystemExit(1) from None

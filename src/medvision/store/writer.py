@@ -343,7 +343,9 @@ class DatasetWriter:
 
     # -- merge ----------------------------------------------------------------------------
 
-    def finalize(self, manifest: BuildManifest) -> BuildManifest:
+    def finalize(
+        self, manifest: BuildManifest, *, only: set[tuple[str, str]] | None = None
+    ) -> BuildManifest:
         """Merge all case files into the split shards and the image shards; write the manifest.
 
         ``manifest.json`` is removed first and written last, so an interrupted finalize leaves
@@ -352,6 +354,8 @@ class DatasetWriter:
         Args:
             manifest: Provenance from :meth:`BuildManifest.create`; its ``datasets`` must cover
                 every dataset under ``cases/``.
+            only: ``(dataset, case_id)`` pairs to merge (default: every case file); a build of
+                fewer cases into a folder that holds more must not publish the others.
 
         Returns:
             The manifest as written, with ``counts``, ``n_samples``, ``n_images`` and ``files``
@@ -362,6 +366,8 @@ class DatasetWriter:
                 to an image its images file lacks, or its dataset is not in the manifest.
         """
         cases = self._case_files()
+        if only is not None:
+            cases = [c for c in cases if (c.dataset, c.case_id) in only]
         unknown = sorted({c.dataset for c in cases} - set(manifest.datasets))
         if unknown:
             raise ValueError(

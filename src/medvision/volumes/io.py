@@ -10,7 +10,9 @@ Frames and units:
   spacing of the reoriented array.
 
 Loading reads the voxel data once: the canonical reorientation is a view (flips and axis swaps),
-and the only further copy is the dtype conversion (float32 images, uint16/int32 labels).
+and the only further copy is the dtype conversion (float32 images, uint16/int32 labels). Header
+scaling is applied slab by slab in float64 straight into the float32 result, so loading peaks
+at the file's raw array plus the float32 volume, never a float64 volume.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from nibabel import orientations
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
+from nibabel.volumeutils import apply_read_scaling
 
 from medvision.volumes.errors import (
     AffineError,
@@ -59,6 +62,19 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,  # gzip stream ends before its end-of-stream marker
     zlib.error,  # damaged deflate data
 )
+#: The exceptions a damaged or unreadable volume file raises (readers catch exactly these).
+READ_ERRORS = _READ_ERRORS
+
+
+def verify_gzip(path: str | Path) -> None:
+    """Read a ``.gz`` file to its end so gzip checks its CRC32 and length trailer.
+
+    Raises:
+        OSError, EOFError, zlib.error: The file is truncated or damaged.
+    """
+    with gzip.open(path, "rb") as stream:
+        while stream.read(1 << 20):
+            pass
 
 
 @dataclass(frozen=True, eq=False)
@@ -254,8 +270,45 @@ def _scaled_array(img: Any, kind: Kind) -> np.ndarray:
     if kind == "image" and (slope, inter) != (1.0, 0.0):
         # get_fdata() scales in float64; nibabel's default would scale in float32 and can
         # differ by one ulp, which can flip a truncated uint8 pixel in the official rendering.
-        return np.asarray(dataobj, dtype=np.float64)
+        if not hasattr(dataobj, "get_unscaled"):
+            return np.asarray(dataobj, dtype=np.float64)
+        return _scale_to_float32(np.asarray(dataobj.get_unscaled()), slope, inter)
     return np.asarray(dataobj)
+
+
+#: Voxels scaled per slab by :func:`_scale_to_float32` (2 MiB per float64 temporary).
+_SLAB_VOXELS = 1 << 18
+
+
+def _scale_to_float32(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    """``np.asarray(dataobj, dtype=float64).astype(float32)`` without the float64 volume.
+
+    Each slab is scaled exactly as nibabel's ``ArrayProxy._get_scaled(dtype=float64)`` does
+    (``apply_read_scaling`` with float64 factors, then the float64 promotion) and rounded to
+    float32 into the output, so the values are identical while the peak is the raw volume
+    plus the float32 one (not raw + float64 + float32, three times the float32 image for
+    int16 data).
+    """
+    fortran = raw.flags.f_contiguous and not raw.flags.c_contiguous
+    out = np.empty(raw.shape, dtype=np.float32, order="F" if fortran else "C")
+    if raw.ndim == 0 or raw.size == 0:
+        out[...] = _scaled_f64(raw, slope, inter)
+        return out
+    # Slabs along the slowest axis are contiguous in both arrays.
+    axis = raw.ndim - 1 if fortran else 0
+    n = raw.shape[axis]
+    step = max(1, _SLAB_VOXELS // max(1, raw.size // n))
+    for start in range(0, n, step):
+        where: list[slice] = [slice(None)] * raw.ndim
+        where[axis] = slice(start, start + step)
+        out[tuple(where)] = _scaled_f64(raw[tuple(where)], slope, inter)
+    return out
+
+
+def _scaled_f64(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    """The float64 read scaling of nibabel, applied to (part of) an unscaled array."""
+    scaled: np.ndarray = apply_read_scaling(raw, np.float64(slope), np.float64(inter))
+    return scaled.astype(np.promote_types(scaled.dtype, np.float64), copy=False)
 
 
 def _canonical_volume(

@@ -77,7 +77,11 @@ def slice_volume(vol: Volume, plane: Plane, index: int) -> Slice2D:
             f"axis {axis} has {n} slices (valid 0..{n - 1})"
         )
     index = int(index)
-    pixels = np.ascontiguousarray(np.take(vol.array, index, axis=axis))
+    # Basic indexing is a view; ``np.take`` would first make the whole volume C-contiguous
+    # (a full copy per slice for the Fortran-ordered arrays NIfTI files load as).
+    where: list[slice | int] = [slice(None)] * 3
+    where[axis] = index
+    pixels = np.ascontiguousarray(vol.array[tuple(where)])
     spacing = vol.spacing_mm
     row_axis, col_axis = (a for a in range(3) if a != axis)
     return Slice2D(

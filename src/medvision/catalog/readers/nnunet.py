@@ -22,7 +22,6 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from nibabel.filebasedimages import ImageFileError
 
 from medvision.catalog.readers.base import (
     CaseFiles,
@@ -36,7 +35,7 @@ from medvision.catalog.readers.base import (
 )
 from medvision.catalog.spec import NnunetLayout, TaskSpec
 from medvision.volumes import Volume, from_array
-from medvision.volumes.io import Kind
+from medvision.volumes.io import READ_ERRORS, Kind, verify_gzip
 
 
 def dataset_json_path(task: TaskSpec, base: Path) -> Path:
@@ -165,6 +164,8 @@ def load_channel(path: Path, channel: int, kind: Kind) -> Volume:
         CorruptFileError: nibabel cannot read the file.
     """
     try:
+        if str(path).lower().endswith(".gz"):
+            verify_gzip(path)  # nibabel alone never reads the CRC of a 4D file's trailer
         img: Any = nib.load(path)
         shape = tuple(int(n) for n in img.shape)
         if len(shape) == 4:
@@ -184,7 +185,7 @@ def load_channel(path: Path, channel: int, kind: Kind) -> Volume:
                     f"{channel} in a 4D file",
                 )
             return load_any(path, kind)
-    except (ImageFileError, OSError, EOFError) as exc:
+    except READ_ERRORS as exc:
         raise corrupt(path, exc) from exc
     return from_array(array, affine, kind, str(path))
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from medvision.catalog.readers.base import ReaderError, corrupt
 from medvision.volumes import Volume, from_array
+from medvision.volumes.errors import CorruptFileError
 from medvision.volumes.io import Kind
 
 INSTALL_HINT = "pip install medvision-bench[itk]"
@@ -84,12 +85,27 @@ def load_sitk(path: Path, kind: Kind) -> Volume:
     return volume_of(img, kind, str(path))
 
 
+#: File names taken for DICOM slices in a series folder: ``.dcm``/``.ima`` or no suffix.
+DICOM_SUFFIXES = (".dcm", ".ima", "")
+
+#: Largest tolerated deviation of one slice gap from the median gap, as a fraction of it
+#: (IPP values are written with a few decimals; a missing slice doubles a gap).
+SLICE_GAP_RTOL = 0.01
+
+
 def load_dicom_series(folder: Path, kind: Kind) -> Volume:
     """Load the (single) DICOM series in ``folder``, slices sorted by position (GDCM).
 
+    GDCM silently leaves out slice files it cannot parse, and ITK stacks whatever slices
+    remain onto a regular grid (only a console warning says "missing slices"), which would
+    give a volume with wrong voxels and spacing. So a series is refused when a slice file of
+    the folder (``.dcm``/``.ima``/no suffix, not hidden, not ``DICOMDIR``) is not part of it,
+    or when its slice positions along the slice normal are not evenly spaced.
+
     Raises:
         ReaderError: SimpleITK missing, no series, or several series in the folder.
-        CorruptFileError: The series cannot be read.
+        CorruptFileError: The series cannot be read, a slice file is unreadable, or a slice
+            is missing (uneven positions); the message names the folder and the files.
     """
     sitk = _sitk(folder)
     reader = sitk.ImageSeriesReader()
@@ -102,13 +118,71 @@ def load_dicom_series(folder: Path, kind: Kind) -> Volume:
             f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); expected one "
             f"series per case folder",
         )
-    names = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    names = list(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    listed = {Path(n).name for n in names}
+    stray = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name.upper() != "DICOMDIR"
+        and p.suffix.lower() in DICOM_SUFFIXES
+        and p.name not in listed
+    )
+    if stray:
+        raise CorruptFileError(
+            str(folder),
+            f"DICOM series folder {folder}: {len(stray)} slice file(s) are not readable as "
+            f"part of series {series[0]} ({', '.join(stray[:5])}); expected every slice file "
+            f"to belong to the one series ({len(names)} do)",
+        )
     reader.SetFileNames(names)
+    reader.MetaDataDictionaryArrayUpdateOn()  # per-slice tags, to check the positions
     try:
         img = reader.Execute()
     except RuntimeError as exc:
         raise corrupt(folder, exc) from exc
+    _check_slice_positions(reader, names, folder)
     return volume_of(img, kind, str(folder))
+
+
+def _dicom_floats(reader: Any, i: int, tag: str) -> np.ndarray | None:
+    """A multi-valued decimal tag of slice ``i`` as floats, or ``None`` when absent/invalid."""
+    if not reader.HasMetaDataKey(i, tag):
+        return None
+    try:
+        return np.array([float(v) for v in reader.GetMetaData(i, tag).split("\\")])
+    except ValueError:
+        return None
+
+
+def _check_slice_positions(reader: Any, names: list[str], folder: Path) -> None:
+    """Refuse a series whose slices are not evenly spaced along their normal.
+
+    Raises:
+        CorruptFileError: A gap differs from the median gap by more than
+            :data:`SLICE_GAP_RTOL` (a missing or unreadable slice), or two slices coincide.
+    """
+    if len(names) < 3:
+        return
+    iop = _dicom_floats(reader, 0, "0020|0037")
+    positions = [_dicom_floats(reader, i, "0020|0032") for i in range(len(names))]
+    if iop is None or iop.size != 6 or any(p is None or p.size != 3 for p in positions):
+        return  # no geometry tags (e.g. secondary capture): nothing to check against
+    normal = np.cross(iop[:3], iop[3:])
+    along = np.array([float(np.dot(p, normal)) for p in positions if p is not None])
+    gaps = np.diff(along)
+    step = float(np.median(gaps))
+    bad = np.flatnonzero(np.abs(gaps - step) > SLICE_GAP_RTOL * abs(step))
+    if step == 0.0 or bad.size:
+        k = int(bad[0]) if bad.size else 0
+        raise CorruptFileError(
+            str(folder),
+            f"DICOM series folder {folder}: slices are not evenly spaced along their normal "
+            f"(gap of {gaps[k]:.4g} mm between {Path(names[k]).name} and "
+            f"{Path(names[k + 1]).name}, expected {step:.4g} mm); a slice is missing or "
+            f"unreadable",
+        )
 
 
 def realign(image_path: Path, transform_path: Path) -> Volume:
