@@ -437,8 +437,9 @@ class DownloadedFile:
 
 
 def _safe_name(name: str) -> str:
-    """A relative path without ``..`` (hosts such as the HF Hub list files in sub-folders); the
-    registry or a host API must not choose folders outside ours.
+    """A relative path without ``..``: a host API must not choose folders outside ours.
+
+    Sub-folders are allowed because hosts such as the HF Hub list files in them.
     """
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in name:

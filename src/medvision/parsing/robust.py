@@ -172,11 +172,10 @@ def _decimal_pair(text: str, m: re.Match[str]) -> bool:
 def _echoed_spacing(text: str, start: int) -> bool:
     """True if the number at ``start`` repeats a pixel size/spacing stated in its clause."""
     window = text[max(0, start - 48) : start]
-    last = None
-    for last in _PIXEL_CONTEXT.finditer(window):
-        pass
-    if last is None:
+    matches = list(_PIXEL_CONTEXT.finditer(window))
+    if not matches:
         return False
+    last = matches[-1]
     between = window[last.end() :]
     # Same clause only: a sentence end or a measurement word in between releases the number.
     return not (_MEASURE_WORD.search(between) or re.search(r"[.;:!?,](?:\s|$)|\n", between))
