@@ -84,6 +84,9 @@ class Sample:
         metric_name: Clinical name of the measurement (may be ``""``, as in Ceph).
         landmark_names: Landmark names in prompt order (distance: 2; angle: 4).
         extras: Extra measured values (e.g. ``feret_mm``, ``perp_mm``, ``size_mm_h``).
+        task_id: The dataset task the sample comes from (``TaskSpec.id``, or the official
+            plan's ``task_ID``); with the family and plane it names the official task
+            configuration that ``--limit`` counts in.
     """
 
     sample_id: str
@@ -112,6 +115,7 @@ class Sample:
     metric_name: str = ""
     landmark_names: tuple[str, ...] = ()
     extras: dict[str, float] = field(default_factory=dict)
+    task_id: str = ""
 
 
 def make_sample_id(*parts: object) -> str:

@@ -95,6 +95,7 @@ def test_ad_values_match_the_generator(mini_source: Path, mini_store: Path) -> N
         "A-L_1_3-L_2_4",
     }
     for s in samples:
+        assert s.task_id == "02"  # the X-ray task of the mini spec
         mm = {k: np.array(v) for k, v in truth[s.case_id.split("-", 1)[1]]["landmarks_mm"].items()}
         if s.metric_type == "distance":
             a, b = (f"P{k}" for k in s.metric_key[2:].split("-"))

@@ -88,6 +88,7 @@ def samples(draw: st.DrawFn) -> Sample:
         metric_name=draw(texts),
         landmark_names=tuple(draw(st.lists(texts, max_size=4))),
         extras=draw(st.dictionaries(texts, floats, max_size=3)),
+        task_id=draw(st.sampled_from(["", "01", "02", "13"])),
     )
 
 

@@ -332,6 +332,7 @@ def _label_sample(
         sample_id=make_sample_id(
             ctx.dataset, ctx.task.id, ctx.case_id, family.value, int(plane), index, label.id, k
         ),
+        task_id=ctx.task.id,
         dataset=ctx.dataset,
         case_id=ctx.case_id,
         split=ctx.split,
@@ -427,6 +428,7 @@ def _measurement_sample(
     key, hw = sink.image(plane, index)
     return Sample(
         sample_id=make_sample_id(ctx.dataset, ctx.task.id, ctx.case_id, "ad", m.key),
+        task_id=ctx.task.id,
         dataset=ctx.dataset,
         case_id=ctx.case_id,
         split=ctx.split,

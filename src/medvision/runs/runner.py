@@ -213,13 +213,22 @@ def redact(value: Any) -> Any:
     return value
 
 
-def config_key(sample: Sample) -> tuple[str, str, int, str]:
-    """The task configuration a sample belongs to: (dataset, family, plane, metric type).
+def config_key(sample: Sample) -> tuple[str, str, str, int, str, int]:
+    """The task configuration a sample belongs to, as the official lmms-eval task names it.
 
-    One configuration matches one official lmms-eval task (``{dataset}_{type}_{TaskNN}_
-    {plane}``) as far as a sample can tell: distances and angles are separate tasks.
+    ``{dataset}_{type}_{TaskNN}_{plane}``: dataset, task, family and plane; distances and
+    angles are separate tasks (Ceph), and each T/L target label is its own official task.
+    Returns ``(dataset, task_id, family, plane, metric type, T/L label id or -1)``.
     """
-    return (sample.dataset, sample.family.value, int(sample.plane), sample.metric_type)
+    tl_label = sample.label_id if sample.family is TaskFamily.TUMOR_LESION_SIZE else None
+    return (
+        sample.dataset,
+        sample.task_id,
+        sample.family.value,
+        int(sample.plane),
+        sample.metric_type,
+        -1 if tl_label is None else tl_label,
+    )
 
 
 def select_samples(samples: Sequence[Sample], spec: RunSpec) -> list[Sample]:
@@ -244,7 +253,7 @@ def select_samples(samples: Sequence[Sample], spec: RunSpec) -> list[Sample]:
     limit = spec.limit_per_config
     if limit is None:
         return kept
-    groups: dict[tuple[str, str, int, str], list[Sample]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, int, str, int], list[Sample]] = defaultdict(list)
     for s in kept:
         groups[config_key(s)].append(s)
     chosen: set[str] = set()
@@ -356,7 +365,14 @@ class Runner:
             "selection": {
                 "rule": "stratified-by-label" if spec.protocol == "strict" else "first-n",
                 "limit_per_config": spec.limit_per_config,
-                "config_key": ["dataset", "family", "plane", "metric_type"],
+                "config_key": [
+                    "dataset",
+                    "task_id",
+                    "family",
+                    "plane",
+                    "metric_type",
+                    "tl_label_id",
+                ],
                 "seed": spec.seed,
             },
             "settings_hash": self._settings_hash,

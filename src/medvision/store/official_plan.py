@@ -289,6 +289,7 @@ class _CaseCtx:
                 "official-plan", self.dataset, self.case.task_id, self.key, *parts
             ),
             "dataset": self.dataset,
+            "task_id": self.case.task_id,
             "case_id": self.key,
             "split": self.case.split,
             "family": family,

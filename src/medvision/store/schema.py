@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a column is added, removed or changes meaning.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: task_id
 
 _META = {b"medvision.schema_version": SCHEMA_VERSION.encode()}
 
@@ -73,6 +73,7 @@ SAMPLES_SCHEMA: pa.Schema = pa.schema(
         pa.field("metric_name", pa.string(), nullable=False),
         pa.field("landmark_names", pa.list_(pa.string()), nullable=False),
         pa.field("extras", pa.string(), nullable=False),
+        pa.field("task_id", pa.string(), nullable=False),
     ],
     metadata=_META,
 )
@@ -158,6 +159,7 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "metric_name": sample.metric_name,
         "landmark_names": list(sample.landmark_names),
         "extras": _extras_to_json(sample.extras),
+        "task_id": sample.task_id,
     }
 
 
@@ -223,6 +225,7 @@ def sample_from_row(row: Mapping[str, Any]) -> Sample:
         metric_name=str(row["metric_name"]),
         landmark_names=tuple(str(n) for n in row["landmark_names"]),
         extras=_extras_from_json(str(row["extras"]), sid),
+        task_id=str(row["task_id"]),
     )
 
 
