@@ -13,7 +13,7 @@ lesions), then measures in one run:
 4. peak allocations (tracemalloc; numpy buffers included) and peak RSS of one fresh process
    building one case, against that case's float32 image (target <= 2.5x).
 
-Usage: python benchmarks/build.py [--cases 20] [--shape 192 192 48] [--workers 2]
+Usage: python benchmarks/build.py [--cases 20] [--shape 320 320 80] [--workers 2]
 (``--shape 512 512 100`` is the full-size setting; it takes several times longer).
 """
 
@@ -173,7 +173,7 @@ print(json.dumps({{"base": base / 1024, "peak": peak / 1024, "traced": traced / 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=20)
-    parser.add_argument("--shape", type=int, nargs=3, default=(192, 192, 48))
+    parser.add_argument("--shape", type=int, nargs=3, default=(320, 320, 80))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--naive-cases", type=int, default=2, help="Volumes for step 3.")
     parser.add_argument("--seed", type=int, default=0)
