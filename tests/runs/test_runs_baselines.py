@@ -83,3 +83,16 @@ def test_prior_answers_the_train_mean(mini_store: Path, tmp_path: Path) -> None:
         assert summary[fam]["model"]["MAE"] == pytest.approx(np.mean(errs[fam]), rel=2e-3)
     # And a prior knows more than chance but less than the oracle.
     assert 0.05 < summary["tl"]["model"]["MRE"] < 1.0
+
+
+def test_prior_can_answer_the_train_median(mini_store: Path, tmp_path: Path) -> None:
+    summary = _run(
+        mini_store, tmp_path / "prior", "prior", families=("tl",),
+        backend_options={"statistic": "median"},
+    )  # fmt: skip
+    ds = open_dataset(mini_store)
+    train = np.array([s.target for s in ds.samples(split="train") if s.family.value == "tl"])
+    med = np.median(train, axis=0)
+    test = [s for s in ds.samples(split="test") if s.family.value == "tl"]
+    expected = np.mean([np.mean(np.abs(med - np.array(s.target))) for s in test])
+    assert summary["tl"]["model"]["MAE"] == pytest.approx(expected, rel=2e-3)

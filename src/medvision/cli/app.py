@@ -179,6 +179,9 @@ def eval_cmd(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     noise: Annotated[float | None, typer.Option(help="Oracle noise (relative).")] = None,
+    prior_statistic: Annotated[
+        str | None, typer.Option(help="Train-set statistic the prior answers: mean or median.")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Generation limit.")] = 1024,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
     base_url: Annotated[
@@ -229,6 +232,7 @@ def eval_cmd(
     # Options that belong to one backend family are refused elsewhere rather than ignored.
     owned: dict[str, tuple[set[str], object]] = {
         "--noise": ({"oracle"}, noise),
+        "--prior-statistic": ({"prior"}, prior_statistic),
         "--base-url": ({"openai"}, base_url),
         "--concurrency": ({"openai"}, concurrency),
         "--timeout": ({"openai"}, timeout),
@@ -248,6 +252,10 @@ def eval_cmd(
     options: dict[str, Any] = {}
     if backend == "oracle":
         options["noise"] = noise or 0.0
+    elif backend == "prior" and prior_statistic is not None:
+        if prior_statistic not in ("mean", "median"):
+            raise typer.BadParameter("--prior-statistic must be mean or median")
+        options["statistic"] = prior_statistic
     elif backend == "openai":
         if not model:
             raise typer.BadParameter("--model (the served model name) is required for openai")

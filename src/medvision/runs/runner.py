@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import medvision
 from medvision.backends import (
@@ -296,12 +296,12 @@ def prior_key(sample: Sample) -> str:
 
 
 def _train_statistics(
-    ds: BuiltDataset,
+    ds: BuiltDataset, statistic: Literal["mean", "median"] = "mean"
 ) -> tuple[dict[str, list[float]], dict[str, tuple[float, float]]]:
-    """Mean target and (min, max) range per prior key over the train split."""
+    """Mean (or median) target and (min, max) range per prior key over the train split."""
     train = ds.samples(split="train")
     items = [(prior_key(s), list(s.target)) for s in train]
-    priors = fit_priors(items, "mean")
+    priors = fit_priors(items, statistic)
     ranges: dict[str, tuple[float, float]] = {}
     for key, values in items:
         lo, hi = ranges.get(key, (math.inf, -math.inf))
@@ -510,7 +510,9 @@ class Runner:
         options = dict(spec.backend_options)
         options.pop(STRUCTURED_OUTPUTS, None)  # the runner's: it goes into each request
         if spec.backend == "prior":
-            options.setdefault("priors", _train_statistics(self.dataset)[0])
+            # "statistic" is the runner's option: which train-set statistic the prior answers.
+            statistic = options.pop("statistic", "mean")
+            options.setdefault("priors", _train_statistics(self.dataset, statistic)[0])
         if spec.backend in ("random", "oracle"):
             options.setdefault("seed", spec.seed)
         factory = BACKENDS.get(spec.backend)
