@@ -177,6 +177,9 @@ class Record:
         reason: Human-readable reason for a non-ok status.
         metrics: Per-sample metrics (NaN for undefined; see ``medvision.metrics``).
         latency_s: Backend latency in seconds.
+        prompt_tokens: Prompt tokens, if the backend reported them.
+        completion_tokens: Generated tokens, if the backend reported them.
+        finish_reason: Why generation stopped (``"length"``: cut at the token limit).
     """
 
     sample_id: str
@@ -208,3 +211,6 @@ class Record:
     reason: str
     metrics: dict[str, float]
     latency_s: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None

@@ -173,6 +173,7 @@ class ChatResponse:
         latency_s: Wall time spent on this request in seconds.
         prompt_tokens: Prompt length in tokens, if the backend reports it.
         completion_tokens: Generated tokens, if the backend reports it.
+        finish_reason: Why generation stopped (``"stop"``, ``"length"``, ...), if reported.
     """
 
     request_id: str
@@ -181,6 +182,7 @@ class ChatResponse:
     latency_s: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None
 
 
 @runtime_checkable

@@ -516,6 +516,7 @@ class OpenAICompatBackend:
                         latency_s=time.perf_counter() - start,
                         prompt_tokens=done.prompt_tokens,
                         completion_tokens=done.completion_tokens,
+                        finish_reason=done.finish_reason or None,
                     )
                 finally:
                     endpoint.in_flight -= 1

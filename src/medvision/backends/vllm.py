@@ -240,6 +240,7 @@ class VLLMBackend:
                     latency_s=elapsed / len(chunk),
                     prompt_tokens=len(prompt_ids) if prompt_ids is not None else None,
                     completion_tokens=len(completion.token_ids),
+                    finish_reason=getattr(completion, "finish_reason", None),
                 )
             )
         return responses

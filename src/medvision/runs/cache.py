@@ -49,6 +49,7 @@ class CachedAnswer:
         latency_s: Backend latency in seconds.
         prompt_tokens: Prompt tokens if the backend reported them.
         completion_tokens: Generated tokens if the backend reported them.
+        finish_reason: Why generation stopped, if the backend reported it.
     """
 
     key: str
@@ -61,6 +62,7 @@ class CachedAnswer:
     latency_s: float
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None
 
 
 def append_cache(path: Path, answers: Iterable[CachedAnswer]) -> None:

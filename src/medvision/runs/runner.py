@@ -600,6 +600,7 @@ class Runner:
             latency_s=r.latency_s,
             prompt_tokens=r.prompt_tokens,
             completion_tokens=r.completion_tokens,
+            finish_reason=r.finish_reason,
         )
 
     def _record_from_cache(self, s: Sample, answer: CachedAnswer) -> Record:
@@ -609,6 +610,7 @@ class Runner:
             latency_s=answer.latency_s,
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
+            finish_reason=answer.finish_reason,
         )
         return self._record(s, response)
 
@@ -647,6 +649,10 @@ class Runner:
                 r.text, s.family.value, self.spec.protocol, seen_hw, s.metric_type
             )
         metrics = sample_metrics(s.family.value, parsed.values, s.target, self.protocol)
+        reason = parsed.reason
+        if not parsed.ok and r.finish_reason == "length":
+            # A failure explained by truncation, not by the model's reading.
+            reason = f"{reason} (the answer was cut at the token limit)"
         return Record(
             sample_id=s.sample_id,
             dataset=s.dataset,
@@ -674,9 +680,12 @@ class Runner:
             raw_output=r.text,
             parsed=parsed.values,
             status=parsed.status.value,
-            reason=parsed.reason,
+            reason=reason,
             metrics=metrics,
             latency_s=r.latency_s,
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens,
+            finish_reason=r.finish_reason,
         )
 
 
