@@ -39,6 +39,8 @@ def rec(
     dataset: str = "D",
     metric_type: str = "",
     metric_key: str = "",
+    seen_hw: tuple[int, int] = (8, 8),
+    seen_spacing_mm_rc: tuple[float, float] = (1.0, 1.0),
 ) -> Record:
     return Record(
         sample_id=f"s{next(_ids)}",
@@ -56,8 +58,8 @@ def rec(
         metric_key=metric_key,
         image_key="img",
         image_hw=(8, 8),
-        seen_hw=(8, 8),
-        seen_spacing_mm_rc=(1.0, 1.0),
+        seen_hw=seen_hw,
+        seen_spacing_mm_rc=seen_spacing_mm_rc,
         box_img_ratio=None,
         target=target,
         model="m",
@@ -308,7 +310,12 @@ def test_summarize_run_is_strict_json_and_counts_statuses() -> None:
 # --- vectorised path equals a naive per-record loop ----------------------------------------------
 
 
-def _naive_counters(family: str, metrics: list[dict[str, float]]) -> dict[str, float]:
+ACC_T = [0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95]
+
+
+def _naive_counters(
+    family: str, metrics: list[dict[str, float]], extra: bool = False
+) -> dict[str, float]:
     """The official counter loop, written per record as the official summarizers do."""
     n = len(metrics)
     out: dict[str, float] = {"num_samples": n}
@@ -345,6 +352,13 @@ def _naive_counters(family: str, metrics: list[dict[str, float]]) -> dict[str, f
         prefix = "MRE"
     for k in range(1, 11):
         out[f"{prefix}<{k / 10:.1f}"] = sum(bins[:k]) / n
+    if extra and family == "detection":
+        accs = [sum(1 for m in metrics if m["iou"] >= t) / n for t in ACC_T]
+        for t, a in zip(ACC_T, accs, strict=True):
+            out[f"Acc@IoU>={t:.2f}"] = a
+        out["Acc@IoU[0.50:0.95]"] = sum(accs) / len(accs)
+    elif extra:
+        out["avgNMAE"] = sums["nmae"] / cnts["nmae"] if cnts["nmae"] else NAN
     return out
 
 
@@ -372,6 +386,8 @@ def _random_records(seed: int, n: int) -> list[Record]:
             kw["metric_type"] = str(rng.choice(["angle", "distance"]))
             kw["metric_key"] = str(rng.choice(["k1", "k2"]))
             kw["dataset"] = str(rng.choice(["Ceph-Biometrics-400", "FeTA24"]))
+        kw["seen_hw"] = (int(rng.integers(64, 600)), int(rng.integers(64, 600)))
+        kw["seen_spacing_mm_rc"] = (float(rng.uniform(0.1, 2)), float(rng.uniform(0.1, 2)))
         out.append(rec(fam, parsed, target, **kw))
     return out
 
@@ -398,6 +414,11 @@ def test_vectorised_groups_equal_naive_loop(protocol: str) -> None:
         if r.family == "ad" and near_zero:
             continue
         m = sample_metrics(r.family, r.parsed, r.target, proto)
+        if r.family != "detection":
+            # nMAE by hand: MAE over the physical diagonal of the slice, distances only.
+            h, w = r.seen_hw[0] * r.seen_spacing_mm_rc[0], r.seen_hw[1] * r.seen_spacing_mm_rc[1]
+            scaled = m["success"] and r.metric_type != "angle"
+            m["nmae"] = m["mae"] / math.sqrt(h * h + w * w) if scaled else NAN
         plane = "SCA"[r.plane]
         if r.family == "detection":
             key = f"{r.label_group} @ {mod[r.modality]} ({plane})"
@@ -414,7 +435,7 @@ def test_vectorised_groups_equal_naive_loop(protocol: str) -> None:
     for fam, got in (("detection", det), ("tl", tl), ("ad", ad)):
         assert set(got) == set(per_key[fam])
         for key, ms in per_key[fam].items():
-            _assert_same(got[key], _naive_counters(fam, ms))
+            _assert_same(got[key], _naive_counters(fam, ms, proto.metrics_extra))
 
 
 def test_score_columns_equal_sample_metrics() -> None:

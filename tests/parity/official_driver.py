@@ -6,15 +6,19 @@ functions; no official code is copied.
 
 ``medvision_bm.utils``' package ``__init__`` (which star-imports HF ``datasets`` helpers) is
 skipped; its submodules load from their own files. The official summarizers import one
-helper (``_compute_physical_diagonal``, used only for
-nMAE) from the lmms-eval harness module, whose package pulls torch, transformers and the
-dataset package ``medvision_ds``. That module chain is replaced by an empty stand-in whose
-helper raises, so the nMAE path (which we do not compare) reports NaN and everything else is
-the official code path.
+helper (``_compute_physical_diagonal``, used only for nMAE) from the lmms-eval harness
+module, whose package pulls torch, transformers and the dataset package ``medvision_ds``.
+That module chain is replaced by a stand-in that holds the harness's own
+``_compute_physical_diagonal`` and ``_read_nifti_zooms``: their source is read from the
+installed harness file and executed alone (with ``numpy``, ``nibabel``, ``functools``, ``os``),
+so nMAE runs the official code. Each T/L and A/D item carries the metadata that code reads:
+``image_size_2d`` ``[H, W]`` and the volume's voxel size ``zooms``, written here as the header
+of a tiny NIfTI file (``image_file``) per distinct voxel size.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import sys
@@ -42,10 +46,23 @@ def _stub_harness() -> None:
         module.__path__ = []  # type: ignore[attr-defined]
         sys.modules[name] = module
 
-    def _compute_physical_diagonal(*args: Any, **kwargs: Any) -> float:
-        raise RuntimeError("harness helper not available in the parity driver (nMAE only)")
+    harness = sys.modules[_HARNESS]
+    path = os.path.join(
+        spec.submodule_search_locations[0], *_HARNESS.split(".")[1:]
+    )  # .../medvision_bm/medvision_lmms_eval/.../medvision_utils
+    with open(path + ".py") as f:
+        tree = ast.parse(f.read())
+    wanted = {"_read_nifti_zooms", "_compute_physical_diagonal"}
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in wanted]
+    assert {n.name for n in funcs} == wanted, "harness helpers not found"
+    import functools
 
-    sys.modules[_HARNESS]._compute_physical_diagonal = _compute_physical_diagonal  # type: ignore[attr-defined]
+    import nibabel
+    import numpy
+
+    namespace = harness.__dict__
+    namespace.update({"functools": functools, "nib": nibabel, "np": numpy, "os": os})
+    exec(compile(ast.Module(body=funcs, type_ignores=[]), path + ".py", "exec"), namespace)
 
 
 _stub_harness()
@@ -128,6 +145,39 @@ def per_sample(item: dict[str, Any], resp: str) -> dict[str, Any]:
     }
 
 
+def _doc_metas(items: list[dict[str, Any]], tmp: str) -> list[dict[str, Any] | None]:
+    """The ``doc_meta`` the official readers build, with a NIfTI file per voxel size."""
+    import nibabel
+
+    files: dict[tuple[float, ...], str] = {}
+    metas: list[dict[str, Any] | None] = []
+    for it in items:
+        if "zooms" not in it:
+            metas.append(None)
+            continue
+        zooms = tuple(float(z) for z in it["zooms"])
+        if zooms not in files:
+            files[zooms] = os.path.join(tmp, f"vol{len(files)}.nii.gz")
+            img = nibabel.Nifti1Image(np.zeros((2, 2, 2), dtype=np.float32), np.eye(4))
+            img.header.set_zooms(zooms)
+            nibabel.save(img, files[zooms])
+        metas.append(
+            {
+                "image_file": files[zooms],
+                "slice_dim": it["plane"],
+                "slice_idx": 0,
+                "image_size_2d": list(it["image_size_2d"]),
+                "metric_type": it.get("metric_type", ""),
+                "scale_mode": None,
+                "nmae_precomputed": None,
+                "taskID": "01",
+                "label": it["label"],
+                "pixel_size_scale": None,
+            }
+        )
+    return metas
+
+
 def evaluate(items: list[dict[str, Any]]) -> dict[str, Any]:
     resps = [pu.extract_last_k_nums_within_answer_tag(it["raw"], K[it["family"]]) for it in items]
     out: dict[str, Any] = {
@@ -135,6 +185,7 @@ def evaluate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "per_sample": [per_sample(it, r) for it, r in zip(items, resps, strict=True)],
     }
     with tempfile.TemporaryDirectory() as tmp:
+        metas = _doc_metas(items, tmp)
         # Detection: group by regrouped anatomy @ modality (plane), then anatomy vs T/L.
         det_data = [
             (it["modality"], it["label"], str(it["target"]), [r], None, it["plane"])
@@ -161,9 +212,17 @@ def evaluate(items: list[dict[str, Any]]) -> dict[str, Any]:
             for it, r in zip(items, resps, strict=True)
             if it["family"] == "tl"
         ]
-        tl_groups = tl.calculate_summary_metrics_per_anatomy_TL_task(
-            pu.group_by_label_modality_slice(tl_data)
-        )
+        grouped = pu.group_by_label_modality_slice(tl_data)
+        # Parallel doc_metas, keyed as the official TL reader keys them.
+        mods = {"MRI": "MR", "CT": "CT", "ultrasound": "US", "X-ray": "XR", "PET": "PET"}
+        for it, meta in zip(items, metas, strict=True):
+            if it["family"] != "tl":
+                continue
+            name = configs.label_map_rename.get(it["label"])
+            key = f"{name} @ {mods.get(it['modality'], it['modality'])} ({'SCA'[it['plane']]})"
+            if name is not None and key in grouped:
+                grouped[key].setdefault("doc_metas", []).append(meta)
+        tl_groups = tl.calculate_summary_metrics_per_anatomy_TL_task(grouped)
         out["tl_groups"] = tl_groups
         task_dir = os.path.join(tmp, "tl_task")
         parsed = os.path.join(task_dir, "model", "parsed")
@@ -179,8 +238,9 @@ def evaluate(items: list[dict[str, Any]]) -> dict[str, Any]:
                 "label": f"{it['dataset']}_{it['metric_type']}_{it['metric_key']}",
                 "targets": str(it["target"]),
                 "responses": [r],
+                "doc_meta": meta,
             }
-            for it, r in zip(items, resps, strict=True)
+            for it, r, meta in zip(items, resps, metas, strict=True)
             if it["family"] == "ad"
         ]
         ad_labels = ad.calculate_summary_metrics_per_anatomy_AD_task(ad_data)
@@ -192,6 +252,7 @@ def evaluate(items: list[dict[str, Any]]) -> dict[str, Any]:
             json.dump(pu.convert_numpy_to_python(ad_labels), f)
         local = _capture_locals("print_model_summaries", lambda: ad.print_model_summaries(task_dir))
         out["ad_model"] = next(iter(local["model_summaries"].values()))
+        out["ad_groups"] = local["group_averages"]
     return out
 
 

@@ -20,6 +20,16 @@ Official counters of one group of ``N`` samples (shared by the three official su
   Non-finite values are dropped (medvision-bm 1.2.1 ``np.isfinite``).
 * ``num_samples``: ``N``.
 
+Extras of medvision-bm 1.2.1, only with ``Protocol.metrics_extra`` (``official``, ``strict``):
+
+* ``Acc@IoU>=t`` (detection) for t = 0.50, 0.55, ..., 0.95: #(finite IoU ``>=`` t) / ``N``;
+  ``Acc@IoU[0.50:0.95]`` is the mean of those ten fractions.
+* ``avgNMAE`` (T/L, A/D distance): mean over successful samples with a finite value of
+  ``nMAE = MAE / D``, where ``D = sqrt((H * px_h)**2 + (W * px_w)**2)`` mm is the physical
+  diagonal of the slice (``H, W`` the native slice size, ``px`` its in-plane spacing). A/D
+  angles have no nMAE (NaN). Model lines and A/D group averages add ``nMAE``: the
+  sample-weighted mean over the groups whose ``avgNMAE`` is not NaN.
+
 Model-level lines are sample-weighted (micro) means over groups, ``sum(v * N) / sum(N)``, with
 the official per-family quirks documented on each summarizer.
 """
@@ -43,6 +53,8 @@ from medvision.metrics.protocols import Protocol
 from medvision.schema import Plane, Record, TaskFamily
 
 __all__ = [
+    "ACC_IOU_MEAN_KEY",
+    "ACC_IOU_THRESHOLDS",
     "BIN_THRESHOLDS",
     "MODALITY_CODES",
     "OVERLAP_THRESHOLDS",
@@ -77,6 +89,12 @@ OVERLAP_THRESHOLDS: Final[tuple[float, ...]] = (0.5, 0.6, 0.7, 0.8, 0.9)
 BIN_THRESHOLDS: Final[tuple[float, ...]] = tuple(k / 10 for k in range(1, 11))
 """Upper edges of the cumulative ``MAE<k`` / ``MRE<k`` bins."""
 
+ACC_IOU_THRESHOLDS: Final[tuple[float, ...]] = tuple(round(0.50 + 0.05 * k, 2) for k in range(10))
+"""IoU thresholds of ``Acc@IoU>=t`` (the COCO grid 0.50:0.05:0.95, built as 1.2.1 builds it)."""
+
+ACC_IOU_MEAN_KEY: Final[str] = "Acc@IoU[0.50:0.95]"
+"""Key of the mean of the ten ``Acc@IoU>=t`` fractions."""
+
 TL_LABEL_KINDS: Final[frozenset[str]] = frozenset({"tumour", "lesion"})
 """``Record.label_kind`` values that make a detection group tumour/lesion."""
 
@@ -109,6 +127,7 @@ _SCHEMA: Final[pa.Schema] = pa.schema(
         ("box_img_ratio", pa.float64()),
         ("image_h", pa.int32()),
         ("image_w", pa.int32()),
+        ("diag_mm", pa.float64()),
     ]
 )
 
@@ -169,6 +188,8 @@ _ALL_FIELDS: Final[tuple[str, ...]] = (
     "target",
     "box_img_ratio",
     "image_hw",
+    "seen_hw",
+    "seen_spacing_mm_rc",
 )
 
 
@@ -185,8 +206,11 @@ def records_to_table(records: Iterable[Record]) -> pa.Table:
         (int8), ``n_parsed`` (number of parsed values, -1 when ``parsed is None``),
         ``p0..p3`` (parsed values, NaN-padded), ``n_target`` and ``t0..t3`` (target,
         NaN-padded) and ``box_img_ratio`` (ground-truth box area over image area; NaN when
-        the record has none), ``image_h`` and ``image_w`` (stored image size in pixels).
-        Units are those of each family (see :mod:`medvision.schema`).
+        the record has none), ``image_h`` and ``image_w`` (stored image size in pixels) and
+        ``diag_mm``, the physical diagonal of the slice,
+        ``sqrt((seen_h * seen_sr)**2 + (seen_w * seen_sc)**2)`` mm (the image the model saw
+        covers the same field of view as the stored one, so this equals the diagonal from the
+        native size and spacing). Units are those of each family (see :mod:`medvision.schema`).
 
     Raises:
         ValueError: If a record has more than four target values.
@@ -213,6 +237,14 @@ def records_to_table(records: Iterable[Record]) -> pa.Table:
     )
     cols["image_h"] = pa.array(hw[:, 0])
     cols["image_w"] = pa.array(hw[:, 1])
+    seen = np.fromiter(
+        chain.from_iterable(by_name["seen_hw"]), dtype=np.float64, count=2 * n
+    ).reshape(-1, 2)
+    spacing = np.fromiter(
+        chain.from_iterable(by_name["seen_spacing_mm_rc"]), dtype=np.float64, count=2 * n
+    ).reshape(-1, 2)
+    extent = seen * spacing  # (rows mm, cols mm) of the field of view
+    cols["diag_mm"] = pa.array(np.sqrt(extent[:, 0] ** 2 + extent[:, 1] ** 2))
     return pa.table({name: cols[name] for name in _SCHEMA.names}, schema=_SCHEMA)
 
 
@@ -254,7 +286,8 @@ def _strings(table: pa.Table, name: str) -> tuple[IntArray, list[str]]:
 def score_columns(table: pa.Table, family: str | TaskFamily, protocol: Protocol) -> dict[str, Any]:
     """Per-sample scores of every row of ``table`` (all rows must be of ``family``).
 
-    Equal, element by element, to :func:`medvision.metrics.sample_metrics` on each record.
+    Equal, element by element, to :func:`medvision.metrics.sample_metrics` on each record
+    (``nmae`` needs the image metadata of the table, so only this function gives it).
 
     Args:
         table: Rows of one family, as built by :func:`records_to_table`.
@@ -263,7 +296,9 @@ def score_columns(table: pa.Table, family: str | TaskFamily, protocol: Protocol)
 
     Returns:
         Float64 arrays of shape ``(N,)``: ``success`` (1.0/0.0) and ``mae`` always; ``iou``,
-        ``f1``, ``precision``, ``recall`` for detection; ``mre`` for T/L and A/D.
+        ``f1``, ``precision``, ``recall`` for detection; ``mre`` and ``nmae`` (``mae`` over
+        the slice's physical diagonal ``diag_mm``; NaN for failures and A/D angles) for T/L
+        and A/D.
 
     Raises:
         ValueError: If a target has the wrong number of values for ``family``.
@@ -301,6 +336,12 @@ def score_columns(table: pa.Table, family: str | TaskFamily, protocol: Protocol)
         mre = re.sum(axis=1) / k
     out["mae"] = np.where(ok, mae, np.nan)
     out["mre"] = np.where(ok, mre, np.nan)
+    # nMAE (1.2.1): T/L and A/D distances only; an angle has no physical scale to divide by.
+    has_scale = ok
+    if fam is TaskFamily.ANGLE_DISTANCE:
+        has_scale = ok & (_np(table, "metric_type") == "distance")
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        out["nmae"] = np.where(has_scale, mae / _np(table, "diag_mm"), np.nan)
     return out
 
 
@@ -369,6 +410,8 @@ def grouped_metrics(
     codes: ArrayLike,
     n_groups: int,
     columns: Mapping[str, ArrayLike],
+    *,
+    extra: bool = False,
 ) -> list[dict[str, float]]:
     """Official group counters for many groups at once.
 
@@ -378,7 +421,11 @@ def grouped_metrics(
         n_groups: Number of groups.
         columns: Per-sample arrays of shape ``(N,)`` keyed as
             :func:`medvision.metrics.sample_metrics` returns them (``success``, ``mae`` and,
-            by family, ``iou``/``f1``/``precision``/``recall`` or ``mre``).
+            by family, ``iou``/``f1``/``precision``/``recall`` or ``mre``); with ``extra``,
+            T/L and A/D also need ``nmae`` (see :func:`score_columns`).
+        extra: Add the 1.2.1 extras (``Protocol.metrics_extra``): ``Acc@IoU>=0.50`` ...
+            ``Acc@IoU>=0.95`` and ``Acc@IoU[0.50:0.95]`` for detection, ``avgNMAE`` for T/L
+            and A/D.
 
     Returns:
         One metrics dict per group (see the module docstring for the keys); an empty group has
@@ -417,6 +464,8 @@ def grouped_metrics(
     cum = _cum_bins(c, n_groups, binned, total)
     for j, k in enumerate(BIN_THRESHOLDS):
         out[f"{prefix}<{k:.1f}"] = cum[:, j]
+    if extra:
+        out.update(_extra_metrics(fam, c, n_groups, columns, total))
     rows: list[dict[str, float]] = []
     for g in range(n_groups):
         row = {name: float(arr[g]) for name, arr in out.items()}
@@ -425,19 +474,50 @@ def grouped_metrics(
     return rows
 
 
-def group_metrics(family: str | TaskFamily, columns: Mapping[str, ArrayLike]) -> dict[str, float]:
+def _extra_metrics(
+    fam: TaskFamily,
+    c: IntArray,
+    n_groups: int,
+    columns: Mapping[str, ArrayLike],
+    total: FloatArray,
+) -> dict[str, FloatArray]:
+    """The 1.2.1 extras per group: Acc@IoU (detection) or ``avgNMAE`` (T/L, A/D)."""
+    size = c.size
+    out: dict[str, FloatArray] = {}
+    if fam is TaskFamily.DETECTION:
+        iou = _column(columns, "iou", size)
+        fin = np.isfinite(iou)
+        accs = []
+        for thr in ACC_IOU_THRESHOLDS:
+            hit = fin & (iou >= thr)
+            acc = _frac(np.bincount(c[hit], minlength=n_groups).astype(np.float64), total)
+            out[f"Acc@IoU>={thr:.2f}"] = acc
+            accs.append(acc)
+        out[ACC_IOU_MEAN_KEY] = np.mean(np.stack(accs), axis=0)
+    else:
+        s, cnt, _ = _sums(c, n_groups, _column(columns, "nmae", size))
+        out["avgNMAE"] = _mean(s, cnt)
+    return out
+
+
+def group_metrics(
+    family: str | TaskFamily, columns: Mapping[str, ArrayLike], *, extra: bool = False
+) -> dict[str, float]:
     """Official counters of one group of samples (official section 4.3).
 
     Args:
         family: ``"detection"``, ``"tl"`` or ``"ad"``.
         columns: Per-sample arrays keyed as :func:`medvision.metrics.sample_metrics` returns
-            them (``success``, ``mae``, and ``iou``/``f1``/``precision``/``recall`` or ``mre``).
+            them (``success``, ``mae``, and ``iou``/``f1``/``precision``/``recall`` or ``mre``;
+            with ``extra``, ``nmae`` for T/L and A/D).
+        extra: Add the 1.2.1 extras (see :func:`grouped_metrics`).
 
     Returns:
         Detection: ``avgMAE``, ``IoU``, ``F1``, ``Precision``, ``Recall``, ``SuccessRate``,
         ``IoU>0.5`` ... ``Recall>0.9``, ``MAE<0.1`` ... ``MAE<1.0``, ``num_samples``.
         T/L and A/D: ``avgMAE``, ``avgMRE``, ``SuccessRate``, ``MRE<0.1`` ... ``MRE<1.0``,
-        ``num_samples``.
+        ``num_samples``. With ``extra``: ``Acc@IoU>=0.50`` ... ``Acc@IoU>=0.95`` and
+        ``Acc@IoU[0.50:0.95]`` (detection) or ``avgNMAE`` (T/L, A/D).
 
     Example:
         >>> m = group_metrics("ad", {"success": [1, 1, 0], "mae": [1.0, 3.0, float("nan")],
@@ -446,7 +526,7 @@ def group_metrics(family: str | TaskFamily, columns: Mapping[str, ArrayLike]) ->
         (2.0, 0.6666666666666666, 0.3333333333333333, 0.6666666666666666)
     """
     n = len(np.asarray(columns["success"])) if "success" in columns else 0
-    return grouped_metrics(family, np.zeros(n, dtype=np.int64), 1, columns)[0]
+    return grouped_metrics(family, np.zeros(n, dtype=np.int64), 1, columns, extra=extra)[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -554,7 +634,7 @@ def _empty_scores(family: TaskFamily) -> dict[str, Any]:
     """Zero-length score columns of ``family`` (for a run without that family's rows)."""
     keys: tuple[str, ...] = ("success", "mae", "iou", "f1", "precision", "recall")
     if family is not TaskFamily.DETECTION:
-        keys = ("success", "mae", "mre")
+        keys = ("success", "mae", "mre", "nmae")
     return {k: np.zeros(0) for k in keys}
 
 
@@ -581,11 +661,13 @@ def summarize_detection(data: Iterable[Record] | pa.Table, protocol: Protocol) -
     fam = TaskFamily.DETECTION
     table = _family_rows(_as_table(data), fam)
     scores = score_columns(table, fam, protocol) if table.num_rows else _empty_scores(fam)
+    extra = protocol.metrics_extra
     codes, keys = _keyed_groups(table, "label_group")
-    rows = grouped_metrics(fam, codes, len(keys), scores)
+    rows = grouped_metrics(fam, codes, len(keys), scores, extra=extra)
     groups = dict(sorted(zip(keys, rows, strict=True)))
     lcodes, lkeys = _keyed_groups(table, "label_name")
-    labels = dict(sorted(zip(lkeys, grouped_metrics(fam, lcodes, len(lkeys), scores), strict=True)))
+    lrows = grouped_metrics(fam, lcodes, len(lkeys), scores, extra=extra)
+    labels = dict(sorted(zip(lkeys, lrows, strict=True)))
     kind_codes, kinds = _strings(table, "label_kind")
     is_tl_kind = np.array([k in TL_LABEL_KINDS for k in kinds], dtype=np.float64)
     tl_by_kind = (
@@ -617,7 +699,7 @@ def summarize_detection(data: Iterable[Record] | pa.Table, protocol: Protocol) -
             mean["num_regions"] = len(part)
         return {"mean_metrics": mean, "regions": list(part)}
 
-    pooled = group_metrics(fam, scores)
+    pooled = group_metrics(fam, scores, extra=extra)
     return {
         "groups": groups,
         "labels": labels,
@@ -628,26 +710,38 @@ def summarize_detection(data: Iterable[Record] | pa.Table, protocol: Protocol) -
     }
 
 
-def _model_line(rows: Mapping[str, Mapping[str, float]], *, mre_name: str) -> dict[str, Any]:
-    """The official T/L / A/D model line: weighted MAE/MRE/SR (NaN kept in the denominator)."""
+def _model_line(
+    rows: Mapping[str, Mapping[str, float]], *, mre_name: str, extra: bool
+) -> dict[str, Any]:
+    """The official T/L / A/D model line: weighted MAE/MRE/SR (NaN kept in the denominator).
+
+    With ``extra``, ``nMAE`` is the sample-weighted mean of the groups' ``avgNMAE`` over the
+    groups where it is not NaN (1.2.1 ``weighted_avg_nmae``: NaN leaves both sums).
+    """
     lst = list(rows.values())
     if not lst:
-        return {
+        line: dict[str, Any] = {
             "MAE": math.nan,
             "MRE": math.nan,
             "SR": math.nan,
             **{f"{mre_name}<{k}": math.nan for k in ("0.1", "0.2", "0.3")},
-            "num_samples": 0,
-            "num_groups": 0,
         }
+        if extra:
+            line["nMAE"] = math.nan
+        return {**line, "num_samples": 0, "num_groups": 0}
     quirk = _weighted(lst, skip_nan_in_denominator=False)
     clean = _weighted(lst, skip_nan_in_denominator=True)
-    return {
+    line = {
         "MAE": quirk["avgMAE"],
         "MRE": quirk["avgMRE"],
         "SR": quirk["SuccessRate"],
         # The MRE<k lines skip NaN in both sums (they are never NaN in practice).
         **{f"{mre_name}<{k}": clean[f"{mre_name}<{k}"] for k in ("0.1", "0.2", "0.3")},
+    }
+    if extra:
+        line["nMAE"] = clean["avgNMAE"]
+    return {
+        **line,
         "num_samples": int(sum(r["num_samples"] for r in lst)),
         "num_groups": len(lst),
     }
@@ -663,18 +757,21 @@ def summarize_tl(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict[
 
     Args:
         data: Records (or a table); non-T/L rows are ignored.
-        protocol: Protocol (T/L scores do not depend on its switches; kept for symmetry).
+        protocol: Protocol (T/L scores depend only on ``metrics_extra``, which adds
+            ``avgNMAE`` to the groups and ``nMAE`` to the model line).
 
     Returns:
         ``{"groups": {key: metrics}, "model": {"MAE", "MRE", "SR", "MRE<0.1", "MRE<0.2",
-        "MRE<0.3", "num_samples", "num_groups"}, "dropped_all_failed": [keys],
+        "MRE<0.3", ["nMAE",] "num_samples", "num_groups"}, "dropped_all_failed": [keys],
         "SR_all_groups": float, "all": pooled metrics}``.
     """
     fam = TaskFamily.TUMOR_LESION_SIZE
     table = _family_rows(_as_table(data), fam)
     scores = score_columns(table, fam, protocol) if table.num_rows else _empty_scores(fam)
+    extra = protocol.metrics_extra
     codes, keys = _keyed_groups(table, "label_name")
-    groups = dict(sorted(zip(keys, grouped_metrics(fam, codes, len(keys), scores), strict=True)))
+    rows = grouped_metrics(fam, codes, len(keys), scores, extra=extra)
+    groups = dict(sorted(zip(keys, rows, strict=True)))
     kept = {k: m for k, m in groups.items() if math.isfinite(m["avgMRE"]) and m["num_samples"]}
     dropped = [k for k in groups if k not in kept]
     n_all = sum(m["num_samples"] for m in groups.values())
@@ -685,10 +782,10 @@ def summarize_tl(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict[
     )
     return {
         "groups": groups,
-        "model": _model_line(kept, mre_name="MRE"),
+        "model": _model_line(kept, mre_name="MRE", extra=extra),
         "dropped_all_failed": dropped,
         "SR_all_groups": sr_all,
-        "all": group_metrics(fam, scores),
+        "all": group_metrics(fam, scores, extra=extra),
     }
 
 
@@ -708,11 +805,12 @@ def summarize_ad(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict[
 
     Args:
         data: Records (or a table); non-A/D rows are ignored.
-        protocol: Protocol whose ``ad_near_zero_gt`` applies.
+        protocol: Protocol whose ``ad_near_zero_gt`` and ``metrics_extra`` (``avgNMAE`` per
+            label, ``nMAE`` in the model line and group averages) apply.
 
     Returns:
         ``{"labels": {label: metrics}, "model": {...}, "groups": {name: {"MAE", "MRE", "SR",
-        "MRE<0.1", "MRE<0.2", "MRE<0.3", "samples"}}, "labels_all_failed": [labels whose
+        "MRE<0.1", "MRE<0.2", "MRE<0.3", ["nMAE",] "samples"}}, "labels_all_failed": [labels whose
         MAE is NaN, kept in the model line's denominator], "near_zero_excluded": int,
         "all": pooled metrics}``.
     """
@@ -729,7 +827,8 @@ def summarize_ad(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict[
     mk_codes, mkeys = _strings(table, "metric_key")
     codes, first = _group_by([ds_codes, mt_codes, mk_codes])
     keys = [f"{datasets[ds_codes[r]]}_{mtypes[mt_codes[r]]}_{mkeys[mk_codes[r]]}" for r in first]
-    rows = grouped_metrics(fam, codes, len(keys), scores)
+    extra = protocol.metrics_extra
+    rows = grouped_metrics(fam, codes, len(keys), scores, extra=extra)
     labels = dict(sorted(zip(keys, rows, strict=True)))
 
     members: dict[str, list[dict[str, float]]] = {}
@@ -748,15 +847,16 @@ def summarize_ad(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict[
             "MRE<0.1": w["MRE<0.1"],
             "MRE<0.2": w["MRE<0.2"],
             "MRE<0.3": w["MRE<0.3"],
+            **({"nMAE": w["avgNMAE"]} if extra else {}),
             "samples": int(sum(m["num_samples"] for m in members[name])),
         }
     return {
         "labels": labels,
-        "model": _model_line(labels, mre_name="MRE"),
+        "model": _model_line(labels, mre_name="MRE", extra=extra),
         "labels_all_failed": [k for k, m in labels.items() if not math.isfinite(m["avgMAE"])],
         "groups": groups,
         "near_zero_excluded": n_near_zero,
-        "all": group_metrics(fam, scores),
+        "all": group_metrics(fam, scores, extra=extra),
     }
 
 

@@ -279,7 +279,7 @@ def _errors(
         groups = {
             k: m for k, m in groups.items() if math.isfinite(m["avgMRE"]) and m["num_samples"]
         }
-    line = _model_line(groups, mre_name="MRE")
+    line = _model_line(groups, mre_name="MRE", extra=False)
     out = {f"{prefix}_{k}": float(line[k]) for k in ("MAE", "MRE", "SR", "MRE<0.1")}
     if prefix == "tl":
         out["tl_MRE<0.2"] = float(line["MRE<0.2"])

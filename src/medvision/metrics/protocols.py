@@ -7,10 +7,15 @@ Three presets (reference ``official-versions.md`` section 12):
   excluded.
 * ``official``: PyPI medvision-bm 1.2.1. Corners are sorted before the overlap scores, each
   overlap score is capped at 1.0, and A/D samples whose ground truth is below 0.1 (deg or mm)
-  are removed before counting (``AD_NEAR_ZERO_GT_THRESHOLD``).
+  are removed before counting (``AD_NEAR_ZERO_GT_THRESHOLD``). The 1.2.1 extras are shown:
+  detection ``Acc@IoU>=t`` / ``Acc@IoU[0.50:0.95]`` and T/L / A/D-distance ``nMAE``.
 * ``strict``: ours. Corner sorting and clamping as in ``official`` (an answer that names the
   right box with its corners in another order is the right box), but **no** near-zero
   exclusion: every evaluated sample counts, and MRE on a tiny target is reported as it is.
+  The 1.2.1 extras (Acc@IoU, nMAE) are shown.
+
+``paper-v1`` omits the extras: the paper's code computes neither, so its tables have no
+such columns.
 
 Everything both official versions share is fixed here for all presets: minimum group size 50
 and the excluded / tumour-lesion key words of the detection anatomy-vs-T/L split, bins
@@ -36,6 +41,10 @@ class Protocol:
         det_clamp: Cap IoU/F1/P/R at 1.0.
         ad_near_zero_gt: Drop A/D samples with ground truth below this value (deg or mm)
             before counting; ``None`` keeps every sample.
+        metrics_extra: Add the medvision-bm 1.2.1 extras to the summaries: detection
+            ``Acc@IoU>=t`` for t = 0.50, 0.55, ..., 0.95 and their mean
+            ``Acc@IoU[0.50:0.95]``; T/L and A/D-distance ``avgNMAE`` (groups) and ``nMAE``
+            (model lines, A/D group averages).
         min_group_size: Detection groups with fewer samples are left out of the
             anatomy-vs-T/L summary.
         excluded_keys: Lower-case words; a detection group whose lower-cased key contains one
@@ -49,6 +58,7 @@ class Protocol:
     det_sort_corners: bool
     det_clamp: bool
     ad_near_zero_gt: float | None
+    metrics_extra: bool = False
     min_group_size: int = 50
     excluded_keys: tuple[str, ...] = ("miscellaneous", "others")
     tumor_lesion_keys: tuple[str, ...] = ("tumor", "lesion", "metastatic")
@@ -61,6 +71,7 @@ class Protocol:
             "det_sort_corners": self.det_sort_corners,
             "det_clamp": self.det_clamp,
             "ad_near_zero_gt": self.ad_near_zero_gt,
+            "metrics_extra": self.metrics_extra,
             "min_group_size": self.min_group_size,
             "excluded_keys": list(self.excluded_keys),
             "tumor_lesion_keys": list(self.tumor_lesion_keys),
@@ -81,6 +92,7 @@ PROTOCOLS: dict[str, Protocol] = {
         det_sort_corners=True,
         det_clamp=True,
         ad_near_zero_gt=0.1,
+        metrics_extra=True,
         description="PyPI medvision-bm 1.2.1",
     ),
     "strict": Protocol(
@@ -88,6 +100,7 @@ PROTOCOLS: dict[str, Protocol] = {
         det_sort_corners=True,
         det_clamp=True,
         ad_near_zero_gt=None,
+        metrics_extra=True,
         description="medvision-bench: sorted corners, clamped overlaps, every A/D sample kept",
     ),
 }
