@@ -172,7 +172,9 @@ def _records_and_files(
     parsed_dir = work / "model" / "parsed"
     parsed_dir.mkdir(parents=True, exist_ok=True)
 
-    fam = rng.choice(3, size=n, p=[0.6, 0.25, 0.15])
+    # Family by family, as a run writes them (the runner walks the store, sorted by family)
+    # and as the official code reads them (one parsed file per task).
+    fam = np.sort(rng.choice(3, size=n, p=[0.6, 0.25, 0.15]))
     fail = rng.random(n) < 0.1
     ds_i = rng.integers(0, len(datasets), n)
     tasks = rng.integers(1, 4, n)

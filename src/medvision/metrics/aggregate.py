@@ -263,6 +263,10 @@ def _family_rows(table: pa.Table, family: TaskFamily) -> pa.Table:
     mask = pc.equal(table["family"], family.value)
     if table.num_rows and pc.all(mask).as_py():
         return table  # already one family: skip copying every column
+    rows = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool))
+    if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
+        # Runs write records family by family: a contiguous block is a zero-copy slice.
+        return table.slice(int(rows[0]), int(rows.size))
     return table.filter(mask)
 
 
