@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from typing import Any
 
@@ -20,45 +19,13 @@ from medvision.metrics.headline import HEADLINE_KEYS, headline, prepare
 from medvision.metrics.macro import macro_report
 from medvision.reports.tables import leaderboard
 from medvision.schema import Record, TaskFamily
-
-_ids = itertools.count()
+from record_factory import make_record
 
 
 def rec(
     family: str, parsed: tuple[float, ...] | None, target: tuple[float, ...], **kw: Any
 ) -> Record:
-    base: dict[str, Any] = dict(
-        sample_id=f"s{next(_ids)}",
-        dataset="D1",
-        case_id="c",
-        family=family,
-        plane=2,
-        slice_index=0,
-        label_id=1,
-        label_name="kidney",
-        label_kind="organ",
-        label_group="Kidney",
-        modality="CT",
-        metric_type="",
-        metric_key="",
-        image_key="k",
-        image_hw=(64, 64),
-        seen_hw=(64, 64),
-        seen_spacing_mm_rc=(1.0, 1.0),
-        box_img_ratio=None,
-        target=target,
-        model="m",
-        backend="b",
-        protocol="official",
-        prompt_hash="h",
-        raw_output="",
-        parsed=parsed,
-        status="ok" if parsed is not None else "no_answer",
-        reason="",
-        metrics={},
-    )
-    base.update(kw)
-    return Record(**base)
+    return make_record(family, parsed, target, **{"prefix": "s", **kw})
 
 
 def random_records(seed: int, n: int) -> list[Record]:

@@ -21,6 +21,7 @@ from medvision.metrics.boxsize import (
 from medvision.metrics.headline import prepare
 from medvision.metrics.paired import compare_runs
 from medvision.schema import Record
+from record_factory import make_record
 
 _ids = itertools.count()
 OFFICIAL = get_protocol("official")
@@ -29,38 +30,7 @@ OFFICIAL = get_protocol("official")
 def rec(
     family: str, parsed: tuple[float, ...] | None, target: tuple[float, ...], **kw: Any
 ) -> Record:
-    base: dict[str, Any] = dict(
-        sample_id=f"p{next(_ids)}",
-        dataset="D1",
-        case_id="c",
-        family=family,
-        plane=2,
-        slice_index=0,
-        label_id=1,
-        label_name="kidney",
-        label_kind="organ",
-        label_group="Kidney",
-        modality="CT",
-        metric_type="",
-        metric_key="",
-        image_key="k",
-        image_hw=(64, 64),
-        seen_hw=(64, 64),
-        seen_spacing_mm_rc=(1.0, 1.0),
-        box_img_ratio=None,
-        target=target,
-        model="m",
-        backend="b",
-        protocol="official",
-        prompt_hash="h",
-        raw_output="",
-        parsed=parsed,
-        status="ok" if parsed is not None else "no_answer",
-        reason="",
-        metrics={},
-    )
-    base.update(kw)
-    return Record(**base)
+    return make_record(family, parsed, target, **{"prefix": "p", **kw})
 
 
 def _det_run(n: int, seed: int, noise: float) -> list[Record]:

@@ -23,45 +23,18 @@ from medvision.reports.tables import ci_markdown, failure_notes, format_interval
 from medvision.runs.report import write_reports
 from medvision.runs.runner import Runner, RunSpec
 from medvision.schema import Plane, Record, Sample, TaskFamily
-
-_ids = itertools.count()
+from record_factory import make_record
 
 
 def rec(
     family: str, parsed: tuple[float, ...] | None, target: tuple[float, ...], **kw: Any
 ) -> Record:
-    base: dict[str, Any] = dict(
-        sample_id=f"g{next(_ids):04d}",
-        dataset="D1",
-        case_id="c",
-        family=family,
-        plane=2,
-        slice_index=0,
-        label_id=1,
-        label_name="kidney",
-        label_kind="organ",
-        label_group="Kidney",
-        modality="CT",
-        metric_type="",
-        metric_key="",
-        image_key="k",
-        image_hw=(100, 200),
-        seen_hw=(100, 200),
-        seen_spacing_mm_rc=(1.0, 1.0),
-        box_img_ratio=None,
-        target=target,
-        model="m",
-        backend="b",
-        protocol="official",
-        prompt_hash="h",
-        raw_output="",
-        parsed=parsed,
-        status="ok" if parsed is not None else "no_answer",
-        reason="",
-        metrics={},
+    return make_record(
+        family,
+        parsed,
+        target,
+        **{"prefix": "g", "image_hw": (100, 200), "seen_hw": (100, 200), **kw},
     )
-    base.update(kw)
-    return Record(**base)
 
 
 def test_gallery_is_diverse_deterministic_and_prefers_mid_size_boxes() -> None:
