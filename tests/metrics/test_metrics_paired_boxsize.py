@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from typing import Any
 
@@ -23,7 +22,6 @@ from medvision.metrics.paired import compare_runs
 from medvision.schema import Record
 from record_factory import make_record
 
-_ids = itertools.count()
 OFFICIAL = get_protocol("official")
 
 

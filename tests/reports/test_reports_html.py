@@ -1,16 +1,16 @@
 import base64
 import io
-import itertools
 import re
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from medvision.metrics import get_protocol, summarize_run
 from medvision.reports import write_html_report
 from medvision.schema import Record
+from record_factory import make_record
 
-_ids = itertools.count()
 EVIL = "<script>alert(1)</script>"
 
 
@@ -35,38 +35,20 @@ def rec(
     image_key: str,
     **kw: object,
 ) -> Record:
-    base: dict[str, object] = dict(
-        sample_id=f"h{next(_ids)}",
+    defaults: dict[str, Any] = dict(
+        prefix="h",
         dataset="D",
         case_id="case7",
-        family=family,
-        plane=2,
         slice_index=3,
-        label_id=1,
-        label_name="kidney",
-        label_kind="organ",
-        label_group="Kidney",
-        modality="CT",
-        metric_type="",
-        metric_key="",
         image_key=image_key,
         image_hw=(20, 40),
         seen_hw=(20, 40),
-        seen_spacing_mm_rc=(1.0, 1.0),
-        box_img_ratio=None,
-        target=target,
         model="tiny-vlm",
         backend="baseline",
-        protocol="official",
-        prompt_hash="h",
         raw_output=raw,
-        parsed=parsed,
-        status="ok" if parsed is not None else "no_answer",
         reason="" if parsed is not None else "no number",
-        metrics={},
     )
-    base.update(kw)
-    return Record(**base)  # type: ignore[arg-type]
+    return make_record(family, parsed, target, **{**defaults, **kw})
 
 
 def build(tmp_path: Path) -> tuple[str, dict[str, bytes]]:

@@ -1,5 +1,4 @@
 import csv
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -9,40 +8,20 @@ from rich.console import Console
 from medvision.metrics import get_protocol, summarize_run
 from medvision.reports import leaderboard, print_leaderboard, to_csv, to_markdown
 from medvision.schema import Record
-
-_ids = itertools.count()
+from record_factory import make_record
 
 
 def rec(family: str, parsed: tuple[float, ...] | None, target: tuple[float, ...]) -> Record:
-    return Record(
-        sample_id=f"t{next(_ids)}",
+    return make_record(
+        family,
+        parsed,
+        target,
+        prefix="t",
         dataset="D",
-        case_id="c",
-        family=family,
-        plane=2,
-        slice_index=0,
-        label_id=1,
-        label_name="kidney",
-        label_kind="organ",
-        label_group="Kidney",
-        modality="CT",
         metric_type="angle" if family == "ad" else "",
         metric_key="A" if family == "ad" else "",
-        image_key="k",
         image_hw=(8, 8),
         seen_hw=(8, 8),
-        seen_spacing_mm_rc=(1.0, 1.0),
-        box_img_ratio=None,
-        target=target,
-        model="m",
-        backend="b",
-        protocol="official",
-        prompt_hash="h",
-        raw_output="",
-        parsed=parsed,
-        status="ok" if parsed is not None else "no_answer",
-        reason="",
-        metrics={},
     )
 
 
