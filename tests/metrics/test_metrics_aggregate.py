@@ -1,4 +1,3 @@
-import itertools
 import json
 import math
 from collections import defaultdict
@@ -19,11 +18,11 @@ from medvision.metrics import (
     summarize_tl,
 )
 from medvision.schema import Record
+from record_factory import make_record
 
 OFFICIAL = get_protocol("official")
 PAPER = get_protocol("paper-v1")
 NAN = math.nan
-_ids = itertools.count()
 
 
 def rec(
@@ -42,14 +41,13 @@ def rec(
     seen_hw: tuple[int, int] = (8, 8),
     seen_spacing_mm_rc: tuple[float, float] = (1.0, 1.0),
 ) -> Record:
-    return Record(
-        sample_id=f"s{next(_ids)}",
+    return make_record(
+        family,
+        parsed,
+        target,
         dataset=dataset,
         case_id="case",
-        family=family,
         plane=plane,
-        slice_index=0,
-        label_id=1,
         label_name=label_name,
         label_kind=label_kind,
         label_group=label_group,
@@ -60,17 +58,6 @@ def rec(
         image_hw=(8, 8),
         seen_hw=seen_hw,
         seen_spacing_mm_rc=seen_spacing_mm_rc,
-        box_img_ratio=None,
-        target=target,
-        model="m",
-        backend="b",
-        protocol="official",
-        prompt_hash="h",
-        raw_output="",
-        parsed=parsed,
-        status="ok" if parsed is not None else "no_answer",
-        reason="",
-        metrics={},
     )
 
 

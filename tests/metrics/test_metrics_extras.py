@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
@@ -18,12 +17,12 @@ from medvision.metrics import (
     summarize_tl,
 )
 from medvision.schema import Record
+from record_factory import make_record
 
 OFFICIAL = get_protocol("official")
 STRICT = get_protocol("strict")
 PAPER = get_protocol("paper-v1")
 NAN = math.nan
-_ids = itertools.count()
 
 
 def rec(
@@ -41,14 +40,13 @@ def rec(
     seen_spacing_mm_rc: tuple[float, float] = (1.0, 1.0),
 ) -> Record:
     """A CT axial record; ``image_hw`` is arbitrary (only the seen field of view is read)."""
-    return Record(
-        sample_id=f"s{next(_ids)}",
+    return make_record(
+        family,
+        parsed,
+        target,
         dataset=dataset,
         case_id="case",
-        family=family,
         plane=2,
-        slice_index=0,
-        label_id=1,
         label_name=label_name,
         label_kind=label_kind,
         label_group=label_group,
@@ -59,17 +57,6 @@ def rec(
         image_hw=(512, 512),
         seen_hw=seen_hw,
         seen_spacing_mm_rc=seen_spacing_mm_rc,
-        box_img_ratio=None,
-        target=target,
-        model="m",
-        backend="b",
-        protocol="official",
-        prompt_hash="h",
-        raw_output="",
-        parsed=parsed,
-        status="ok" if parsed is not None else "no_answer",
-        reason="",
-        metrics={},
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from medvision.backends.base import ChatResponse
 from medvision.runs.records import append_lines
 
 __all__ = ["CACHE_NAME", "CachedAnswer", "append_cache", "cache_key", "read_cache"]
@@ -63,6 +64,30 @@ class CachedAnswer:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+
+    @classmethod
+    def of(cls, key: str, response: ChatResponse, **identity: str) -> CachedAnswer:
+        """Cache ``response`` under ``key``; ``identity`` names the key's parts."""
+        return cls(
+            key=key,
+            text=response.text,
+            latency_s=response.latency_s,
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
+            finish_reason=response.finish_reason,
+            **identity,
+        )
+
+    def response(self) -> ChatResponse:
+        """The backend answer this entry holds, as a fresh :class:`ChatResponse`."""
+        return ChatResponse(
+            request_id=self.sample_id,
+            text=self.text,
+            latency_s=self.latency_s,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            finish_reason=self.finish_reason,
+        )
 
 
 def append_cache(path: Path, answers: Iterable[CachedAnswer]) -> None:

@@ -589,30 +589,18 @@ class Runner:
         )
 
     def _cached(self, s: Sample, r: ChatResponse) -> CachedAnswer:
-        return CachedAnswer(
-            key=self._key(s),
+        return CachedAnswer.of(
+            self._key(s),
+            r,
             sample_id=s.sample_id,
             model=self.spec.model_name,
             prompt_hash=prompt_hash(self._prompt(s)),
             settings_hash=self._settings_hash,
             image_key=s.image_key,
-            text=r.text,
-            latency_s=r.latency_s,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            finish_reason=r.finish_reason,
         )
 
     def _record_from_cache(self, s: Sample, answer: CachedAnswer) -> Record:
-        response = ChatResponse(
-            request_id=s.sample_id,
-            text=answer.text,
-            latency_s=answer.latency_s,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            finish_reason=answer.finish_reason,
-        )
-        return self._record(s, response)
+        return self._record(s, answer.response())
 
     def _request(self, s: Sample, ranges: dict[str, tuple[float, float]]) -> ChatRequest:
         seen_hw = self.policy.seen_hw(s.image_hw)
