@@ -34,7 +34,7 @@ import numpy as np
 from scipy import ndimage
 
 from medvision.annotate.planners import CaseContext, PlanStats, plan_detection, plan_tumour_lesion
-from medvision.build.engine import BuildOptions, build_dataset
+from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.spec import DatasetSpec
 from medvision.geometry import lesion_measurements
 from medvision.schema import Plane
@@ -150,7 +150,7 @@ def _peak_rss_child(image: str, mask: str) -> dict[str, float]:
 import json, resource, tempfile, tracemalloc
 from pathlib import Path
 import benchmarks.build as b
-from medvision.build.engine import CaseJob, build_case
+from medvision.builder.engine import CaseJob, build_case
 from medvision.catalog.layouts import CaseFiles
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 files = CaseFiles("c", Path({image!r}), Path({mask!r}), None)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from medvision.backends import ChatRequest, ImagePart, Message, TextPart
 from medvision.backends.openai_compat import OpenAICompatBackend, build_payload
-from medvision.build.engine import BuildOptions, build_dataset
+from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
 from medvision.mini.generate import generate_mini
 from medvision.runs.runner import Runner, RunSpec

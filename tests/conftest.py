@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medvision.build.engine import BuildOptions, build_dataset
+from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
 from medvision.mini.generate import generate_mini
 

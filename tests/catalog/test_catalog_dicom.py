@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medvision.build.engine import BuildOptions, build_dataset
+from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.layouts import discover_cases, read_case
 from medvision.catalog.spec import DatasetSpec, TaskSpec
 from medvision.store import open_dataset

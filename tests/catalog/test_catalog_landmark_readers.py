@@ -10,7 +10,7 @@ import pytest
 from catalog_layout_fixtures import image_array, make_brats, save
 from PIL import Image
 
-from medvision.build.engine import BuildOptions, build_dataset
+from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.layouts import LandmarkError, discover_cases, read_case
 from medvision.catalog.registry import get_spec
 from medvision.geometry import distance_mm

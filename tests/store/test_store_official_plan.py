@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medvision.build.engine import BuildOptions
-from medvision.build.official import build_official_plan
+from medvision.builder.engine import BuildOptions
+from medvision.builder.official import build_official_plan
 from medvision.schema import TaskFamily
 from medvision.store import open_dataset
 from medvision.store.official_plan import (

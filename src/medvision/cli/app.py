@@ -103,7 +103,7 @@ def build(
     ] = "skip",
 ) -> None:
     """Build a dataset's images, masks and landmarks into MedVision samples (resumable)."""
-    from medvision.build.engine import BuildOptions
+    from medvision.builder.engine import BuildOptions
     from medvision.catalog.registry import get_spec
 
     if render not in ("minmax", "percentile"):
@@ -126,7 +126,7 @@ def build(
 
 
 def _build_with_progress(spec: Any, data_dir: Path, out: Path, options: Any) -> Any:
-    from medvision.build.engine import build_dataset
+    from medvision.builder.engine import build_dataset
 
     with progress_bar(console) as progress:
         task = progress.add_task(f"build {spec.name}", total=None)
@@ -412,7 +412,7 @@ def main() -> None:
     run) print one clear line and exit with status 1 instead of a traceback.
     """
     from medvision.backends.registry import UnknownBackendError
-    from medvision.build.engine import BuildOptionsMismatch
+    from medvision.builder.engine import BuildOptionsMismatch
     from medvision.catalog.spec import SpecError
     from medvision.runs.runner import RunError
     from medvision.volumes import VolumeError

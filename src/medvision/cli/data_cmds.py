@@ -3,7 +3,7 @@
 :func:`register` adds them to the ``medvision`` app (``download`` joins the existing
 ``datasets`` group). Both are thin: they parse options and call the Python API the tests call
 (:func:`medvision.catalog.download.download_dataset`,
-:func:`medvision.build.official.build_official_plan`).
+:func:`medvision.builder.official.build_official_plan`).
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def build_plan(
     max_cases: Annotated[int | None, typer.Option(help="Only the first N cases per task.")] = None,
 ) -> None:
     """Build exactly the samples of an official plan (its boxes, measurements and splits)."""
-    from medvision.build.engine import BuildOptions
-    from medvision.build.official import build_official_plan
+    from medvision.builder.engine import BuildOptions
+    from medvision.builder.official import build_official_plan
     from medvision.catalog.registry import get_spec
     from medvision.store.official_plan import PlanFormatError
 

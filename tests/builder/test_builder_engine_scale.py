@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medvision.build.engine import BuildOptions, build_dataset
+from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
 from medvision.store import open_dataset
 

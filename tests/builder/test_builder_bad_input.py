@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medvision.build.engine import BuildOptions, build_dataset
+from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
 from medvision.store import open_dataset
 
@@ -102,7 +102,7 @@ def test_resume_skips_finished_cases(source: Path, tmp_path: Path) -> None:
 
 
 def test_resume_with_other_options_is_refused(source: Path, tmp_path: Path) -> None:
-    from medvision.build.engine import BuildOptionsMismatch
+    from medvision.builder.engine import BuildOptionsMismatch
 
     store = tmp_path / "store"
     build_dataset(get_spec("mini"), source, store, BuildOptions())

@@ -37,7 +37,7 @@ from medvision.annotate.planners import (
     plan_detection,
     plan_tumour_lesion,
 )
-from medvision.build.splits import split_cases
+from medvision.builder.splits import split_cases
 from medvision.catalog.layouts import (
     CaseFiles,
     LandmarkError,

@@ -2,8 +2,8 @@
 
 Targets (boxes, axes, distances, angles) and splits come from the plan as published; only the
 slice images are rendered, from the NIfTI files the plan names, by the same
-:class:`~medvision.build.engine.SliceImages` as every other build. Cases run through the same
-runner as :func:`~medvision.build.engine.build_dataset` (process pool or Ray Data), resume,
+:class:`~medvision.builder.engine.SliceImages` as every other build. Cases run through the same
+runner as :func:`~medvision.builder.engine.build_dataset` (process pool or Ray Data), resume,
 and every case that cannot be built is listed in the manifest with its reason.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medvision.build.engine import (
+from medvision.builder.engine import (
     BuildOptions,
     CaseResult,
     RenderMethod,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from medvision.build.splits import split_cases, subject_of
+from medvision.builder.splits import split_cases, subject_of
 from medvision.catalog.spec import SplitSpec
 
 
