@@ -1,4 +1,4 @@
-"""The only orchestrator: RunSpec -> select samples -> render -> backend -> parse -> score.
+"""The run orchestrator: RunSpec -> select samples -> render -> backend -> parse -> score.
 
 A run directory holds:
 
@@ -17,37 +17,28 @@ re-asks only the samples whose cache key changed. A different protocol, split or
 is a different run and is refused (use ``overwrite`` or another folder).
 """
 
-from __future__ import annotations
-
-import hashlib
 import inspect
 import json
-import math
 import platform
-import random
 import sys
-from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import medvision
 from medvision.backends import (
     Backend,
     ChatRequest,
     ChatResponse,
-    GenerationConfig,
     ImagePart,
     Message,
     TextPart,
     create_backend,
-    fit_priors,
 )
-from medvision.backends.base import REDACTED, is_secret_name, public_url
 from medvision.backends.registry import BACKENDS
 from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
-from medvision.parsing import ParsedAnswer, ParseStatus, parse_last_k, parse_robust
+from medvision.parsing import ParsedAnswer, ParseStatus
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
 from medvision.runs.records import (
     RECORDS_NAME,
@@ -56,269 +47,47 @@ from medvision.runs.records import (
     repair_tail,
     write_records_atomic,
 )
-from medvision.schema import Record, Sample, TaskFamily
-from medvision.store import BuiltDataset, open_dataset
+from medvision.runs.scoring import parse_answer, rescore
+from medvision.runs.selection import (
+    config_key,
+    prior_key,
+    select_samples,
+    train_statistics,
+)
+from medvision.runs.spec import (
+    DEFAULT_LIMIT,
+    DEFAULT_STYLE,
+    EXECUTION_OPTIONS,
+    RUN_NAME,
+    STRUCTURED_OUTPUTS,
+    SUMMARY_NAME,
+    RunError,
+    RunSpec,
+    redact,
+)
+from medvision.schema import Record, Sample
+from medvision.store import open_dataset
 from medvision.tasks import PromptStyle, get_policy, prompt_hash, render_prompt
 from medvision.tasks.prompts import response_schema
 
-RUN_NAME = "run.json"
-SUMMARY_NAME = "summary.json"
-DEFAULT_STYLE = {"paper-v1": "paper-v1", "official": "official", "strict": "official"}
-#: Samples per task configuration when the spec gives no limit: the official scripts pass
-#: ``--limit 1000`` to every task (reference official-eval-protocol.md section 6.2).
-DEFAULT_LIMIT = 1000
-#: Backend options that change how answers are fetched, never what they are: left out of the
-#: settings hash, so changing them keeps every cached answer.
-EXECUTION_OPTIONS = frozenset(
-    {
-        "base_url",
-        "concurrency",
-        "timeout_s",
-        "max_retries",
-        "backoff_s",
-        "max_backoff_s",
-        "max_retry_after_s",
-        "api_key_env",
-        "max_response_bytes",
-        "endpoint_cooldown_s",
-        "transport",
-    }
-)
-#: Backend option read by the runner, not the backend: with the ``json`` prompt style, each
-#: request carries its family's JSON schema (``ChatRequest.response_schema``) for constrained
-#: decoding. It changes answers, so it is part of the settings hash (when true).
-STRUCTURED_OUTPUTS = "structured_outputs"
-
-
-class RunError(RuntimeError):
-    """A run cannot start or resume (the message says why and what to do)."""
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that defines a run (and so its records).
-
-    Attributes:
-        dataset_dir: Built dataset folder.
-        backend: Backend name (``random``, ``prior``, ``oracle``, ...).
-        model: Model name recorded in every record (defaults to the backend name).
-        protocol: ``paper-v1``, ``official`` or ``strict``.
-        prompt_style: Prompt style; ``None`` picks the protocol's own.
-        image_policy: How the model resizes images (so the stated pixel size is right).
-        families: Task families to evaluate.
-        planes: Planes to evaluate (0 sagittal, 1 coronal, 2 axial).
-        split: Split to evaluate.
-        limit: Samples per task configuration (dataset, family, plane, measurement type);
-            ``None`` for the protocol default (:data:`DEFAULT_LIMIT`, as the official
-            scripts), ``0`` for all. ``paper-v1``/``official`` take the first N in dataset
-            order; ``strict`` a seeded subsample stratified by label (see
-            :func:`select_samples`).
-        seed: Seed of sampling and of stochastic baselines.
-        generation: Generation settings sent to the backend.
-        backend_options: Options passed to the backend factory (no secrets: keys come from
-            the environment; run.json redacts secret-looking names anyway), except
-            ``structured_outputs`` (:data:`STRUCTURED_OUTPUTS`), which the runner reads: with
-            the ``json`` prompt style each request then carries its family's JSON schema.
-        batch_size: Requests per backend call (and per durable append); raised to four
-            times a backend's ``concurrency`` so an async backend keeps its slots busy.
-    """
-
-    dataset_dir: str
-    backend: str
-    model: str = ""
-    protocol: str = "paper-v1"
-    prompt_style: str | None = None
-    image_policy: str = "native"
-    families: tuple[str, ...] = ("detection", "tl", "ad")
-    planes: tuple[int, ...] = (0, 1, 2)
-    split: str = "test"
-    limit: int | None = None
-    seed: int = 0
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 32
-
-    @property
-    def style(self) -> PromptStyle:
-        """The prompt style in effect."""
-        return PromptStyle(self.prompt_style or DEFAULT_STYLE[self.protocol])
-
-    @property
-    def model_name(self) -> str:
-        """The model name in effect."""
-        return self.model or self.backend
-
-    @property
-    def limit_per_config(self) -> int | None:
-        """The limit in effect: ``None`` means every sample."""
-        if self.limit is None:
-            return DEFAULT_LIMIT
-        if self.limit < 0:
-            raise ValueError(f"limit must be >= 0 (0 = all), found {self.limit}")
-        return self.limit or None
-
-    def fingerprint(self) -> str:
-        """Hash of the fields that change records (a change triggers reconciliation)."""
-        d = asdict(self)
-        d.pop("batch_size")
-        d["backend_options"] = _answer_options(self.backend_options)
-        return _hash(d)
-
-    def settings_hash(self) -> str:
-        """Hash of everything but the prompt that changes a backend's answer.
-
-        Generation settings, backend name, image policy and the backend options that are not
-        :data:`EXECUTION_OPTIONS` (a response format, a LoRA adapter, oracle noise...).
-        """
-        return _hash(
-            {
-                "generation": asdict(self.generation),
-                "backend": self.backend,
-                "image_policy": self.image_policy,
-                "backend_options": _answer_options(self.backend_options),
-                "seed": self.seed,
-            }
-        )
-
-
-def _hash(obj: object) -> str:
-    text = json.dumps(obj, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _answer_options(options: dict[str, Any]) -> dict[str, Any]:
-    # structured_outputs=False is the same run as no option at all (same hashes, same cache).
-    return {
-        k: v
-        for k, v in options.items()
-        if k not in EXECUTION_OPTIONS and not (k == STRUCTURED_OUTPUTS and not v)
-    }
-
-
-def redact(value: Any) -> Any:
-    """A copy of options with secrets removed, for run manifests and reports.
-
-    Values under secret-looking names (:func:`~medvision.backends.base.is_secret_name`) become
-    ``"<redacted>"``, and URLs lose their ``user:password@`` part and secret query values.
-    """
-    if isinstance(value, dict):
-        return {
-            k: REDACTED if is_secret_name(str(k)) and v not in (None, "", False) else redact(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    if isinstance(value, str) and "://" in value:
-        return public_url(value)
-    return value
-
-
-def config_key(sample: Sample) -> tuple[str, str, str, int, str, int]:
-    """The task configuration a sample belongs to, as the official lmms-eval task names it.
-
-    ``{dataset}_{type}_{TaskNN}_{plane}``: dataset, task, family and plane; distances and
-    angles are separate tasks (Ceph), and each T/L target label is its own official task.
-    Returns ``(dataset, task_id, family, plane, metric type, T/L label id or -1)``.
-    """
-    tl_label = sample.label_id if sample.family is TaskFamily.TUMOR_LESION_SIZE else None
-    return (
-        sample.dataset,
-        sample.task_id,
-        sample.family.value,
-        int(sample.plane),
-        sample.metric_type,
-        -1 if tl_label is None else tl_label,
-    )
-
-
-def select_samples(samples: Sequence[Sample], spec: RunSpec) -> list[Sample]:
-    """Filter by family and plane, then apply the per-configuration limit.
-
-    ``paper-v1`` and ``official`` keep the first N of each configuration in dataset order
-    (lmms-eval ``--limit``). ``strict`` draws a seeded subsample stratified by label (label
-    name and measurement key): every label gets one sample first when N allows, the rest is
-    shared in proportion to label sizes (largest remainders), and each label's samples are
-    drawn at random with a seed made of ``spec.seed`` and the configuration.
-
-    Args:
-        samples: Samples in dataset order.
-        spec: The run spec.
-
-    Returns:
-        The samples to evaluate, in dataset order.
-    """
-    fams = set(spec.families)
-    planes = set(spec.planes)
-    kept = [s for s in samples if s.family.value in fams and int(s.plane) in planes]
-    limit = spec.limit_per_config
-    if limit is None:
-        return kept
-    groups: dict[tuple[str, str, str, int, str, int], list[Sample]] = defaultdict(list)
-    for s in kept:
-        groups[config_key(s)].append(s)
-    chosen: set[str] = set()
-    for key, members in groups.items():
-        if spec.protocol == "strict":
-            rng = random.Random(f"{spec.seed}|{'|'.join(map(str, key))}")
-            picked = _stratified(members, limit, rng)
-        else:
-            picked = members[:limit]
-        chosen.update(s.sample_id for s in picked)
-    return [s for s in kept if s.sample_id in chosen]
-
-
-def _stratified(members: Sequence[Sample], n: int, rng: random.Random) -> list[Sample]:
-    """``min(n, len(members))`` samples, stratified by (label name, metric key)."""
-    if n >= len(members):
-        return list(members)
-    strata: dict[tuple[str, str], list[Sample]] = defaultdict(list)
-    for s in members:
-        strata[(s.label_name, s.metric_key)].append(s)
-    keys = sorted(strata)
-    if n < len(keys):
-        return [rng.choice(strata[k]) for k in sorted(rng.sample(keys, n))]
-    # One each, then the rest in proportion to what each stratum has left.
-    spare = {k: len(strata[k]) - 1 for k in keys}
-    rest = n - len(keys)
-    total = sum(spare.values())
-    ideal = {k: rest * spare[k] / total if total else 0.0 for k in keys}
-    quota = {k: 1 + math.floor(ideal[k]) for k in keys}
-    left = n - sum(quota.values())
-    order = sorted(keys, key=lambda k: (-(ideal[k] - math.floor(ideal[k])), rng.random()))
-    for k in order[:left]:
-        quota[k] += 1
-    return [s for k in keys for s in rng.sample(strata[k], quota[k])]
-
-
-def prior_key(sample: Sample) -> str:
-    """Key of the train-set prior a ``prior`` baseline answers for this sample."""
-    return f"{sample.dataset}|{sample.family.value}|{sample.label_name}|{sample.metric_key}"
-
-
-def _train_statistics(
-    ds: BuiltDataset, statistic: Literal["mean", "median"] = "mean"
-) -> tuple[dict[str, list[float]], dict[str, tuple[float, float]]]:
-    """Mean (or median) target and (min, max) range per prior key over the train split."""
-    train = ds.samples(split="train")
-    items = [(prior_key(s), list(s.target)) for s in train]
-    priors = fit_priors(items, statistic)
-    ranges: dict[str, tuple[float, float]] = {}
-    for key, values in items:
-        lo, hi = ranges.get(key, (math.inf, -math.inf))
-        ranges[key] = (min(lo, *values), max(hi, *values))
-    return priors, ranges
-
-
-def parse_answer(
-    text: str, family_name: str, protocol: str, seen_hw: tuple[int, int], metric_type: str = ""
-) -> ParsedAnswer:
-    """Parse a model answer as the protocol says (official last-k, or our robust parser)."""
-    family = TaskFamily(family_name)
-    if protocol == "strict":
-        return parse_robust(text, family, image_hw=seen_hw, metric_type=metric_type)
-    if protocol == "official":
-        return parse_last_k(text, family.n_values, version="official")
-    return parse_last_k(text, family.n_values, version="paper-v1")
+# Re-exported: the run API has lived here since 0.1.0.
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DEFAULT_STYLE",
+    "EXECUTION_OPTIONS",
+    "RUN_NAME",
+    "STRUCTURED_OUTPUTS",
+    "SUMMARY_NAME",
+    "RunError",
+    "RunSpec",
+    "Runner",
+    "config_key",
+    "parse_answer",
+    "prior_key",
+    "redact",
+    "rescore",
+    "select_samples",
+]
 
 
 class Runner:
@@ -475,7 +244,7 @@ class Runner:
             backend = self._create_backend()
         settings = getattr(backend, "settings", None)
         self._write_manifest(self._manifest(settings() if callable(settings) else None))
-        ranges = _train_statistics(self.dataset)[1] if spec.backend == "random" else {}
+        ranges = train_statistics(self.dataset)[1] if spec.backend == "random" else {}
         concurrency = getattr(backend, "concurrency", 1)
         batch_size = max(spec.batch_size, 4 * concurrency if isinstance(concurrency, int) else 1)
         try:
@@ -512,7 +281,7 @@ class Runner:
         if spec.backend == "prior":
             # "statistic" is the runner's option: which train-set statistic the prior answers.
             statistic = options.pop("statistic", "mean")
-            options.setdefault("priors", _train_statistics(self.dataset, statistic)[0])
+            options.setdefault("priors", train_statistics(self.dataset, statistic)[0])
         if spec.backend in ("random", "oracle"):
             options.setdefault("seed", spec.seed)
         factory = BACKENDS.get(spec.backend)
@@ -682,65 +451,3 @@ def _parameters(factory: Callable[..., Any]) -> set[str]:
         return set(inspect.signature(factory).parameters)
     except (TypeError, ValueError):  # builtins without a signature
         return set()
-
-
-def rescore(
-    run_dir: str | Path, *, protocol: str | None = None, reparse: bool = False
-) -> dict[str, Any]:
-    """Recompute every per-sample metric and the summary from a run's records alone.
-
-    Args:
-        run_dir: A run directory.
-        protocol: Score under another protocol (implies re-parsing the raw outputs).
-        reparse: Re-parse the raw outputs even under the same protocol.
-
-    Returns:
-        The summary. Under the run's own protocol, ``summary.json`` and ``records.jsonl`` are
-        rewritten (the ``run`` block of the summary is kept); under another protocol the
-        results go to ``summary-<protocol>.json`` and ``records-<protocol>.jsonl``.
-    """
-    out = Path(run_dir)
-    records = read_records(out / RECORDS_NAME)
-    if not records:
-        raise RunError(f"{out / RECORDS_NAME} holds no records")
-    name = protocol or records[0].protocol
-    proto = get_protocol(name)
-    again = reparse or name != records[0].protocol
-    rescored: list[Record] = []
-    for r in records:
-        values: tuple[float, ...] | None = r.parsed
-        status, reason = r.status, r.reason
-        if again and r.status != ParseStatus.BACKEND_ERROR.value:
-            p = parse_answer(r.raw_output, r.family, name, r.seen_hw, r.metric_type)
-            values, status, reason = p.values, p.status.value, p.reason
-        metrics = sample_metrics(r.family, values, r.target, proto)
-        rescored.append(
-            Record(
-                **{
-                    **asdict(r),
-                    "parsed": values,
-                    "status": status,
-                    "reason": reason,
-                    "metrics": metrics,
-                    "protocol": name,
-                }
-            )
-        )
-    summary = dict(to_jsonable(summarize_run(rescored, proto)))
-    same = name == records[0].protocol
-    old_summary = out / SUMMARY_NAME
-    run_block = json.loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
-    summary["run"] = {**run_block, "protocol": name, "n_records": len(rescored)}
-    if same:
-        summary["run"]["rescored"] = "reparsed" if again else "recomputed"
-        # The records must say what the summary says (reports read both).
-        write_records_atomic(out / RECORDS_NAME, rescored)
-        target = old_summary
-    else:
-        summary["run"]["rescored_from"] = records[0].protocol
-        write_records_atomic(out / f"records-{name}.jsonl", rescored)
-        target = out / f"summary-{name}.json"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(target)
-    return summary

@@ -1,0 +1,88 @@
+"""Answers to records: parse a model's text as a protocol says, and re-score a run folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
+from medvision.parsing import ParsedAnswer, ParseStatus, parse_last_k, parse_robust
+from medvision.runs.records import RECORDS_NAME, read_records, write_records_atomic
+from medvision.runs.spec import SUMMARY_NAME, RunError
+from medvision.schema import Record, TaskFamily
+
+
+def parse_answer(
+    text: str, family_name: str, protocol: str, seen_hw: tuple[int, int], metric_type: str = ""
+) -> ParsedAnswer:
+    """Parse a model answer as the protocol says (official last-k, or our robust parser)."""
+    family = TaskFamily(family_name)
+    if protocol == "strict":
+        return parse_robust(text, family, image_hw=seen_hw, metric_type=metric_type)
+    if protocol == "official":
+        return parse_last_k(text, family.n_values, version="official")
+    return parse_last_k(text, family.n_values, version="paper-v1")
+
+
+def rescore(
+    run_dir: str | Path, *, protocol: str | None = None, reparse: bool = False
+) -> dict[str, Any]:
+    """Recompute every per-sample metric and the summary from a run's records alone.
+
+    Args:
+        run_dir: A run directory.
+        protocol: Score under another protocol (implies re-parsing the raw outputs).
+        reparse: Re-parse the raw outputs even under the same protocol.
+
+    Returns:
+        The summary. Under the run's own protocol, ``summary.json`` and ``records.jsonl`` are
+        rewritten (the ``run`` block of the summary is kept); under another protocol the
+        results go to ``summary-<protocol>.json`` and ``records-<protocol>.jsonl``.
+    """
+    out = Path(run_dir)
+    records = read_records(out / RECORDS_NAME)
+    if not records:
+        raise RunError(f"{out / RECORDS_NAME} holds no records")
+    name = protocol or records[0].protocol
+    proto = get_protocol(name)
+    again = reparse or name != records[0].protocol
+    rescored: list[Record] = []
+    for r in records:
+        values: tuple[float, ...] | None = r.parsed
+        status, reason = r.status, r.reason
+        if again and r.status != ParseStatus.BACKEND_ERROR.value:
+            p = parse_answer(r.raw_output, r.family, name, r.seen_hw, r.metric_type)
+            values, status, reason = p.values, p.status.value, p.reason
+        metrics = sample_metrics(r.family, values, r.target, proto)
+        rescored.append(
+            Record(
+                **{
+                    **asdict(r),
+                    "parsed": values,
+                    "status": status,
+                    "reason": reason,
+                    "metrics": metrics,
+                    "protocol": name,
+                }
+            )
+        )
+    summary = dict(to_jsonable(summarize_run(rescored, proto)))
+    same = name == records[0].protocol
+    old_summary = out / SUMMARY_NAME
+    run_block = json.loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
+    summary["run"] = {**run_block, "protocol": name, "n_records": len(rescored)}
+    if same:
+        summary["run"]["rescored"] = "reparsed" if again else "recomputed"
+        # The records must say what the summary says (reports read both).
+        write_records_atomic(out / RECORDS_NAME, rescored)
+        target = old_summary
+    else:
+        summary["run"]["rescored_from"] = records[0].protocol
+        write_records_atomic(out / f"records-{name}.jsonl", rescored)
+        target = out / f"summary-{name}.json"
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(target)
+    return summary
