@@ -18,7 +18,7 @@ import pytest
 from scipy import ndimage
 
 from medvision.builder.engine import BuildOptions
-from medvision.builder.official import build_official_plan
+from medvision.builder.official import PLAN_SPOOL, build_official_plan
 from medvision.schema import TaskFamily
 from medvision.store import open_dataset
 from medvision.store.official_plan import (
@@ -219,6 +219,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
 
 def test_detection_samples_are_the_plan_boxes_after_official_filters(built: Any) -> None:
     root, plan_path, manifest = built
+    # The plan's case records were streamed to a spool that the build removes when it ends.
+    assert not (root / "store" / PLAN_SPOOL).exists()
     ds = open_dataset(root / "store")
     det = ds.samples(families=[TaskFamily.DETECTION])
     plan = load_plan(plan_path)

@@ -48,12 +48,8 @@ from medvision.catalog.layouts import (
 from medvision.catalog.spec import DatasetSpec, TaskSpec
 from medvision.schema import Plane, Sample, Split
 from medvision.store import BuildManifest, DatasetWriter, SkippedCase
-from medvision.store.official_plan import (
-    PlanFormatError,
-    load_plan,
-    official_split,
-    official_split_by_image,
-)
+from medvision.store.official_plan import PlanFormatError
+from medvision.store.plan_stream import PlanIndex, index_plan
 from medvision.store.writer import sha256_file
 from medvision.volumes import (
     AffineError,
@@ -356,8 +352,8 @@ def _assign_splits(
         return [(c, shared[c.case_id]) for c in cases]
     plan = _cached_plan(split_from)
     try:
-        by_id = official_split(plan, task.id)
-        by_image = official_split_by_image(plan, task.id)
+        by_id = plan.split(task.id)
+        by_image = plan.split_by_image(task.id)
     except KeyError as exc:
         raise ValueError(f"--split-from {split_from}: {exc.args[0]} (spec {spec.name})") from exc
     out: list[tuple[CaseFiles, Split]] = []
@@ -374,14 +370,17 @@ def _assign_splits(
     return out
 
 
-_PLANS: dict[str, dict[str, Any]] = {}
+_PLANS: dict[str, PlanIndex] = {}
 
 
-def _cached_plan(path: str) -> dict[str, Any]:
-    """Load an official plan once per process (a plan is read for every task of a spec)."""
+def _cached_plan(path: str) -> PlanIndex:
+    """Index an official plan once per process (a plan is read for every task of a spec).
+
+    Only case ids, splits and image files are kept (streamed: plans run to hundreds of MB).
+    """
     if path not in _PLANS:
-        _PLANS.clear()  # plans can be hundreds of MB: keep only the latest
-        _PLANS[path] = load_plan(path)
+        _PLANS.clear()
+        _PLANS[path] = index_plan(path)
     return _PLANS[path]
 
 

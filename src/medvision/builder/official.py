@@ -29,15 +29,13 @@ from medvision.builder.engine import (
 from medvision.catalog.spec import DatasetSpec
 from medvision.store import BuildManifest, DatasetWriter, SkippedCase
 from medvision.store.official_plan import (
-    OfficialCase,
     OfficialPlanStats,
     PlanFormatError,
     case_key,
-    iter_cases,
-    load_plan,
     plan_case_samples,
     plan_dataset_name,
 )
+from medvision.store.plan_stream import CaseRef, index_plan, load_case
 from medvision.store.writer import sha256_file
 from medvision.volumes import VolumeError, load_volume
 
@@ -47,12 +45,24 @@ __all__ = ["PlanCaseJob", "build_official_plan", "build_plan_case"]
 VOXEL_SIZE_ATOL_MM = 6e-4
 
 
+#: File in the store folder that holds the plan's case records during a build (one JSON line
+#: each, :func:`~medvision.store.plan_stream.index_plan`); removed when the build ends.
+PLAN_SPOOL = ".official-plan-cases.jsonl"
+
+
 @dataclass(frozen=True)
 class PlanCaseJob:
-    """One case of an official plan (picklable; holds the plan without its case lists)."""
+    """One case of an official plan (picklable and small: the case record stays in the spool).
+
+    Attributes:
+        plan: The plan without its case lists.
+        case: Where the case's record lies in ``spool``.
+        spool: The spool file written by :func:`~medvision.store.plan_stream.index_plan`.
+    """
 
     plan: Mapping[str, Any]
-    case: OfficialCase
+    case: CaseRef
+    spool: str
     data_dir: str
     out_dir: str
     render: RenderMethod
@@ -65,18 +75,10 @@ class PlanCaseJob:
         return case_key(self.plan, self.case)
 
 
-def _light_plan(plan: Mapping[str, Any]) -> dict[str, Any]:
-    """The plan without its (large) case lists: what each case job needs besides its case."""
-    tasks = [
-        {k: v for k, v in t.items() if k not in ("train_cases", "test_cases")}
-        for t in plan["tasks"]
-    ]
-    return {"dataset_info": plan.get("dataset_info", {}), "tasks": tasks}
-
-
-def _check_geometry(job: PlanCaseJob, shape: tuple[int, ...], spacing: tuple[float, ...]) -> str:
+def _check_geometry(
+    job: PlanCaseJob, info: Mapping[str, Any], shape: tuple[int, ...], spacing: tuple[float, ...]
+) -> str:
     """Reason the loaded image disagrees with the plan's ``image_file_info``, or ``""``."""
-    info = job.case.record.get("image_file_info") or {}
     size = info.get("array_size")
     if size is not None and tuple(int(v) for v in size) != tuple(shape):
         return (
@@ -106,14 +108,16 @@ def build_plan_case(job: PlanCaseJob) -> CaseResult:
 
     stats = OfficialPlanStats()
     try:
+        case = load_case(job.spool, job.case)
         image = load_volume(path, "image")
-        mismatch = _check_geometry(job, image.shape, image.spacing_mm)
+        info = case.record.get("image_file_info") or {}
+        mismatch = _check_geometry(job, info, image.shape, image.spacing_mm)
         if mismatch:
             return skipped(mismatch, "geometry_differs_from_plan")
         sink = SliceImages(image, job.render)
         samples = plan_case_samples(
             job.plan,
-            job.case,
+            case,
             image.shape,
             image.spacing_mm,
             sink,
@@ -164,21 +168,25 @@ def build_official_plan(
         PlanFormatError: If the plan cannot be read or has no valid task list.
     """
     options = options or BuildOptions()
-    plan = load_plan(plan_path)
-    light = _light_plan(plan)
-    dataset = plan_dataset_name(plan)
-    cases = iter_cases(plan)
+    spool = Path(out_dir) / PLAN_SPOOL
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    # Streamed: the case records go to the spool, each job reads its own back (bounded memory).
+    index = index_plan(plan_path, spool)
+    light = index.light_plan()
+    dataset = plan_dataset_name(light)
+    cases = index.cases
     if options.max_cases is not None:
         per_task: dict[str, int] = {}
-        kept: list[OfficialCase] = []
+        kept: list[CaseRef] = []
         for c in cases:
             per_task[c.task_id] = per_task.get(c.task_id, 0) + 1
             if per_task[c.task_id] <= options.max_cases:
                 kept.append(c)
         cases = kept
-    del plan  # the case records live on in `cases`; the rest of the plan is not needed
     jobs = [
-        PlanCaseJob(light, c, str(data_dir), str(out_dir), options.render, apply_filters, spec)
+        PlanCaseJob(
+            light, c, str(spool), str(data_dir), str(out_dir), options.render, apply_filters, spec
+        )
         for c in cases
     ]
     keys = [j.key for j in jobs]
@@ -198,13 +206,16 @@ def build_official_plan(
             hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16] if spec else None
         ),
     }
-    return run_build(
-        build_plan_case,
-        jobs,
-        dataset=dataset,
-        data_dir=data_dir,
-        out_dir=out_dir,
-        options=options,
-        manifest_options=opts,
-        on_progress=on_progress,
-    )
+    try:
+        return run_build(
+            build_plan_case,
+            jobs,
+            dataset=dataset,
+            data_dir=data_dir,
+            out_dir=out_dir,
+            options=options,
+            manifest_options=opts,
+            on_progress=on_progress,
+        )
+    finally:
+        spool.unlink(missing_ok=True)

@@ -28,10 +28,10 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from medvision.annotate.planners import ImageSink
 from medvision.catalog.spec import DatasetSpec
@@ -50,6 +50,7 @@ __all__ = [
     "official_split_by_image",
     "plan_case_samples",
     "plan_dataset_name",
+    "split_map",
 ]
 
 #: The official load-time detection filter's smallest box side, in pixels.
@@ -163,6 +164,32 @@ def iter_cases(plan: Plan, task_id: str | None = None) -> list[OfficialCase]:
     return out
 
 
+class _CaseSplit(Protocol):
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def split(self) -> Split: ...
+
+
+def split_map(cases: Iterable[_CaseSplit]) -> dict[str, Split]:
+    """``case_ID -> split`` of the given cases.
+
+    Raises:
+        PlanFormatError: If a case is listed on both sides (within or across tasks).
+    """
+    out: dict[str, Split] = {}
+    for case in cases:
+        prev = out.setdefault(case.case_id, case.split)
+        if prev != case.split:
+            raise PlanFormatError(
+                f"case {case.case_id} is listed in both train_cases and test_cases "
+                f"(task {case.task_id})"
+            )
+    return out
+
+
 def official_split(plan: Plan, task_id: str | None = None) -> dict[str, Split]:
     """``case_ID -> split`` from the plan's ``train_cases``/``test_cases``.
 
@@ -176,15 +203,7 @@ def official_split(plan: Plan, task_id: str | None = None) -> dict[str, Split]:
     Raises:
         PlanFormatError: If a case is listed on both sides (within or across tasks).
     """
-    out: dict[str, Split] = {}
-    for case in iter_cases(plan, task_id):
-        prev = out.setdefault(case.case_id, case.split)
-        if prev != case.split:
-            raise PlanFormatError(
-                f"case {case.case_id} is listed in both train_cases and test_cases "
-                f"(task {case.task_id})"
-            )
-    return out
+    return split_map(iter_cases(plan, task_id))
 
 
 def official_split_by_image(plan: Plan, task_id: str) -> dict[str, Split]:
@@ -192,7 +211,7 @@ def official_split_by_image(plan: Plan, task_id: str) -> dict[str, Split]:
     return {Path(c.image_file).name: c.split for c in iter_cases(plan, task_id)}
 
 
-def case_key(plan: Plan, case: OfficialCase) -> str:
+def case_key(plan: Plan, case: _CaseSplit) -> str:
     """Case id in the store: prefixed by the task id when the plan has several tasks."""
     return case.case_id if len(plan["tasks"]) == 1 else f"{case.task_id}-{case.case_id}"
 
