@@ -92,6 +92,10 @@ def build(
     engine: Annotated[
         str, typer.Option(help="local (process pool) or ray (Ray Data; RAY_ADDRESS or local).")
     ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join with --engine ray (HOST:PORT of the head)."),
+    ] = None,
     split_from: Annotated[
         Path | None,
         typer.Option(
@@ -110,6 +114,11 @@ def build(
         raise typer.BadParameter("--render must be minmax or percentile")
     if engine not in ("local", "ray"):
         raise typer.BadParameter("--engine must be local or ray")
+    if ray_address is not None:
+        if engine != "ray":
+            raise typer.BadParameter("--ray-address needs --engine ray")
+        # Ray's own convention: ray.init() and every Ray client join the cluster in RAY_ADDRESS.
+        os.environ["RAY_ADDRESS"] = ray_address
     if on_unknown_label not in ("skip", "ignore"):
         raise typer.BadParameter("--on-unknown-label must be skip or ignore")
     ds_spec = get_spec(str(spec) if spec else dataset)
