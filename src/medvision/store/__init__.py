@@ -7,8 +7,9 @@ read with :func:`open_dataset`. The samples files load directly with HF ``datase
     hf = datasets.load_dataset("parquet", data_files=ds.hf_data_files())
 """
 
+from typing import TYPE_CHECKING, Any
+
 from medvision.store.manifest import BuildCounts, BuildManifest, ManifestFile, SkippedCase
-from medvision.store.reader import BuiltDataset, open_dataset
 from medvision.store.schema import (
     IMAGES_SCHEMA,
     SAMPLES_SCHEMA,
@@ -20,6 +21,19 @@ from medvision.store.schema import (
     table_to_samples,
 )
 from medvision.store.writer import DatasetWriter
+
+if TYPE_CHECKING:
+    from medvision.store.reader import BuiltDataset, open_dataset
+
+
+def __getattr__(name: str) -> Any:
+    # The reader pulls pyarrow.dataset (and pandas with it, ~60 MB): build workers only write,
+    # so it is imported on first use, not with the package.
+    if name in ("BuiltDataset", "open_dataset"):
+        from medvision.store import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module 'medvision.store' has no attribute {name!r}")
 
 __all__ = [
     "IMAGES_SCHEMA",
