@@ -256,6 +256,30 @@ def evaluate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def parse_outputs_file(path: str, task_type: str) -> dict[str, Any]:
+    """The official ``parse_outputs`` on one lmms-eval sample log: per-line metrics and sums."""
+    from medvision_bm.benchmark import parse_outputs as po
+
+    with tempfile.TemporaryDirectory() as tmp:
+        temp = os.path.join(tmp, "parsed.jsonl")
+        sums, count = po._process_jsonl_file(path, temp, task_type, None, False)
+        with open(temp) as f:
+            lines = [json.loads(line) for line in f]
+    per_line = [
+        {
+            "doc_id": d["doc_id"],
+            "parsed": d["filtered_resps"][0],
+            "success": d["SuccessRate"]["success"],
+            "mae": d["avgMAE"]["MAE"],
+            "mre": d.get("avgMRE", {}).get("MRE"),
+            "iou": d.get("avgIoU", {}).get("IoU"),
+            "box_img_ratio": d.get("box_img_ratio"),
+        }
+        for d in lines
+    ]
+    return {"sums": sums, "count": count, "lines": per_line}
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     # The official functions print progress; keep stdout for the JSON answer only.
@@ -263,7 +287,12 @@ def main() -> None:
     sys.stdout = sys.stderr
     try:
         op = request["op"]
-        answer = maps(request["labels"]) if op == "maps" else evaluate(request["items"])
+        if op == "maps":
+            answer = maps(request["labels"])
+        elif op == "parse_outputs":
+            answer = parse_outputs_file(request["path"], request["task_type"])
+        else:
+            answer = evaluate(request["items"])
     finally:
         sys.stdout = real_stdout
     json.dump(_plain(answer), sys.stdout)

@@ -405,9 +405,9 @@ def demo(
 
 def _register_areas() -> None:
     """Commands that live with their area (data, backends, reports, training)."""
-    from medvision.cli import backend_cmds, data_cmds, report_cmds, train_cmds
+    from medvision.cli import backend_cmds, data_cmds, import_cmds, report_cmds, train_cmds
 
-    for module in (data_cmds, backend_cmds, report_cmds, train_cmds):
+    for module in (data_cmds, backend_cmds, report_cmds, train_cmds, import_cmds):
         module.register(app)
 
 

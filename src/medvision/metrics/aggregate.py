@@ -344,8 +344,11 @@ def score_columns(table: pa.Table, family: str | TaskFamily, protocol: Protocol)
     has_scale = ok
     if fam is TaskFamily.ANGLE_DISTANCE:
         has_scale = ok & (_np(table, "metric_type") == "distance")
+    diag = _np(table, "diag_mm")
+    # A record without a known pixel spacing (an imported log) has no diagonal: missing, not inf.
+    has_scale = has_scale & (diag > 0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        out["nmae"] = np.where(has_scale, mae / _np(table, "diag_mm"), np.nan)
+        out["nmae"] = np.where(has_scale, mae / diag, np.nan)
     return out
 
 

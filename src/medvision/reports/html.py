@@ -393,7 +393,10 @@ def _figure(
         f"<br><span class=muted>{_e(reason)}</span>" if reason else "",
         f"<pre>{_e(rec.raw_output)}</pre></figcaption>",
     ]
-    return f"<figure>{_svg(uri, hw, overlays)}{''.join(lines)}</figure>"
+    # A record without a known image size (imported from logs that hold no image) has no
+    # picture to draw on: the caption alone.
+    picture = _svg(uri, hw, overlays) if min(hw) > 0 else ""
+    return f"<figure>{picture}{''.join(lines)}</figure>"
 
 
 def _size_preference(rec: Record) -> float:
