@@ -35,6 +35,7 @@ def __getattr__(name: str) -> Any:
         return getattr(reader, name)
     raise AttributeError(f"module 'medvision.store' has no attribute {name!r}")
 
+
 __all__ = [
     "IMAGES_SCHEMA",
     "SAMPLES_SCHEMA",
