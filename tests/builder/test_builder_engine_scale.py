@@ -132,7 +132,7 @@ def test_process_pool_equals_in_process_build(source: Path, tmp_path: Path) -> N
 def test_ray_engine_equals_local_build(source: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     local = build_dataset(get_spec("mini"), source, tmp_path / "local", BuildOptions())
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         distributed = build_dataset(
             get_spec("mini"), source, tmp_path / "ray", BuildOptions(engine="ray", workers=2)

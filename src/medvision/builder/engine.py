@@ -429,7 +429,14 @@ def _run_ray(fn: Callable[[_J], CaseResult], jobs: list[_J], workers: int) -> It
         if os.environ.get("RAY_ADDRESS"):
             ray.init()
         else:
-            ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
+            # address="local": a fresh Ray of our own, never a cluster that `ray start` left
+            # registered on this machine (ray.init() would join it, dead or not).
+            ray.init(
+                address="local",
+                num_cpus=max(workers, 1),
+                include_dashboard=False,
+                log_to_driver=False,
+            )
         started = True
     try:
         # Jobs travel as pickles so Arrow never has to type our dataclasses.
