@@ -35,10 +35,17 @@ from medvision.annotate.components import (
     label_bounding_boxes,
     slice_components,
 )
+from medvision.annotate.tl_versions import (
+    DEFAULT_ANNOTATION,
+    Annotation,
+    AxesFit,
+    counts_fitted_instances,
+    fit_component,
+    min_cluster_pixels,
+)
 from medvision.catalog.spec import LabelSpec, MeasurementSpec, TaskSpec, plane_of
-from medvision.geometry import LesionMeasurement, angle_deg, box_rc_to_rel, distance_mm
+from medvision.geometry import Diameters, angle_deg, box_rc_to_rel, distance_mm
 from medvision.geometry.ellipse import _feret_crop as component_feret
-from medvision.geometry.ellipse import _fit_ellipse_crop as fit_component_ellipse
 from medvision.schema import Plane, Sample, Split, TaskFamily, make_sample_id
 from medvision.volumes import Volume
 
@@ -196,7 +203,11 @@ def plan_detection(
 
 
 def plan_tumour_lesion(
-    labels: Volume, ctx: CaseContext, sink: ImageSink, stats: PlanStats | None = None
+    labels: Volume,
+    ctx: CaseContext,
+    sink: ImageSink,
+    stats: PlanStats | None = None,
+    annotation: Annotation = DEFAULT_ANNOTATION,
 ) -> list[Sample]:
     """Tumour/lesion size samples of one case (major/minor axes in mm per lesion component).
 
@@ -204,11 +215,16 @@ def plan_tumour_lesion(
     (:func:`~medvision.annotate.components.slice_components`); only the ellipse and Feret
     fits run per component, as they must (each traces its own contour).
 
+    The ground-truth version (:mod:`medvision.annotate.tl_versions`) sets the fit, the
+    cluster floor and what the single-instance filter counts: every cluster on the slice
+    (``official-1.4.0``, ``precise``), or the fitted ellipses (``official-1.0.0``).
+
     Args:
         labels: Label volume (RAS+).
         ctx: Case identity; ``ctx.task.tl`` must be set.
         sink: Where slice images go.
         stats: Optional counters to update.
+        annotation: Ground-truth version (recorded in every sample).
 
     Returns:
         The samples, ordered by label, plane, slice, component size.
@@ -216,6 +232,8 @@ def plan_tumour_lesion(
     spec = ctx.task.tl
     assert spec is not None
     stats = stats if stats is not None else PlanStats()
+    floor = min_cluster_pixels(annotation)
+    count_fitted = counts_fitted_instances(annotation)
     bboxes = label_bounding_boxes(labels.array)
     out: list[Sample] = []
     for label_id in spec.labels:
@@ -226,20 +244,33 @@ def plan_tumour_lesion(
         for code in spec.planes:
             plane = plane_of(code)
             spacing = _in_plane_spacing(labels, plane)
+            hw_ = _in_plane(labels.shape, plane)
+            slice_hw = (int(hw_[0]), int(hw_[1]))
             comps = slice_components(mask, int(plane), offset)
             for a, b in _slice_runs(comps):
                 index = int(comps.slice_index[a])
                 n_total = b - a
-                if spec.single_instance and n_total > 1:
+                if spec.single_instance and not count_fitted and n_total > 1:
                     stats.dropped_multi_instance += 1
                     continue
-                found = [m for m in (_measure(comps, i, spacing) for i in range(a, b)) if m]
-                stats.rejected_fits += n_total - len(found)
+                found: list[_Lesion] = []
+                for i in range(a, b):
+                    if int(comps.pixel_count[i]) < floor:
+                        stats.dropped_small += 1
+                        continue
+                    m = _measure(comps, i, spacing, annotation, slice_hw)
+                    if m is None:
+                        stats.rejected_fits += 1
+                        continue
+                    found.append(m)
                 if not found:
+                    continue
+                if spec.single_instance and count_fitted and len(found) > 1:
+                    stats.dropped_multi_instance += 1
                     continue
                 key, hw = sink.image(plane, index)
                 for k, m in enumerate(found):
-                    e, d = m.ellipse, m.diameters
+                    e, d = m.fit, m.diameters
                     out.append(
                         _label_sample(
                             ctx,
@@ -253,7 +284,7 @@ def plan_tumour_lesion(
                             target=(e.major_mm, e.minor_mm),
                             unit="mm",
                             box_rc=m.box_rc,
-                            n_instances=n_total,
+                            n_instances=len(found) if count_fitted else n_total,
                             points_rc=tuple(e.endpoints_rc),
                             metric_type="axes",
                             metric_key="L-1-2|L-3-4",
@@ -262,25 +293,39 @@ def plan_tumour_lesion(
                                 "perpendicular_mm": d.perpendicular_mm,
                                 "pixel_count": float(m.pixel_count),
                             },
+                            annotation=annotation,
                         )
                     )
     return out
 
 
+@dataclass(frozen=True)
+class _Lesion:
+    """One fitted lesion component: box, size, target fit and Feret diameters."""
+
+    box_rc: tuple[int, int, int, int]
+    pixel_count: int
+    fit: AxesFit
+    diameters: Diameters
+
+
 def _measure(
-    comps: SliceComponents, i: int, spacing: tuple[float, float]
-) -> LesionMeasurement | None:
-    """Ellipse (with the v1.4.0 guards) and Feret diameters of component ``i``, or ``None``."""
+    comps: SliceComponents,
+    i: int,
+    spacing: tuple[float, float],
+    annotation: Annotation,
+    slice_hw: tuple[int, int],
+) -> _Lesion | None:
+    """Ellipse (under ``annotation``) and Feret diameters of component ``i``, or ``None``."""
     crop, offset = comps.crop2d(i)
-    count = int(comps.pixel_count[i])
-    ellipse = fit_component_ellipse(crop, offset, spacing, count)
-    if ellipse is None:
+    fit = fit_component(annotation, crop, offset, spacing, slice_hw)
+    if fit is None:
         return None
     r0, c0, r1, c1 = (int(v) for v in comps.box_rc[i])
-    return LesionMeasurement(
+    return _Lesion(
         box_rc=(r0, c0, r1, c1),
-        pixel_count=count,
-        ellipse=ellipse,
+        pixel_count=int(comps.pixel_count[i]),
+        fit=fit,
         diameters=component_feret(crop, offset, spacing),
     )
 
@@ -303,6 +348,7 @@ def _label_sample(
     points_rc: tuple[tuple[float, float], ...] = (),
     metric_type: str = "",
     metric_key: str = "",
+    annotation: str = "",
 ) -> Sample:
     """The sample of component ``k`` of ``label`` on one slice (detection and T/L planners).
 
@@ -326,6 +372,7 @@ def _label_sample(
         points_rc: Axis endpoints (row, col) in pixels (T/L).
         metric_type: ``"axes"`` for T/L, else ``""``.
         metric_key: Measurement key for T/L, else ``""``.
+        annotation: Ground-truth version of the build.
     """
     key, hw = image
     return Sample(
@@ -356,6 +403,7 @@ def _label_sample(
         metric_type=metric_type,
         metric_key=metric_key,
         extras=extras,
+        annotation=annotation,
     )
 
 

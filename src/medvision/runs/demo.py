@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from medvision.annotate.tl_versions import DEFAULT_ANNOTATION, Annotation
 from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
 from medvision.mini.generate import generate_mini
@@ -42,6 +43,7 @@ def run_demo(
     workers: int = 0,
     seed: int = 0,
     console: Console | None = None,
+    annotation: Annotation = DEFAULT_ANNOTATION,
 ) -> dict[str, Any]:
     """Run the demo into ``out`` and return where everything went.
 
@@ -52,13 +54,16 @@ def run_demo(
         workers: Build worker processes (0 = all cores).
         seed: Seed of the generator and of the random baseline.
         console: Where progress and the leaderboard are printed (``None``: silent).
+        annotation: Ground-truth version of the build (another version than the default
+            builds, runs and reports into folders suffixed with its name).
 
     Returns:
         ``{"dataset": path, "runs": [paths], "report": path, "summaries": {name: summary}}``.
     """
     root = Path(out)
     src = root / f"source-n{cases}-s{seed}"
-    ds_dir = root / f"dataset-n{cases}-s{seed}"
+    suffix = "" if annotation == DEFAULT_ANNOTATION else f"-{annotation}"
+    ds_dir = root / f"dataset-n{cases}-s{seed}{suffix}"
     quiet = console is None
     con = console or Console(quiet=True)
     progress = Progress(
@@ -79,7 +84,7 @@ def run_demo(
             get_spec("mini"),
             src,
             ds_dir,
-            BuildOptions(workers=workers, seed=seed),
+            BuildOptions(workers=workers, seed=seed, annotation=annotation),
             on_progress=lambda d, n, _r: progress.update(t, completed=d, total=n),
         )
         run_dirs: list[Path] = []
@@ -95,7 +100,7 @@ def run_demo(
                 seed=seed,
                 backend_options=options,
             )
-            run_dir = root / "runs" / name
+            run_dir = root / f"runs{suffix}" / name
             t = progress.add_task(f"eval {name}", total=None)
 
             def tick(done: int, total: int, task: TaskID = t) -> None:
@@ -107,10 +112,10 @@ def run_demo(
         f"mini: {manifest.n_samples} samples, {manifest.n_images} images, "
         f"{len(manifest.skipped)} skipped cases"
     )
-    write_reports(run_dirs, root / "report", console=con)
+    write_reports(run_dirs, root / f"report{suffix}", console=con)
     return {
         "dataset": str(ds_dir),
         "runs": [str(p) for p in run_dirs],
-        "report": str(root / "report" / "report.html"),
+        "report": str(root / f"report{suffix}" / "report.html"),
         "summaries": summaries,
     }
