@@ -89,7 +89,7 @@ class Sample:
             configuration that ``--limit`` counts in.
         annotation: Ground-truth version of the build the sample comes from
             (``"official-1.0.0"``, ``"official-1.4.0"``, ``"precise"``; it sets the T/L
-            targets); ``""`` for builds that do not say (official-plan builds, older stores).
+            targets); ``""`` where the build's manifest alone says it (official-plan builds).
     """
 
     sample_id: str

@@ -6,11 +6,10 @@ dataset-construction.md sections 3.3-3.7) with the corrections of the latest off
 * detection: every slice of every requested plane, every nonzero label, one box per
   4-connected component, inclusive min/max; the official loader's single-instance filter
   (more than one component, or a side under ``min_side_px``) is applied when the spec asks.
-* tumour/lesion size: the ellipse fitted to each lesion component's contour in physical
-  coordinates with the right spacing pairing, axes from the continuous ellipse, the v1.4.0
-  guards; slices with more than one component are dropped when ``single_instance`` is set
-  (the official ``n_total_clusters > 1`` filter). The RECIST longest diameter and its
-  perpendicular are recorded beside it.
+* tumour/lesion size: the ellipse fitted to each lesion component under the build's
+  ground-truth version (:mod:`medvision.annotate.tl_versions`: ``official-1.0.0``,
+  ``official-1.4.0``, ``precise``), with that version's floor, gates and single-instance
+  filter. The RECIST longest diameter and its perpendicular are recorded beside it.
 * angle/distance: landmarks in voxel indices of the RAS+ array, 3D physical distance and the
   acute unsigned angle; the image is the slice through the first point.
 

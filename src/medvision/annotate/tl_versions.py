@@ -32,12 +32,14 @@ from medvision.geometry.frames import PointRC
 __all__ = [
     "ANNOTATIONS",
     "DEFAULT_ANNOTATION",
+    "PAPER_ANNOTATION",
     "Annotation",
     "AxesFit",
     "check_annotation",
     "counts_fitted_instances",
     "fit_component",
     "min_cluster_pixels",
+    "plan_file_annotation",
 ]
 
 Annotation = Literal["official-1.0.0", "official-1.4.0", "precise"]
@@ -63,6 +65,18 @@ def check_annotation(name: str) -> Annotation:
             f"{', '.join(ANNOTATIONS)}"
         )
     return name
+
+
+def plan_file_annotation(file_name: str) -> Annotation | None:
+    """Ground-truth version of an official ``benchmark_plan_*_v<X.Y.Z>.json.gz`` file's targets.
+
+    ``..._v1.0.0.json.gz`` -> ``official-1.0.0``, ``..._v1.4.0.json.gz`` -> ``official-1.4.0``;
+    any other (or no) version in the name -> ``None`` (not one of the versions named here).
+    """
+    for version in ("1.0.0", "1.4.0"):
+        if f"_v{version}." in file_name:
+            return check_annotation(f"official-{version}")
+    return None
 
 
 def min_cluster_pixels(annotation: Annotation) -> int:

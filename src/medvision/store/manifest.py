@@ -162,8 +162,9 @@ class BuildManifest(BaseModel):
         files: The Parquet files of the build.
         schema_version: :data:`medvision.store.schema.SCHEMA_VERSION` of the tables.
         annotation: Ground-truth version of the T/L targets (``"official-1.0.0"``,
-            ``"official-1.4.0"``, ``"precise"``); ``None`` for official-plan builds (the
-            plan's own targets) and builds made before the option existed.
+            ``"official-1.4.0"``, ``"precise"``); an official-plan build records its plan
+            file's version when the name states 1.0.0 or 1.4.0, else ``None``; ``None`` also
+            for builds made before the field existed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
