@@ -6,6 +6,7 @@ Every stage resumes: running the demo twice reuses what the first run finished.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from medvision.annotate.tl_versions import DEFAULT_ANNOTATION, Annotation
 from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
 from medvision.mini.generate import generate_mini
+from medvision.runs.ground_truth import GroundTruthWarning
 from medvision.runs.report import write_reports
 from medvision.runs.runner import Runner, RunSpec
 
@@ -89,6 +91,7 @@ def run_demo(
         )
         run_dirs: list[Path] = []
         summaries: dict[str, Any] = {}
+        note: str | None = None
         for name, options in DEMO_BACKENDS.items():
             backend = name.split("-")[0]
             spec = RunSpec(
@@ -106,8 +109,15 @@ def run_demo(
             def tick(done: int, total: int, task: TaskID = t) -> None:
                 progress.update(task, completed=done, total=total)
 
-            summaries[name] = Runner(spec, run_dir).run(on_progress=tick)
+            with warnings.catch_warnings():
+                # The ground-truth note is the same for every baseline: printed once below.
+                warnings.simplefilter("ignore", GroundTruthWarning)
+                runner = Runner(spec, run_dir)
+            note = note or runner.ground_truth_note
+            summaries[name] = runner.run(on_progress=tick)
             run_dirs.append(run_dir)
+    if note is not None:
+        con.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     con.print(
         f"mini: {manifest.n_samples} samples, {manifest.n_images} images, "
         f"{len(manifest.skipped)} skipped cases"

@@ -133,6 +133,7 @@ class Runner:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "dataset_build_id": self.dataset.manifest.build_id,
+            "annotation": self.annotation,
             "protocol": self.protocol.switches(),
             "prompt_style": spec.style.value,
             "selection": {
