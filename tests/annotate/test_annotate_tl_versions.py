@@ -256,7 +256,8 @@ def _ref_v140(mask2d, sp):
 
 
 def _random_lesions(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
-    """Four ellipsoids, one per quadrant of the axial plane (they may touch), plus a bar."""
+    """Four ellipsoids, one per quadrant of the axial plane (they may touch), a bar, and a
+    block on the image border (OpenCV traces it as if the outside were background)."""
     rng = np.random.default_rng(seed)
     grid = np.indices(shape).astype(float)
     arr = np.zeros(shape, dtype=np.uint16)
@@ -268,6 +269,7 @@ def _random_lesions(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
     # A diagonal bar in a few axial planes (the ring gate rejects it in v1.0.0).
     i, j = np.indices(shape[:2])
     arr[(abs(i - j) <= 2) & (i > 4) & (i < 40), 0:2] = 1
+    arr[0:12, 22:40, 9:13] = 1
     return arr
 
 

@@ -16,6 +16,7 @@ from medvision.cli.app import app
 from medvision.reports import leaderboard, to_markdown
 from medvision.runs.ground_truth import GroundTruthWarning
 from medvision.runs.records import RECORDS_NAME, read_records
+from medvision.runs.report import write_reports
 from medvision.runs.runner import Runner, RunSpec
 from medvision.schema import TaskFamily
 from medvision.store import open_dataset
@@ -70,6 +71,9 @@ def test_paper_v1_on_a_140_build_warns_once_and_says_so(mini_store: Path, tmp_pa
     assert records and {r.annotation for r in records} == {"official-1.4.0"}
     md = to_markdown(leaderboard({"oracle": summary}))
     assert "Ground truth (T/L): official-1.4.0" in md
+    write_reports([tmp_path / "run"], tmp_path / "report", bootstrap=10)
+    for name in ("leaderboard.md", "report.html"):
+        assert "Ground truth (T/L): official-1.4.0" in (tmp_path / "report" / name).read_text()
 
 
 def test_no_warning_on_the_papers_ground_truth_or_other_protocols(

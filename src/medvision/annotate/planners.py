@@ -37,14 +37,13 @@ from medvision.annotate.components import (
 from medvision.annotate.tl_versions import (
     DEFAULT_ANNOTATION,
     Annotation,
-    AxesFit,
+    LesionFit,
     counts_fitted_instances,
-    fit_component,
+    measure_component,
     min_cluster_pixels,
 )
 from medvision.catalog.spec import LabelSpec, MeasurementSpec, TaskSpec, plane_of
-from medvision.geometry import Diameters, angle_deg, box_rc_to_rel, distance_mm
-from medvision.geometry.ellipse import _feret_crop as component_feret
+from medvision.geometry import angle_deg, box_rc_to_rel, distance_mm
 from medvision.schema import Plane, Sample, Split, TaskFamily, make_sample_id
 from medvision.volumes import Volume
 
@@ -252,12 +251,12 @@ def plan_tumour_lesion(
                 if spec.single_instance and not count_fitted and n_total > 1:
                     stats.dropped_multi_instance += 1
                     continue
-                found: list[_Lesion] = []
+                found: list[LesionFit] = []
                 for i in range(a, b):
                     if int(comps.pixel_count[i]) < floor:
                         stats.dropped_small += 1
                         continue
-                    m = _measure(comps, i, spacing, annotation, slice_hw)
+                    m = measure_component(annotation, comps, i, spacing, slice_hw)
                     if m is None:
                         stats.rejected_fits += 1
                         continue
@@ -296,37 +295,6 @@ def plan_tumour_lesion(
                         )
                     )
     return out
-
-
-@dataclass(frozen=True)
-class _Lesion:
-    """One fitted lesion component: box, size, target fit and Feret diameters."""
-
-    box_rc: tuple[int, int, int, int]
-    pixel_count: int
-    fit: AxesFit
-    diameters: Diameters
-
-
-def _measure(
-    comps: SliceComponents,
-    i: int,
-    spacing: tuple[float, float],
-    annotation: Annotation,
-    slice_hw: tuple[int, int],
-) -> _Lesion | None:
-    """Ellipse (under ``annotation``) and Feret diameters of component ``i``, or ``None``."""
-    crop, offset = comps.crop2d(i)
-    fit = fit_component(annotation, crop, offset, spacing, slice_hw)
-    if fit is None:
-        return None
-    r0, c0, r1, c1 = (int(v) for v in comps.box_rc[i])
-    return _Lesion(
-        box_rc=(r0, c0, r1, c1),
-        pixel_count=int(comps.pixel_count[i]),
-        fit=fit,
-        diameters=component_feret(crop, offset, spacing),
-    )
 
 
 def _label_sample(

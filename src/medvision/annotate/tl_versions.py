@@ -25,7 +25,8 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
-from medvision.geometry.ellipse import _fit_ellipse_crop
+from medvision.annotate.components import SliceComponents
+from medvision.geometry.ellipse import Diameters, _feret_crop, _fit_ellipse_crop
 from medvision.geometry.ellipse_official import fit_official_v100, fit_official_v140
 from medvision.geometry.frames import PointRC
 
@@ -35,9 +36,11 @@ __all__ = [
     "PAPER_ANNOTATION",
     "Annotation",
     "AxesFit",
+    "LesionFit",
     "check_annotation",
     "counts_fitted_instances",
     "fit_component",
+    "measure_component",
     "min_cluster_pixels",
     "plan_file_annotation",
 ]
@@ -131,3 +134,45 @@ def fit_component(
     else:
         o = fit_official_v140(crop, offset_rc, spacing_mm_rc)
     return None if o is None else AxesFit(o.major_mm, o.minor_mm, o.endpoints_rc)
+
+
+@dataclass(frozen=True)
+class LesionFit:
+    """One fitted lesion component: its box, size, target fit and Feret diameters.
+
+    Attributes:
+        box_rc: Inclusive ``(r0, c0, r1, c1)`` pixel box in the slice.
+        pixel_count: Pixels of the component.
+        fit: The target under the build's version.
+        diameters: RECIST longest diameter and perpendicular (the same in every version).
+    """
+
+    box_rc: tuple[int, int, int, int]
+    pixel_count: int
+    fit: AxesFit
+    diameters: Diameters
+
+
+def measure_component(
+    annotation: Annotation,
+    comps: SliceComponents,
+    i: int,
+    spacing_mm_rc: tuple[float, float],
+    slice_hw: tuple[int, int],
+) -> LesionFit | None:
+    """Fit component ``i`` of ``comps`` under ``annotation`` and add its Feret diameters.
+
+    Returns:
+        The measurement, or ``None`` when the version rejects the fit.
+    """
+    crop, offset = comps.crop2d(i)
+    fit = fit_component(annotation, crop, offset, spacing_mm_rc, slice_hw)
+    if fit is None:
+        return None
+    r0, c0, r1, c1 = (int(v) for v in comps.box_rc[i])
+    return LesionFit(
+        box_rc=(r0, c0, r1, c1),
+        pixel_count=int(comps.pixel_count[i]),
+        fit=fit,
+        diameters=_feret_crop(crop, offset, spacing_mm_rc),
+    )
