@@ -233,7 +233,8 @@ def main() -> None:
             labels = load_volume(src / "Masks" / f"c{i:03d}.nii.gz", "labels")
             t0 = time.perf_counter()
             plan_detection(labels, ctx, _NullSink(), PlanStats())
-            plan_tumour_lesion(labels, ctx, _NullSink(), PlanStats())
+            # "precise": the same fit as the per-slice side (lesion_measurements).
+            plan_tumour_lesion(labels, ctx, _NullSink(), PlanStats(), "precise")
             t_ours += time.perf_counter() - t0
             t0 = time.perf_counter()
             _naive_official(labels.array, labels.spacing_mm)

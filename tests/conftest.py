@@ -25,6 +25,14 @@ def mini_store(mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="session")
+def mini_store_precise(mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mini store built with the ``precise`` (sub-pixel) T/L ground truth."""
+    out = tmp_path_factory.mktemp("mini_store_precise")
+    build_dataset(get_spec("mini"), mini_source, out, BuildOptions(workers=1, annotation="precise"))
+    return out
+
+
+@pytest.fixture(scope="session")
 def official_python() -> str:
     """Python of the test-only venv holding the official code (built once; fails loudly)."""
     root = Path(__file__).resolve().parents[1]

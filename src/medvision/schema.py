@@ -87,6 +87,9 @@ class Sample:
         task_id: The dataset task the sample comes from (``TaskSpec.id``, or the official
             plan's ``task_ID``); with the family and plane it names the official task
             configuration that ``--limit`` counts in.
+        annotation: Ground-truth version of the build the sample comes from
+            (``"official-1.0.0"``, ``"official-1.4.0"``, ``"precise"``; it sets the T/L
+            targets); ``""`` where the build's manifest alone says it (official-plan builds).
     """
 
     sample_id: str
@@ -116,6 +119,7 @@ class Sample:
     landmark_names: tuple[str, ...] = ()
     extras: dict[str, float] = field(default_factory=dict)
     task_id: str = ""
+    annotation: str = ""
 
 
 def make_sample_id(*parts: object) -> str:
@@ -180,6 +184,8 @@ class Record:
         prompt_tokens: Prompt tokens, if the backend reported them.
         completion_tokens: Generated tokens, if the backend reported them.
         finish_reason: Why generation stopped (``"length"``: cut at the token limit).
+        annotation: Ground-truth version of the build (:attr:`Sample.annotation`); ``None``
+            when the build did not record one.
     """
 
     sample_id: str
@@ -214,3 +220,4 @@ class Record:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    annotation: str | None = None

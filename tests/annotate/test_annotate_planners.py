@@ -35,10 +35,12 @@ def _cross_section_axes_mm(tumour: dict, plane: int, pos_mm: float) -> tuple[flo
     return float(axes.max()), float(axes.min())
 
 
-def test_tl_axes_match_the_analytic_ellipsoid_sections(mini_source: Path, mini_store: Path) -> None:
-    truth = json.loads((mini_source / "truth.json").read_text())["cases"]
-    rel_errors = []
-    for s in _samples(mini_store, TaskFamily.TUMOR_LESION_SIZE):
+def _section_errors(source: Path, store: Path) -> tuple[list[float], list[float]]:
+    """Relative and signed pixel errors of the T/L targets against the analytic sections."""
+    truth = json.loads((source / "truth.json").read_text())["cases"]
+    rel_errors: list[float] = []
+    px_errors: list[float] = []
+    for s in _samples(store, TaskFamily.TUMOR_LESION_SIZE):
         case = truth[s.case_id.split("-", 1)[1]]
         spacing = np.array(case["spacing_mm"])
         pos = s.slice_index * spacing[int(s.plane)]
@@ -51,13 +53,21 @@ def test_tl_axes_match_the_analytic_ellipsoid_sections(mini_source: Path, mini_s
         if minor < 12 * coarse:  # small sections are limited by rasterisation
             continue
         rel_errors += [abs(s.target[0] - major) / major, abs(s.target[1] - minor) / minor]
+        px_errors += [(s.target[0] - major) / coarse, (s.target[1] - minor) / coarse]
+    return rel_errors, px_errors
+
+
+def test_tl_axes_match_the_analytic_ellipsoid_sections(
+    mini_source: Path, mini_store_precise: Path
+) -> None:
+    rel_errors, _ = _section_errors(mini_source, mini_store_precise)
     assert len(rel_errors) >= 20
     assert float(np.median(rel_errors)) < 0.03
     assert float(np.max(rel_errors)) < 0.12
 
 
-def test_tl_major_is_at_least_minor_and_feret_close(mini_store: Path) -> None:
-    for s in _samples(mini_store, TaskFamily.TUMOR_LESION_SIZE):
+def test_tl_major_is_at_least_minor_and_feret_close(mini_store_precise: Path) -> None:
+    for s in _samples(mini_store_precise, TaskFamily.TUMOR_LESION_SIZE):
         assert s.target[0] >= s.target[1] > 0
         assert s.unit == "mm" and len(s.points_rc) == 4
         # The longest diameter of a filled ellipse is close to its major axis.
@@ -114,3 +124,14 @@ def test_ad_values_match_the_generator(mini_source: Path, mini_store: Path) -> N
             assert math.isclose(s.target[0], math.degrees(math.acos(min(cos, 1.0))), abs_tol=1e-6)
             assert 0 <= s.target[0] <= 90 and s.unit == "degree"
             assert len(s.landmark_names) == 4
+
+
+def test_tl_official_140_axes_run_through_boundary_pixel_centres(
+    mini_source: Path, mini_store: Path
+) -> None:
+    # The default build (official-1.4.0) fits the contour through the boundary pixel centres,
+    # half a pixel inside the region's edge on each side: its axes are about one pixel short.
+    assert open_dataset(mini_store).manifest.annotation == "official-1.4.0"
+    _, px_errors = _section_errors(mini_source, mini_store)
+    assert len(px_errors) >= 20
+    assert -1.6 < float(np.median(px_errors)) < -0.4

@@ -122,7 +122,7 @@ def test_tl_equals_per_slice_reference() -> None:
     labels = from_array(_random_labels(3, shape), np.diag([0.8, 1.1, 3.0, 1.0]), "labels")
     ctx = CaseContext("syn", _task(False), "c0", "train")
     stats = PlanStats()
-    got = plan_tumour_lesion(labels, ctx, _Sink(shape), stats)
+    got = plan_tumour_lesion(labels, ctx, _Sink(shape), stats, "precise")
     want = []
     rejected = 0
     for plane in (Plane.SAGITTAL, Plane.CORONAL, Plane.AXIAL):

@@ -37,6 +37,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     first = runner.invoke(app, args, env={"COLUMNS": "160"})
     assert first.exit_code == 0, first.output
     assert "leaderboard" in first.output.lower()
+    # paper-v1 baselines on the default official-1.4.0 build: one ground-truth warning.
+    assert first.output.count("warning:") == 1 and "official-1.4.0" in first.output
     report = tmp_path / "report" / "report.html"
     assert report.exists() and (tmp_path / "report" / "leaderboard.md").exists()
     summary = json.loads((tmp_path / "runs" / "oracle" / "summary.json").read_text())

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from medvision.annotate.tl_versions import plan_file_annotation
 from medvision.builder.engine import BuildOptions
 from medvision.builder.official import PLAN_SPOOL, build_official_plan
 from medvision.schema import TaskFamily
@@ -266,6 +267,15 @@ def test_tl_and_ad_values_come_from_the_plan(built: Any) -> None:
     assert angle.target == (33.0,) and angle.unit == "degree" and angle.metric_name == "SNA"
     assert angle.landmark_names == ("sella", "nasion", "nasion", "subspinale")
     assert angle.image_hw == (SHAPE[1], SHAPE[2]) and angle.slice_index == 7
+
+
+def test_a_plan_build_records_the_plan_files_ground_truth_version(built: Any) -> None:
+    _, _, manifest = built
+    # The plan file is ..._v1.0.0.json.gz: its targets are the official v1.0.0 ones.
+    assert manifest.annotation == "official-1.0.0"
+    assert plan_file_annotation("benchmark_plan_biometry_v1.4.0.json.gz") == "official-1.4.0"
+    assert plan_file_annotation("benchmark_plan_biometry_v1.1.1.json.gz") is None
+    assert plan_file_annotation("plan.json.gz") is None
 
 
 def test_geometry_mismatch_is_skipped_with_reason(built: Any) -> None:

@@ -232,7 +232,7 @@ def test_manifest_create_save_load(tmp_path: Path) -> None:
     )
     versions = library_versions()
     assert m.medvision_version == versions["medvision"]
-    assert set(m.versions) == {"numpy", "scipy", "nibabel", "pyarrow", "skimage"}
+    assert set(m.versions) == {"numpy", "scipy", "nibabel", "pyarrow", "skimage", "cv2"}
     assert m.versions["numpy"] == np.__version__
     assert m.versions["pyarrow"] == pa.__version__
     assert len(m.build_id) == 16

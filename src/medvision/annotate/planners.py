@@ -6,11 +6,10 @@ dataset-construction.md sections 3.3-3.7) with the corrections of the latest off
 * detection: every slice of every requested plane, every nonzero label, one box per
   4-connected component, inclusive min/max; the official loader's single-instance filter
   (more than one component, or a side under ``min_side_px``) is applied when the spec asks.
-* tumour/lesion size: the ellipse fitted to each lesion component's contour in physical
-  coordinates with the right spacing pairing, axes from the continuous ellipse, the v1.4.0
-  guards; slices with more than one component are dropped when ``single_instance`` is set
-  (the official ``n_total_clusters > 1`` filter). The RECIST longest diameter and its
-  perpendicular are recorded beside it.
+* tumour/lesion size: the ellipse fitted to each lesion component under the build's
+  ground-truth version (:mod:`medvision.annotate.tl_versions`: ``official-1.0.0``,
+  ``official-1.4.0``, ``precise``), with that version's floor, gates and single-instance
+  filter. The RECIST longest diameter and its perpendicular are recorded beside it.
 * angle/distance: landmarks in voxel indices of the RAS+ array, 3D physical distance and the
   acute unsigned angle; the image is the slice through the first point.
 
@@ -35,10 +34,16 @@ from medvision.annotate.components import (
     label_bounding_boxes,
     slice_components,
 )
+from medvision.annotate.tl_versions import (
+    DEFAULT_ANNOTATION,
+    Annotation,
+    LesionFit,
+    counts_fitted_instances,
+    measure_component,
+    min_cluster_pixels,
+)
 from medvision.catalog.spec import LabelSpec, MeasurementSpec, TaskSpec, plane_of
-from medvision.geometry import LesionMeasurement, angle_deg, box_rc_to_rel, distance_mm
-from medvision.geometry.ellipse import _feret_crop as component_feret
-from medvision.geometry.ellipse import _fit_ellipse_crop as fit_component_ellipse
+from medvision.geometry import angle_deg, box_rc_to_rel, distance_mm
 from medvision.schema import Plane, Sample, Split, TaskFamily, make_sample_id
 from medvision.volumes import Volume
 
@@ -196,7 +201,11 @@ def plan_detection(
 
 
 def plan_tumour_lesion(
-    labels: Volume, ctx: CaseContext, sink: ImageSink, stats: PlanStats | None = None
+    labels: Volume,
+    ctx: CaseContext,
+    sink: ImageSink,
+    stats: PlanStats | None = None,
+    annotation: Annotation = DEFAULT_ANNOTATION,
 ) -> list[Sample]:
     """Tumour/lesion size samples of one case (major/minor axes in mm per lesion component).
 
@@ -204,11 +213,16 @@ def plan_tumour_lesion(
     (:func:`~medvision.annotate.components.slice_components`); only the ellipse and Feret
     fits run per component, as they must (each traces its own contour).
 
+    The ground-truth version (:mod:`medvision.annotate.tl_versions`) sets the fit, the
+    cluster floor and what the single-instance filter counts: every cluster on the slice
+    (``official-1.4.0``, ``precise``), or the fitted ellipses (``official-1.0.0``).
+
     Args:
         labels: Label volume (RAS+).
         ctx: Case identity; ``ctx.task.tl`` must be set.
         sink: Where slice images go.
         stats: Optional counters to update.
+        annotation: Ground-truth version (recorded in every sample).
 
     Returns:
         The samples, ordered by label, plane, slice, component size.
@@ -216,6 +230,8 @@ def plan_tumour_lesion(
     spec = ctx.task.tl
     assert spec is not None
     stats = stats if stats is not None else PlanStats()
+    floor = min_cluster_pixels(annotation)
+    count_fitted = counts_fitted_instances(annotation)
     bboxes = label_bounding_boxes(labels.array)
     out: list[Sample] = []
     for label_id in spec.labels:
@@ -226,20 +242,33 @@ def plan_tumour_lesion(
         for code in spec.planes:
             plane = plane_of(code)
             spacing = _in_plane_spacing(labels, plane)
+            hw_ = _in_plane(labels.shape, plane)
+            slice_hw = (int(hw_[0]), int(hw_[1]))
             comps = slice_components(mask, int(plane), offset)
             for a, b in _slice_runs(comps):
                 index = int(comps.slice_index[a])
                 n_total = b - a
-                if spec.single_instance and n_total > 1:
+                if spec.single_instance and not count_fitted and n_total > 1:
                     stats.dropped_multi_instance += 1
                     continue
-                found = [m for m in (_measure(comps, i, spacing) for i in range(a, b)) if m]
-                stats.rejected_fits += n_total - len(found)
+                found: list[LesionFit] = []
+                for i in range(a, b):
+                    if int(comps.pixel_count[i]) < floor:
+                        stats.dropped_small += 1
+                        continue
+                    m = measure_component(annotation, comps, i, spacing, slice_hw)
+                    if m is None:
+                        stats.rejected_fits += 1
+                        continue
+                    found.append(m)
                 if not found:
+                    continue
+                if spec.single_instance and count_fitted and len(found) > 1:
+                    stats.dropped_multi_instance += 1
                     continue
                 key, hw = sink.image(plane, index)
                 for k, m in enumerate(found):
-                    e, d = m.ellipse, m.diameters
+                    e, d = m.fit, m.diameters
                     out.append(
                         _label_sample(
                             ctx,
@@ -253,7 +282,7 @@ def plan_tumour_lesion(
                             target=(e.major_mm, e.minor_mm),
                             unit="mm",
                             box_rc=m.box_rc,
-                            n_instances=n_total,
+                            n_instances=len(found) if count_fitted else n_total,
                             points_rc=tuple(e.endpoints_rc),
                             metric_type="axes",
                             metric_key="L-1-2|L-3-4",
@@ -262,27 +291,10 @@ def plan_tumour_lesion(
                                 "perpendicular_mm": d.perpendicular_mm,
                                 "pixel_count": float(m.pixel_count),
                             },
+                            annotation=annotation,
                         )
                     )
     return out
-
-
-def _measure(
-    comps: SliceComponents, i: int, spacing: tuple[float, float]
-) -> LesionMeasurement | None:
-    """Ellipse (with the v1.4.0 guards) and Feret diameters of component ``i``, or ``None``."""
-    crop, offset = comps.crop2d(i)
-    count = int(comps.pixel_count[i])
-    ellipse = fit_component_ellipse(crop, offset, spacing, count)
-    if ellipse is None:
-        return None
-    r0, c0, r1, c1 = (int(v) for v in comps.box_rc[i])
-    return LesionMeasurement(
-        box_rc=(r0, c0, r1, c1),
-        pixel_count=count,
-        ellipse=ellipse,
-        diameters=component_feret(crop, offset, spacing),
-    )
 
 
 def _label_sample(
@@ -303,6 +315,7 @@ def _label_sample(
     points_rc: tuple[tuple[float, float], ...] = (),
     metric_type: str = "",
     metric_key: str = "",
+    annotation: str = "",
 ) -> Sample:
     """The sample of component ``k`` of ``label`` on one slice (detection and T/L planners).
 
@@ -326,6 +339,7 @@ def _label_sample(
         points_rc: Axis endpoints (row, col) in pixels (T/L).
         metric_type: ``"axes"`` for T/L, else ``""``.
         metric_key: Measurement key for T/L, else ``""``.
+        annotation: Ground-truth version of the build.
     """
     key, hw = image
     return Sample(
@@ -356,6 +370,7 @@ def _label_sample(
         metric_type=metric_type,
         metric_key=metric_key,
         extras=extras,
+        annotation=annotation,
     )
 
 

@@ -37,6 +37,7 @@ from medvision.annotate.planners import (
     plan_detection,
     plan_tumour_lesion,
 )
+from medvision.annotate.tl_versions import DEFAULT_ANNOTATION, Annotation, check_annotation
 from medvision.builder.splits import split_cases
 from medvision.catalog.layouts import (
     CaseFiles,
@@ -103,6 +104,8 @@ class BuildOptions:
             skipped with that reason.
         on_unknown_label: What a mask holding label ids the spec does not know does to its
             case: ``"skip"`` (default; the case is skipped and the ids named) or ``"ignore"``.
+        annotation: Ground-truth version of the T/L targets (``official-1.0.0``,
+            ``official-1.4.0``, ``precise``; see :mod:`medvision.annotate.tl_versions`).
     """
 
     workers: int = 1
@@ -112,6 +115,10 @@ class BuildOptions:
     engine: Engine = "local"
     split_from: str | None = None
     on_unknown_label: UnknownLabelPolicy = "skip"
+    annotation: Annotation = DEFAULT_ANNOTATION
+
+    def __post_init__(self) -> None:
+        check_annotation(self.annotation)
 
 
 class SliceImages:
@@ -148,6 +155,7 @@ class CaseJob:
     out_dir: str
     render: RenderMethod
     on_unknown_label: UnknownLabelPolicy = "skip"
+    annotation: Annotation = DEFAULT_ANNOTATION
 
     @property
     def key(self) -> str:
@@ -283,11 +291,13 @@ def _plan_case(
         if task.detection is not None:
             samples += plan_detection(labels, ctx, sink, stats)
         if task.tl is not None:
-            samples += plan_tumour_lesion(labels, ctx, sink, stats)
+            samples += plan_tumour_lesion(labels, ctx, sink, stats, job.annotation)
     if inputs.landmarks is not None and task.measurements:
         samples += plan_angle_distance(
             image, inputs.landmarks, ctx, sink, landmark_file=inputs.landmark_file
         )
+    # Every sample carries the build's ground-truth version (T/L samples already do).
+    samples = [s if s.annotation else replace(s, annotation=job.annotation) for s in samples]
     return samples, sink.images
 
 
@@ -329,7 +339,16 @@ def plan_jobs(
         if options.max_cases is not None:
             cases = cases[: options.max_cases]
         jobs += [
-            CaseJob(spec, task.id, c, split, str(out_dir), options.render, options.on_unknown_label)
+            CaseJob(
+                spec,
+                task.id,
+                c,
+                split,
+                str(out_dir),
+                options.render,
+                options.on_unknown_label,
+                options.annotation,
+            )
             for c, split in _assign_splits(spec, task, cases, options.split_from, shared)
         ]
     return jobs
@@ -483,6 +502,7 @@ def build_dataset(
         "split": spec.split.model_dump(),
         "spec_sha256": hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16],
         "on_unknown_label": options.on_unknown_label,
+        "annotation": options.annotation,
     }
     if options.split_from is not None:
         opts["split"] = {"official_plan": Path(options.split_from).name}
@@ -575,7 +595,11 @@ def run_build(
             for k, v in json.loads(stats_file.read_text()).items():
                 totals[k] = totals.get(k, 0) + int(v)
     manifest = BuildManifest.create(
-        datasets=[dataset], seed=options.seed, options=manifest_options, skipped=skipped
+        datasets=[dataset],
+        seed=options.seed,
+        options=manifest_options,
+        skipped=skipped,
+        annotation=manifest_options.get("annotation"),
     )
     # Recorded after the build id is computed: counters describe the output, not the input.
     manifest.options["planner_drops"] = totals

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medvision.annotate.tl_versions import plan_file_annotation
 from medvision.builder.engine import (
     BuildOptions,
     CaseResult,
@@ -201,6 +202,8 @@ def build_official_plan(
         "render": options.render,
         "max_cases": options.max_cases,
         "apply_official_filters": apply_filters,
+        # The plan's own targets: their version when the file name states a known one.
+        "annotation": plan_file_annotation(Path(plan_path).name),
         "split": {"official_plan": Path(plan_path).name},
         "spec_sha256": (
             hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16] if spec else None

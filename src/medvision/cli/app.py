@@ -78,6 +78,22 @@ def mini(
     console.print(f"wrote {cases} mini cases to {out}")
 
 
+_ANNOTATION_HELP = (
+    "T/L ground-truth version: official-1.0.0 (the paper's leaderboard targets), "
+    "official-1.4.0 (current official rules) or precise (sub-pixel fit)."
+)
+
+
+def _annotation(name: str) -> Any:
+    """``--annotation`` checked against the known ground-truth versions."""
+    from medvision.annotate.tl_versions import check_annotation
+
+    try:
+        return check_annotation(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 @app.command()
 def build(
     data_dir: Annotated[Path, typer.Argument(help="Folder with the dataset's source files.")],
@@ -105,6 +121,7 @@ def build(
     on_unknown_label: Annotated[
         str, typer.Option(help="skip (default) or ignore cases whose mask has unknown label ids.")
     ] = "skip",
+    annotation: Annotated[str, typer.Option(help=_ANNOTATION_HELP)] = "official-1.4.0",
 ) -> None:
     """Build a dataset's images, masks and landmarks into MedVision samples (resumable)."""
     from medvision.builder.engine import BuildOptions
@@ -129,6 +146,7 @@ def build(
         engine=engine,  # type: ignore[arg-type]
         split_from=str(split_from) if split_from else None,
         on_unknown_label=on_unknown_label,  # type: ignore[arg-type]
+        annotation=_annotation(annotation),
     )
     manifest = _build_with_progress(ds_spec, data_dir, out, options)
     _print_manifest(manifest)
@@ -316,9 +334,16 @@ def eval_cmd(
 def _eval_with_progress(
     spec: Any, out: Path, overwrite: bool, retry_errors: bool = False
 ) -> dict[str, Any]:
+    import warnings
+
     from medvision.runs.runner import Runner
 
-    runner = Runner(spec, out, overwrite=overwrite)
+    with warnings.catch_warnings():
+        # The runner's ground-truth warning is printed once, as one line.
+        warnings.simplefilter("ignore")
+        runner = Runner(spec, out, overwrite=overwrite)
+    if runner.ground_truth_note is not None:
+        console.print(f"[yellow]warning:[/yellow] {runner.ground_truth_note}", highlight=False)
     with progress_bar(console) as progress:
         task = progress.add_task(f"eval {spec.model_name}", total=None)
 
@@ -391,12 +416,21 @@ def demo(
     limit: Annotated[int, typer.Option(help="Samples per task configuration.")] = 200,
     workers: Annotated[int, typer.Option(help="Build workers (0 = all cores).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    annotation: Annotated[str, typer.Option(help=_ANNOTATION_HELP)] = "official-1.4.0",
 ) -> None:
     """Build the embedded mini dataset, evaluate the baselines, print a leaderboard and report."""
     from medvision.runs.demo import run_demo
 
     t0 = time.perf_counter()
-    result = run_demo(out, cases=cases, limit=limit, workers=workers, seed=seed, console=console)
+    result = run_demo(
+        out,
+        cases=cases,
+        limit=limit,
+        workers=workers,
+        seed=seed,
+        console=console,
+        annotation=_annotation(annotation),
+    )
     console.print(
         f"\nreport: {result['report']}\nrecords: {', '.join(result['runs'])}\n"
         f"demo finished in {time.perf_counter() - t0:.1f} s"

@@ -35,6 +35,7 @@ from medvision.reports.tables import (
     failure_notes,
     format_interval,
     format_value,
+    ground_truth_line,
     leaderboard,
     protocol_line,
 )
@@ -652,6 +653,7 @@ def write_html_report(
         f"<title>MedVision report</title><style>{_CSS}</style></head><body>"
         "<h1>MedVision report</h1>"
         f'<p class="proto">{_e(protocol_line(rows))}</p>'
+        f'<p class="proto">{_e(ground_truth_line(rows))}</p>'
         f"<h2>Leaderboard</h2>{board}{sections}</body></html>\n"
     )
     Path(path).write_text(doc, encoding="utf-8")

@@ -27,6 +27,7 @@ __all__ = [
     "failure_notes",
     "format_interval",
     "format_value",
+    "ground_truth_line",
     "leaderboard",
     "print_leaderboard",
     "protocol_line",
@@ -113,6 +114,7 @@ def leaderboard(summaries: Mapping[str, Mapping[str, Any]]) -> list[Row]:
         row: Row = {
             "run": run,
             "protocol": _get(s, "protocol", "name"),
+            "annotation": _get(s, "run", "annotation"),
             "num_records": s.get("num_records"),
             "num_failed": sum(v for k, v in (s.get("status_counts") or {}).items() if k != "ok"),
         }
@@ -140,6 +142,17 @@ def protocol_line(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"Protocols (mixed): {', '.join(names)}"
 
 
+def ground_truth_line(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``"Ground truth (T/L): official-1.4.0"``; several versions are listed as mixed.
+
+    A run whose build did not record its version shows ``not recorded``.
+    """
+    names = sorted({str(r.get("annotation") or "not recorded") for r in rows})
+    if len(names) == 1:
+        return f"Ground truth (T/L): {names[0]}"
+    return f"Ground truth (T/L, mixed): {', '.join(names)}"
+
+
 def format_value(v: Any, digits: int = 4) -> str:
     """Format one cell: floats with ``digits`` decimals, ``None``/NaN as an em dash."""
     if v is None:
@@ -161,7 +174,8 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     body = [
         "| " + " | ".join(_md_cell(format_value(r.get(k))) for k, _ in COLUMNS) + " |" for r in rows
     ]
-    return "\n".join([protocol_line(rows), "", header, sep, *body]) + "\n"
+    lines = [protocol_line(rows), "", ground_truth_line(rows), "", header, sep, *body]
+    return "\n".join(lines) + "\n"
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
@@ -180,7 +194,8 @@ def to_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
 
 def print_leaderboard(rows: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
     """Print the leaderboard as a rich table titled with the protocol."""
-    table = Table(title=Text(f"MedVision leaderboard \u2014 {protocol_line(rows)}"))
+    title = f"MedVision leaderboard \u2014 {protocol_line(rows)} \u2014 {ground_truth_line(rows)}"
+    table = Table(title=Text(title))
     for _, label in TERMINAL_COLUMNS:
         table.add_column(label, justify="left" if label == "run" else "right")
     for r in rows:

@@ -6,6 +6,7 @@ Every stage resumes: running the demo twice reuses what the first run finished.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from medvision.annotate.tl_versions import DEFAULT_ANNOTATION, Annotation
 from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
 from medvision.mini.generate import generate_mini
+from medvision.runs.ground_truth import GroundTruthWarning
 from medvision.runs.report import write_reports
 from medvision.runs.runner import Runner, RunSpec
 
@@ -42,6 +45,7 @@ def run_demo(
     workers: int = 0,
     seed: int = 0,
     console: Console | None = None,
+    annotation: Annotation = DEFAULT_ANNOTATION,
 ) -> dict[str, Any]:
     """Run the demo into ``out`` and return where everything went.
 
@@ -52,13 +56,16 @@ def run_demo(
         workers: Build worker processes (0 = all cores).
         seed: Seed of the generator and of the random baseline.
         console: Where progress and the leaderboard are printed (``None``: silent).
+        annotation: Ground-truth version of the build (another version than the default
+            builds, runs and reports into folders suffixed with its name).
 
     Returns:
         ``{"dataset": path, "runs": [paths], "report": path, "summaries": {name: summary}}``.
     """
     root = Path(out)
     src = root / f"source-n{cases}-s{seed}"
-    ds_dir = root / f"dataset-n{cases}-s{seed}"
+    suffix = "" if annotation == DEFAULT_ANNOTATION else f"-{annotation}"
+    ds_dir = root / f"dataset-n{cases}-s{seed}{suffix}"
     quiet = console is None
     con = console or Console(quiet=True)
     progress = Progress(
@@ -79,11 +86,12 @@ def run_demo(
             get_spec("mini"),
             src,
             ds_dir,
-            BuildOptions(workers=workers, seed=seed),
+            BuildOptions(workers=workers, seed=seed, annotation=annotation),
             on_progress=lambda d, n, _r: progress.update(t, completed=d, total=n),
         )
         run_dirs: list[Path] = []
         summaries: dict[str, Any] = {}
+        note: str | None = None
         for name, options in DEMO_BACKENDS.items():
             backend = name.split("-")[0]
             spec = RunSpec(
@@ -95,22 +103,29 @@ def run_demo(
                 seed=seed,
                 backend_options=options,
             )
-            run_dir = root / "runs" / name
+            run_dir = root / f"runs{suffix}" / name
             t = progress.add_task(f"eval {name}", total=None)
 
             def tick(done: int, total: int, task: TaskID = t) -> None:
                 progress.update(task, completed=done, total=total)
 
-            summaries[name] = Runner(spec, run_dir).run(on_progress=tick)
+            with warnings.catch_warnings():
+                # The ground-truth note is the same for every baseline: printed once below.
+                warnings.simplefilter("ignore", GroundTruthWarning)
+                runner = Runner(spec, run_dir)
+            note = note or runner.ground_truth_note
+            summaries[name] = runner.run(on_progress=tick)
             run_dirs.append(run_dir)
+    if note is not None:
+        con.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     con.print(
         f"mini: {manifest.n_samples} samples, {manifest.n_images} images, "
         f"{len(manifest.skipped)} skipped cases"
     )
-    write_reports(run_dirs, root / "report", console=con)
+    write_reports(run_dirs, root / f"report{suffix}", console=con)
     return {
         "dataset": str(ds_dir),
         "runs": [str(p) for p in run_dirs],
-        "report": str(root / "report" / "report.html"),
+        "report": str(root / f"report{suffix}" / "report.html"),
         "summaries": summaries,
     }

@@ -40,6 +40,7 @@ from medvision.backends.registry import BACKENDS
 from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
 from medvision.parsing import ParsedAnswer, ParseStatus
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
+from medvision.runs.ground_truth import warn_ground_truth
 from medvision.runs.records import (
     RECORDS_NAME,
     append_records,
@@ -106,6 +107,9 @@ class Runner:
                 f"schemas are those of the json answers); found {spec.style.value!r}"
             )
         self._settings_hash = spec.settings_hash()
+        self.annotation = self.dataset.manifest.annotation
+        #: The paper-v1-on-another-ground-truth warning (emitted once, here), or ``None``.
+        self.ground_truth_note = warn_ground_truth(spec.protocol, self.annotation)
         self._prompts: dict[str, str] = {}
         self._changed = False
         self._prepare_dir(overwrite)
@@ -129,6 +133,7 @@ class Runner:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "dataset_build_id": self.dataset.manifest.build_id,
+            "annotation": self.annotation,
             "protocol": self.protocol.switches(),
             "prompt_style": spec.style.value,
             "selection": {
@@ -325,6 +330,7 @@ class Runner:
             "selection": "stratified-by-label" if self.spec.protocol == "strict" else "first-n",
             "limit_per_config": self.spec.limit_per_config,
             "dataset_build_id": self.dataset.manifest.build_id,
+            "annotation": self.annotation,
             "settings_hash": self._settings_hash,
             "n_records": len(records),
             "n_backend_errors": sum(r.status == ParseStatus.BACKEND_ERROR.value for r in records),
@@ -443,6 +449,7 @@ class Runner:
             prompt_tokens=r.prompt_tokens,
             completion_tokens=r.completion_tokens,
             finish_reason=r.finish_reason,
+            annotation=s.annotation or self.annotation,
         )
 
 

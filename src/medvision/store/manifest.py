@@ -39,6 +39,7 @@ _VERSIONED = {
     "nibabel": "nibabel",
     "pyarrow": "pyarrow",
     "skimage": "scikit-image",
+    "cv2": "opencv-python-headless",
 }
 
 
@@ -47,7 +48,7 @@ def library_versions() -> dict[str, str]:
 
     Returns:
         ``{"medvision": ..., "numpy": ..., "scipy": ..., "nibabel": ..., "pyarrow": ...,
-        "skimage": ...}``; ``"not installed"`` for a missing distribution.
+        "skimage": ..., "cv2": ...}``; ``"not installed"`` for a missing distribution.
     """
     from medvision import __version__
 
@@ -150,7 +151,7 @@ class BuildManifest(BaseModel):
         build_id: Hash of the inputs and library versions (:func:`compute_build_id`).
         created_utc: ISO-8601 UTC time the manifest was created.
         medvision_version: Version of this package.
-        versions: Versions of numpy, scipy, nibabel, pyarrow, skimage.
+        versions: Versions of numpy, scipy, nibabel, pyarrow, skimage, cv2 (OpenCV).
         seed: Build seed.
         datasets: Catalog names of the source datasets.
         counts: Sample counts.
@@ -160,6 +161,10 @@ class BuildManifest(BaseModel):
         options: Build options as given.
         files: The Parquet files of the build.
         schema_version: :data:`medvision.store.schema.SCHEMA_VERSION` of the tables.
+        annotation: Ground-truth version of the T/L targets (``"official-1.0.0"``,
+            ``"official-1.4.0"``, ``"precise"``); an official-plan build records its plan
+            file's version when the name states 1.0.0 or 1.4.0, else ``None``; ``None`` also
+            for builds made before the field existed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -177,6 +182,7 @@ class BuildManifest(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     files: list[ManifestFile] = Field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
+    annotation: str | None = None
 
     @classmethod
     def create(
@@ -186,6 +192,7 @@ class BuildManifest(BaseModel):
         seed: int,
         options: dict[str, Any] | None = None,
         skipped: list[SkippedCase] | None = None,
+        annotation: str | None = None,
     ) -> BuildManifest:
         """Start a manifest for a build: stamps versions, time and the build id.
 
@@ -194,6 +201,7 @@ class BuildManifest(BaseModel):
             seed: Build seed.
             options: JSON-serialisable build options.
             skipped: Cases already known to be skipped.
+            annotation: Ground-truth version (it is also in ``options``, hence in the id).
 
         Returns:
             A manifest with empty counts.
@@ -216,6 +224,7 @@ class BuildManifest(BaseModel):
             datasets=list(datasets),
             options=opts,
             skipped=list(skipped or []),
+            annotation=annotation,
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a column is added, removed or changes meaning.
-SCHEMA_VERSION = "2"  # 2: task_id
+SCHEMA_VERSION = "3"  # 2: task_id; 3: annotation
 
 _META = {b"medvision.schema_version": SCHEMA_VERSION.encode()}
 
@@ -74,6 +74,7 @@ SAMPLES_SCHEMA: pa.Schema = pa.schema(
         pa.field("landmark_names", pa.list_(pa.string()), nullable=False),
         pa.field("extras", pa.string(), nullable=False),
         pa.field("task_id", pa.string(), nullable=False),
+        pa.field("annotation", pa.string(), nullable=False),
     ],
     metadata=_META,
 )
@@ -160,6 +161,7 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "landmark_names": list(sample.landmark_names),
         "extras": _extras_to_json(sample.extras),
         "task_id": sample.task_id,
+        "annotation": sample.annotation,
     }
 
 
@@ -226,6 +228,7 @@ def sample_from_row(row: Mapping[str, Any]) -> Sample:
         landmark_names=tuple(str(n) for n in row["landmark_names"]),
         extras=_extras_from_json(str(row["extras"]), sid),
         task_id=str(row["task_id"]),
+        annotation=str(row["annotation"]),
     )
 
 
