@@ -180,6 +180,8 @@ class Record:
         prompt_tokens: Prompt tokens, if the backend reported them.
         completion_tokens: Generated tokens, if the backend reported them.
         finish_reason: Why generation stopped (``"length"``: cut at the token limit).
+        judge_output: Raw reply of the LLM judge that extracted the answer (``--parser
+            judge``, :mod:`medvision.runs.judge`), or ``None`` when a regex parser did.
     """
 
     sample_id: str
@@ -214,3 +216,4 @@ class Record:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    judge_output: str | None = None

@@ -76,6 +76,11 @@ class RunSpec:
             the ``json`` prompt style each request then carries its family's JSON schema.
         batch_size: Requests per backend call (and per durable append); raised to four
             times a backend's ``concurrency`` so an async backend keeps its slots busy.
+        chat_layout: Chat layout of the requests (:data:`~medvision.tasks.model_families.
+            CHAT_LAYOUTS`: system prompt, image placement, text template), ``"auto"`` for the
+            model family's row, or ``"generic"`` (text then image, no system: the official
+            vLLM adapters). A non-generic layout is part of both hashes; ``"generic"`` leaves
+            them as they were before layouts existed, so older runs resume unchanged.
     """
 
     dataset_dir: str
@@ -92,6 +97,7 @@ class RunSpec:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     backend_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 32
+    chat_layout: str = "generic"
 
     @property
     def style(self) -> PromptStyle:
@@ -116,24 +122,28 @@ class RunSpec:
         """Hash of the fields that change records (a change triggers reconciliation)."""
         d = asdict(self)
         d.pop("batch_size")
+        if self.chat_layout == "generic":
+            d.pop("chat_layout")
         d["backend_options"] = _answer_options(self.backend_options)
         return _hash(d)
 
     def settings_hash(self) -> str:
         """Hash of everything but the prompt that changes a backend's answer.
 
-        Generation settings, backend name, image policy and the backend options that are not
-        :data:`EXECUTION_OPTIONS` (a response format, a LoRA adapter, oracle noise...).
+        Generation settings, backend name, image policy, a non-generic chat layout and the
+        backend options that are not :data:`EXECUTION_OPTIONS` (a response format, a LoRA
+        adapter, oracle noise...).
         """
-        return _hash(
-            {
-                "generation": asdict(self.generation),
-                "backend": self.backend,
-                "image_policy": self.image_policy,
-                "backend_options": _answer_options(self.backend_options),
-                "seed": self.seed,
-            }
-        )
+        settings: dict[str, Any] = {
+            "generation": asdict(self.generation),
+            "backend": self.backend,
+            "image_policy": self.image_policy,
+            "backend_options": _answer_options(self.backend_options),
+            "seed": self.seed,
+        }
+        if self.chat_layout != "generic":
+            settings["chat_layout"] = self.chat_layout
+        return _hash(settings)
 
 
 def _hash(obj: object) -> str:

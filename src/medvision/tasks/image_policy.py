@@ -7,10 +7,9 @@ prediction for one model family, without loading the model's processor.
 
 Sizes are ``(H, W)`` = ``(rows, cols)`` in pixels; spacings are ``(row_mm, col_mm)``.
 
-:data:`MODEL_FAMILIES` maps model names / hub ids (regular expressions) to a family and its
-policy under each protocol (``paper-v1``: the c221615 table; ``official``: the 1.2.1 table,
-official-versions section 8); :func:`policy_for_model` picks it, so a run can say
-``--image-policy auto``.
+:mod:`medvision.tasks.model_families` maps model names / hub ids to a family and its policy
+under each protocol (``paper-v1``: the c221615 table; ``official``: the 1.2.1 table,
+official-versions section 8), so a run can say ``--image-policy auto``.
 
 Tiling models keep the aspect ratio inside a canvas of tiles and pad the rest; the prompt's
 pixel size must follow the *content* (the resized image before padding):
@@ -40,19 +39,15 @@ from typing import Literal
 from medvision.geometry.frames import rescale_spacing
 
 __all__ = [
-    "MODEL_FAMILIES",
     "POLICIES",
     "ImagePolicy",
-    "ModelFamily",
     "PolicyKind",
     "anyres_content",
     "anyres_pinpoints",
-    "family_for_model",
     "get_policy",
     "internvl_tiles",
     "mllama_canvas",
     "mllama_fit",
-    "policy_for_model",
     "select_best_resolution",
     "smart_resize",
 ]
@@ -555,110 +550,3 @@ def get_policy(name: str) -> ImagePolicy:
     raise KeyError(
         f"unknown image policy {name!r}; known: {known}, or 'fixed:HxW' (e.g. fixed:512x512)"
     )
-
-
-@dataclass(frozen=True)
-class ModelFamily:
-    """A model family: which model ids belong to it and which image policy each protocol uses.
-
-    Attributes:
-        name: Family name (e.g. ``"qwen2.5-vl"``).
-        pattern: Regular expression searched (case-insensitively) in the model name or id.
-        policy_v1: Policy name under ``paper-v1`` (the GitHub c221615 table), or ``None`` where
-            that table has no entry (the official code raised ``ValueError`` there).
-        policy_official: Policy name under ``official`` / ``strict`` (the 1.2.1 table).
-    """
-
-    name: str
-    pattern: str
-    policy_v1: str | None
-    policy_official: str | None
-
-    def matches(self, model: str) -> bool:
-        """Whether ``model`` (a name, hub id or folder path) belongs to this family."""
-        return re.search(self.pattern, model, flags=re.IGNORECASE) is not None
-
-
-#: Model families, most specific first (the first match wins): Lingshu before Qwen, MedGemma
-#: before Gemma, LLaVA-Med before LLaVA-OneVision. LLaVA-OneVision-1.5 (a different, Qwen2-VL
-#: style processor) is deliberately not matched by the LLaVA-OneVision pattern.
-MODEL_FAMILIES: tuple[ModelFamily, ...] = (
-    ModelFamily("lingshu", r"lingshu", "lingshu", "lingshu"),
-    ModelFamily("qwen3-vl", r"qwen3[-_.]?vl", None, "qwen3-vl"),
-    ModelFamily("qwen2.5-vl", r"qwen2[._]?5[-_]?vl", "qwen2.5-vl", "qwen2.5-vl"),
-    ModelFamily("qwen2-vl", r"qwen2[-_]?vl", "qwen2-vl", "qwen2-vl"),
-    ModelFamily("medgemma", r"medgemma", "medgemma", "medgemma"),
-    ModelFamily("gemma3", r"gemma[-_]?3", "gemma3", "gemma3"),
-    ModelFamily("internvl3", r"internvl[-_]?3", "internvl3", "internvl3-dynamic"),
-    ModelFamily("meddr", r"meddr", "meddr", "meddr"),
-    ModelFamily("llava-med", r"llava[-_]?med", "llava-med", "llava-med-fit"),
-    ModelFamily(
-        "huatuogpt-vision", r"huatuogpt[-_]?vision", "huatuogpt-vision", "huatuogpt-vision-fit"
-    ),
-    ModelFamily("healthgpt", r"healthgpt", "healthgpt", "healthgpt-fit"),
-    ModelFamily(
-        "llama-3.2-vision",
-        r"llama[-_]?3\.2[-_].*vision|mllama",
-        "llama-3.2-vision",
-        "llama-3.2-vision",
-    ),
-    ModelFamily(
-        "llava-onevision",
-        r"llava[-_]?onevision(?![-_]?1[._]5)",
-        "llava-onevision-v1",
-        "llava-onevision",
-    ),
-)
-
-
-def family_for_model(model: str) -> ModelFamily:
-    """The first family of :data:`MODEL_FAMILIES` whose pattern matches ``model``.
-
-    Args:
-        model: Model name, hub id (``"Qwen/Qwen2.5-VL-7B-Instruct"``) or folder path.
-
-    Returns:
-        The family.
-
-    Raises:
-        KeyError: If no family matches (the message lists the families).
-
-    Example:
-        >>> family_for_model("google/medgemma-4b-it").name
-        'medgemma'
-    """
-    for family in MODEL_FAMILIES:
-        if family.matches(model):
-            return family
-    names = ", ".join(f.name for f in MODEL_FAMILIES)
-    raise KeyError(
-        f"no model family matches {model!r} (known: {names}); pass an explicit image policy "
-        "(e.g. --image-policy native or fixed:HxW)"
-    )
-
-
-def policy_for_model(model: str, protocol: str = "official") -> ImagePolicy:
-    """The image policy a model family uses under a protocol.
-
-    Args:
-        model: Model name, hub id or folder path.
-        protocol: ``"paper-v1"`` (c221615 table) or ``"official"`` / ``"strict"`` (1.2.1).
-
-    Returns:
-        The registered policy.
-
-    Raises:
-        KeyError: If no family matches or the family has no policy under ``protocol``.
-
-    Example:
-        >>> policy_for_model("OpenGVLab/InternVL3-38B", "paper-v1").seen_hw((512, 512))
-        (448, 448)
-    """
-    family = family_for_model(model)
-    name = family.policy_v1 if protocol == "paper-v1" else family.policy_official
-    if name is None:
-        raise KeyError(
-            f"model family {family.name!r} (from {model!r}) has no image policy under "
-            f"protocol {protocol!r}; pass an explicit image policy"
-        )
-    return get_policy(name)
