@@ -305,7 +305,8 @@ def family_for_model(model: str) -> ModelFamily:
         The family.
 
     Raises:
-        ModelFamilyError: If no family matches (a ``KeyError``; the message lists them).
+        ModelFamilyError: If no family matches (a ``KeyError``; one line naming
+            ``--image-policy``).
 
     Example:
         >>> family_for_model("google/medgemma-4b-it").name
@@ -313,10 +314,8 @@ def family_for_model(model: str) -> ModelFamily:
     """
     family = find_family(model)
     if family is None:
-        names = ", ".join(f.name for f in MODEL_FAMILIES)
         raise ModelFamilyError(
-            f"no model family matches {model!r} (known: {names}); pass an explicit image "
-            "policy (e.g. --image-policy native or fixed:HxW)"
+            f"no model family matches {model!r}; pass --image-policy (e.g. native or fixed:HxW)"
         )
     return family
 
@@ -390,7 +389,7 @@ def policy_for_model(model: str, protocol: str = "official") -> ImagePolicy:
     if name is None:
         raise ModelFamilyError(
             f"model family {family.name!r} (from {model!r}) has no image policy under "
-            f"protocol {protocol!r}; pass an explicit image policy (--image-policy)"
+            f"protocol {protocol!r}; pass --image-policy"
         )
     return get_policy(name)
 
