@@ -164,3 +164,15 @@ def test_eval_parser_judge_from_the_command_line(mini_store: Path, tmp_path: Pat
         ["eval", str(mini_store), "-o", str(tmp_path / "r2"), "--parser", "judge"],
     )
     assert bad.exit_code != 0 and "--judge-model" in bad.output
+
+
+def test_a_judged_run_is_not_extended_by_the_regex_parser(mini_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _main_run(mini_store, out)
+    with FakeOpenAIServer(model="judge", answer=_judge_reply("12.5, 8.25")) as srv:
+        judge_run(out, _spec(srv.url))
+    result = CliRunner().invoke(
+        app, ["eval", str(mini_store), "-o", str(out), "--backend", "oracle", "--families", "tl"]
+    )
+    assert isinstance(result.exception, RunError)
+    assert "--parser judge" in str(result.exception)

@@ -262,7 +262,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate a backend on a built dataset; writes records.jsonl and summary.json."""
     from medvision.cli.eval_setup import model_settings
-    from medvision.cli.judge_cmds import judge_spec
+    from medvision.cli.judge_cmds import check_parser, judge_spec
     from medvision.runs.runner import RunSpec
 
     # Options that belong to one backend family are refused elsewhere rather than ignored.
@@ -318,6 +318,7 @@ def eval_cmd(
     if structured_outputs:
         options["structured_outputs"] = True
     judge = judge_spec(parser, judge_model, judge_base_url)
+    check_parser(out, judge, overwrite)
     settings = model_settings(
         backend,
         model,

@@ -11,7 +11,7 @@ from rich.console import Console
 from medvision.cli.common import progress_bar
 from medvision.runs.judge import JudgeSpec
 
-__all__ = ["judge_spec", "judge_with_progress", "register"]
+__all__ = ["check_parser", "judge_spec", "judge_with_progress", "register"]
 
 _PARSERS = ("protocol", "judge")
 
@@ -34,6 +34,28 @@ def judge_spec(
     if not judge_model or not judge_base_url:
         raise typer.BadParameter("--parser judge needs --judge-model and --judge-base-url")
     return JudgeSpec(model=judge_model, base_url=tuple(judge_base_url))
+
+
+def check_parser(out: Path, judge: JudgeSpec | None, overwrite: bool) -> None:
+    """Refuse to extend a judged run with the regex parser (records would mix parsers).
+
+    With ``overwrite`` the run's ``judge.json`` goes with its records (the judge cache stays:
+    its keys name the judged text).
+
+    Raises:
+        RunError: ``out`` holds a judged run and no judge is given (and no ``--overwrite``).
+    """
+    from medvision.runs.judge import JUDGE_MANIFEST_NAME
+    from medvision.runs.spec import RunError
+
+    manifest = out / JUDGE_MANIFEST_NAME
+    if overwrite:
+        manifest.unlink(missing_ok=True)  # the records it described are discarded too
+    elif judge is None and manifest.exists():
+        raise RunError(
+            f"{out} was parsed by an LLM judge ({JUDGE_MANIFEST_NAME}); pass --parser judge "
+            "with its judge, a new output folder or --overwrite"
+        )
 
 
 def judge_with_progress(out: Path, spec: JudgeSpec, console: Console) -> dict[str, Any]:
