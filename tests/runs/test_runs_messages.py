@@ -153,3 +153,14 @@ def test_generic_layout_keeps_older_hashes_and_others_change_them() -> None:
     medgemma = replace(spec, chat_layout="medgemma")
     assert medgemma.settings_hash() != spec.settings_hash()
     assert medgemma.fingerprint() != spec.fingerprint()
+
+
+def test_layouts_with_the_generic_turns_keep_the_generic_hashes() -> None:
+    from medvision.runs.spec import RunSpec
+
+    spec = RunSpec(dataset_dir="ds", backend="openai", model="m")
+    qwen = replace(spec, chat_layout="qwen2.5-vl")  # text, image, no system: as generic
+    assert qwen.settings_hash() == spec.settings_hash()
+    assert qwen.fingerprint() == spec.fingerprint()
+    lingshu = replace(spec, chat_layout="lingshu")
+    assert lingshu.settings_hash() != spec.settings_hash()

@@ -79,8 +79,9 @@ class RunSpec:
         chat_layout: Chat layout of the requests (:data:`~medvision.tasks.model_families.
             CHAT_LAYOUTS`: system prompt, image placement, text template), ``"auto"`` for the
             model family's row, or ``"generic"`` (text then image, no system: the official
-            vLLM adapters). A non-generic layout is part of both hashes; ``"generic"`` leaves
-            them as they were before layouts existed, so older runs resume unchanged.
+            vLLM adapters). A layout whose turns differ from ``generic``'s is part of both
+            hashes; one with the generic turns leaves them as they were before layouts
+            existed, so older runs resume unchanged.
     """
 
     dataset_dir: str
@@ -122,8 +123,11 @@ class RunSpec:
         """Hash of the fields that change records (a change triggers reconciliation)."""
         d = asdict(self)
         d.pop("batch_size")
-        if self.chat_layout == "generic":
+        layout = _layout_identity(self.chat_layout)
+        if layout is None:
             d.pop("chat_layout")
+        else:
+            d["chat_layout"] = layout
         d["backend_options"] = _answer_options(self.backend_options)
         return _hash(d)
 
@@ -141,9 +145,34 @@ class RunSpec:
             "backend_options": _answer_options(self.backend_options),
             "seed": self.seed,
         }
-        if self.chat_layout != "generic":
-            settings["chat_layout"] = self.chat_layout
+        layout = _layout_identity(self.chat_layout)
+        if layout is not None:
+            settings["chat_layout"] = layout
         return _hash(settings)
+
+
+def _layout_identity(name: str) -> dict[str, Any] | str | None:
+    """What of a chat layout changes answers: ``None`` when the turns equal ``generic``'s.
+
+    The layout's *content* (system prompt, image placement, text template) is hashed, not its
+    name, so a family whose turns are the generic ones (the vLLM families) keeps the hashes of
+    runs made before layouts existed; ``auto`` stays a name (it depends on the model).
+    """
+    from medvision.tasks.model_families import AUTO, GENERIC_LAYOUT, get_layout
+
+    if name == AUTO:
+        return name
+    layout = get_layout(name)
+
+    def turns(x: Any) -> dict[str, Any]:
+        return {
+            "system_prompt": x.system_prompt,
+            "image_placement": x.image_placement,
+            "text_template": x.text_template,
+        }
+
+    same = turns(layout) == turns(GENERIC_LAYOUT)
+    return None if same else turns(layout)
 
 
 def _hash(obj: object) -> str:
