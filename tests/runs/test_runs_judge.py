@@ -176,3 +176,16 @@ def test_a_judged_run_is_not_extended_by_the_regex_parser(mini_store: Path, tmp_
     )
     assert isinstance(result.exception, RunError)
     assert "--parser judge" in str(result.exception)
+
+
+def test_judge_command_on_a_finished_run(mini_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _main_run(mini_store, out)
+    with FakeOpenAIServer(model="judge", answer=_judge_reply("12.5, 8.25")) as srv:
+        result = CliRunner().invoke(
+            app, ["judge", str(out), "--judge-model", "judge", "--judge-base-url", srv.url]
+        )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "judge.json").read_text())
+    assert manifest["judge_model"] == "judge" and manifest["judge_prompt"] == "medvision-judge-v1"
+    assert all(r.judge_output is not None for r in read_records(out / RECORDS_NAME))
