@@ -186,6 +186,8 @@ class Record:
         finish_reason: Why generation stopped (``"length"``: cut at the token limit).
         annotation: Ground-truth version of the build (:attr:`Sample.annotation`); ``None``
             when the build did not record one.
+        judge_output: Raw reply of the LLM judge that extracted the answer (``--parser
+            judge``, :mod:`medvision.runs.judge`), or ``None`` when a regex parser did.
     """
 
     sample_id: str
@@ -221,3 +223,4 @@ class Record:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     annotation: str | None = None
+    judge_output: str | None = None

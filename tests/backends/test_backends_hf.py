@@ -230,3 +230,13 @@ def test_qwen_policy_predicts_the_size_the_processor_gives(
         name="tiny", kind="qwen_smart", min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS
     )
     assert policy.seen_hw(hw) == seen_by_model
+
+
+def test_model_generation_config_sends_only_the_token_limit() -> None:
+    # The official Lingshu adapter passes no sampling arguments: the checkpoint decides.
+    backend = object.__new__(HFBackend)
+    request = ChatRequest("r", (), GenerationConfig(max_new_tokens=7, temperature=0.0))
+    backend.model_generation_config = True
+    assert backend._generation_kwargs(request) == {"max_new_tokens": 7}
+    backend.model_generation_config = False
+    assert backend._generation_kwargs(request)["do_sample"] is False

@@ -100,7 +100,13 @@ def test_ceph_and_feta_measurements_match_the_reference() -> None:
     kinds = [m.type for m in ceph.measurements]
     assert kinds.count("distance") == 11 and kinds.count("angle") == 8
     anb = next(m for m in ceph.measurements if m.key == "A-L_2_5-L_2_6")
-    assert [ceph.landmarks[p] for p in anb.points][:2] == ["nasion", "subspinale (A point)"]
+    assert [ceph.landmarks[p] for p in anb.points][:2] == ["nasion", "subspinale"]
+    # The reference's landmark lists (dataset-construction 2.2 / 3.7), verbatim.
+    assert (ceph.landmarks["P16"], ceph.landmarks["P17"], ceph.landmarks["P18"]) == (
+        "soft-tissue pogonion",
+        "PNS",
+        "ANS",
+    )
     assert {m.plane for m in ceph.measurements} == {"S"}
     feta = catalog()["FeTA24"].task("02")
     assert [(m.key, m.plane) for m in feta.measurements] == [

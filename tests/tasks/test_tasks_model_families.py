@@ -8,14 +8,8 @@ import pytest
 
 from medvision.parsing import parse_robust
 from medvision.schema import TaskFamily
-from medvision.tasks.image_policy import (
-    MODEL_FAMILIES,
-    ImagePolicy,
-    family_for_model,
-    get_policy,
-    internvl_tiles,
-    policy_for_model,
-)
+from medvision.tasks.image_policy import ImagePolicy, get_policy, internvl_tiles
+from medvision.tasks.model_families import MODEL_FAMILIES, family_for_model, policy_for_model
 from medvision.tasks.prompts import response_schema
 
 

@@ -1,8 +1,10 @@
 """Golden-file tests of the prompt renderer.
 
 The ``paper-v1__*.txt`` files were typed by hand from official-eval-protocol §2 (not produced
-by the renderer), so they check it independently. The other styles' files were generated once
-and reviewed line by line against official-versions §7.
+by the renderer), so they check it independently; ``paper-v1__ceph_*.txt`` are the
+reference's quoted Ceph prompts (paper-results 2.3) with the catalog's Ceph names, and the T/L
+unit stays ``mm`` (official-versions, "Settled from the features schema"). The other styles'
+files were generated once and reviewed line by line against official-versions §7.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TypedDict
 
 import pytest
 
+from medvision.catalog.registry import get_spec
 from medvision.schema import Plane, Sample, TaskFamily
 from medvision.tasks import PromptStyle, prompt_hash, render_prompt
 
@@ -71,6 +74,24 @@ _ANGLE = replace(
 )
 _CEPH_VIEW = View(seen_hw=(1036, 840), seen_spacing_mm_rc=(0.1, 0.125))
 
+
+def _ceph_sample(key: str) -> Sample:
+    """A Ceph A/D sample whose description and names come from the catalog entry."""
+    task = get_spec("Ceph-Biometrics-400").task("01")
+    m = next(m for m in task.measurements if m.key == key)
+    return replace(
+        _CEPH,
+        image_description=task.image_description,
+        unit="mm" if m.type == "distance" else "degree",
+        metric_type=m.type,
+        metric_name=m.name,
+        metric_key=m.key,
+        landmark_names=tuple(task.landmarks[p] for p in m.points),
+    )
+
+
+_CEPH_NATIVE = View(seen_hw=(1935, 2400), seen_spacing_mm_rc=(0.1, 0.1))
+
 # case name -> (sample, seen_hw, seen_spacing_mm_rc)
 CASES: dict[str, tuple[Sample, View]] = {
     "detection": (_BASE, View(seen_hw=(252, 252), seen_spacing_mm_rc=(1.0, 1.0))),
@@ -96,6 +117,9 @@ CASES: dict[str, tuple[Sample, View]] = {
     "distance_unnamed": (replace(_CEPH, metric_name=""), _CEPH_VIEW),
     "angle_named": (_ANGLE, _CEPH_VIEW),
     "angle_unnamed": (replace(_ANGLE, metric_name=""), _CEPH_VIEW),
+    # The reference's quoted prompts: S-N distance and the SN / NA angle (SNA).
+    "ceph_distance": (_ceph_sample("L-1-2"), _CEPH_NATIVE),
+    "ceph_angle": (_ceph_sample("A-L_1_2-L_2_5"), _CEPH_NATIVE),
 }
 
 
@@ -128,7 +152,19 @@ def test_pixel_line_puts_column_spacing_first() -> None:
     text = render_prompt(
         sample, PromptStyle.PAPER_V1, seen_hw=(10, 10), seen_spacing_mm_rc=(2.0, 0.5)
     )
-    assert "0.500 millimeters (width) x 2.000 millimeters (height)" in text
+    assert "0.500 mm (width) x 2.000 mm (height)" in text
+
+
+def test_paper_v1_tl_unit_stays_mm_and_official_expands_it() -> None:
+    # c221615 received the T/L unit as the one-element list ["mm"] and expanded only string
+    # units; 1.2.1 maps lists too (official-versions, "Settled from the features schema").
+    sample, view = CASES["tl"]
+    v1 = render_prompt(sample, PromptStyle.PAPER_V1, **view)
+    assert "ellipse enclosing the kidney tumor, in mm.\n" in v1
+    assert "millimeters" not in v1
+    official = render_prompt(sample, PromptStyle.OFFICIAL, **view)
+    assert "kidney tumor, in millimeters.\n" in official
+    assert "0.977 millimeters (width) x 0.812 millimeters (height)" in official
 
 
 def test_official_image_size_line_is_width_then_height() -> None:
@@ -139,11 +175,12 @@ def test_official_image_size_line_is_width_then_height() -> None:
     assert "The image size is 300 pixels (width) x 100 pixels (height).\n" in text
 
 
-def test_paper_v1_tl_keeps_unknown_unit_and_expands_cm() -> None:
+def test_paper_v1_tl_keeps_every_unit_as_given() -> None:
+    # The list-valued unit is used unchanged by c221615, whatever it holds.
     sample, _ = CASES["tl"]
     kwargs = View(seen_hw=(10, 10), seen_spacing_mm_rc=(1.0, 1.0))
     cm = render_prompt(replace(sample, unit="cm"), PromptStyle.PAPER_V1, **kwargs)
-    assert "in centimeters.\n" in cm and "1.000 centimeters (width)" in cm
+    assert "in cm.\n" in cm and "1.000 cm (width)" in cm
     raw = render_prompt(replace(sample, unit="inch"), PromptStyle.PAPER_V1, **kwargs)
     assert "in inch.\n" in raw
 

@@ -18,9 +18,9 @@ from medvision.tasks.image_policy import (
     get_policy,
     mllama_canvas,
     mllama_fit,
-    policy_for_model,
     select_best_resolution,
 )
+from medvision.tasks.model_families import policy_for_model
 
 tf_utils = pytest.importorskip("transformers.image_processing_utils")
 tf_image_utils = pytest.importorskip("transformers.image_utils")

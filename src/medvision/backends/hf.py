@@ -239,6 +239,9 @@ class HFBackend:
         model_kwargs: Passed to the model's ``from_pretrained`` (e.g.
             ``attn_implementation``).
         trust_remote_code: Allow the checkpoint's own Python code (off by default).
+        model_generation_config: Pass ``generate()`` only ``max_new_tokens``, so the
+            checkpoint's ``generation_config`` decides the decoding (the official Lingshu
+            adapter, official-eval-protocol section 7); the request's temperature is ignored.
 
     Raises:
         ValueError: If ``dtype`` or ``batch_size`` is invalid or an adapter folder is broken.
@@ -258,7 +261,9 @@ class HFBackend:
         processor_kwargs: Mapping[str, Any] | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
         trust_remote_code: bool = False,
+        model_generation_config: bool = False,
     ) -> None:
+        self.model_generation_config = model_generation_config
         if dtype not in _DTYPES:
             raise ValueError(f"hf backend: dtype must be one of {_DTYPES}; found {dtype!r}")
         if batch_size < 1:
@@ -336,6 +341,8 @@ class HFBackend:
     def _generation_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         g = request.generation
         kwargs: dict[str, Any] = {"max_new_tokens": g.max_new_tokens}
+        if self.model_generation_config:
+            return kwargs  # the checkpoint's generation_config decides the rest
         if g.temperature > 0:
             kwargs.update(do_sample=True, temperature=g.temperature, top_p=g.top_p)
         else:
@@ -358,7 +365,8 @@ class HFBackend:
         )
         inputs = inputs.to(self.model.device)
         kwargs = self._generation_kwargs(chunk[0])
-        if kwargs["do_sample"]:
+        if kwargs.get("do_sample") or self.model_generation_config:
+            # The checkpoint's generation_config may sample: seed it too.
             torch.manual_seed(chunk[0].generation.seed)
         with torch.inference_mode():
             output = self.model.generate(**inputs, **kwargs)

@@ -375,6 +375,23 @@ class OfficialIds(_Model):
     ad_planes: list[PlaneCode] = []
 
 
+class PromptTextSpec(_Model):
+    """Which parts of a task's prompt text the reference gives verbatim.
+
+    The official prompt pastes ``image_description`` and the ``labels_map`` /
+    ``landmarks_map`` names of the official dataset package, which is not in the official
+    code; only where the reference quotes them is our text the paper's
+    (:func:`medvision.tasks.prompt_check.prompt_verified`).
+
+    Attributes:
+        description: ``image_description`` is the official text.
+        names: Every label and landmark name of the task is the official string.
+    """
+
+    description: bool = False
+    names: bool = False
+
+
 class TaskSpec(_Model):
     """One task of a dataset: an image source plus its annotations and task definitions.
 
@@ -398,6 +415,7 @@ class TaskSpec(_Model):
             distance/angle definitions.
         detection, tl: Detection and tumour/lesion size families, if built.
         official: Official A/D task number.
+        prompt_text: Which parts of the prompt text are verified against the reference.
     """
 
     id: str = Field(pattern=r"^\d{2}$")
@@ -418,6 +436,7 @@ class TaskSpec(_Model):
     detection: DetectionSpec | None = None
     tl: TumourLesionSpec | None = None
     official: OfficialIds = OfficialIds()
+    prompt_text: PromptTextSpec = PromptTextSpec()
 
     @property
     def has_masks(self) -> bool:

@@ -196,9 +196,19 @@ def eval_cmd(
         typer.Option(help="paper-v1 | paper-v1+size | official | cot | json (default: protocol's)"),
     ] = None,
     image_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="How the model resizes images: native, qwen2.5-vl, fixed:HxW, or auto "
+            "(the model family's row; default for openai/hf/vllm, native for baselines)."
+        ),
+    ] = None,
+    chat_layout: Annotated[
         str,
-        typer.Option(help="How the model resizes images: native, qwen2.5-vl, fixed:HxW, or auto."),
-    ] = "native",
+        typer.Option(
+            help="Chat layout: auto (the model family's row: system prompt, image placement, "
+            "text template), generic, or a family name."
+        ),
+    ] = "auto",
     families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
     planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
     limit: Annotated[
@@ -209,7 +219,13 @@ def eval_cmd(
     prior_statistic: Annotated[
         str | None, typer.Option(help="Train-set statistic the prior answers: mean or median.")
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Generation limit.")] = 1024,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Generation limit (default: 4096 under official, else the model family's, "
+            "else 1024)."
+        ),
+    ] = None,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
     base_url: Annotated[
         list[str] | None,
@@ -251,10 +267,21 @@ def eval_cmd(
         bool, typer.Option(help="Re-ask samples whose record is a backend error.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard existing records.")] = False,
+    parser: Annotated[
+        str, typer.Option(help="protocol (the protocol's own parser) or judge (an LLM judge).")
+    ] = "protocol",
+    judge_model: Annotated[
+        str | None, typer.Option(help="Served model name of the judge (--parser judge).")
+    ] = None,
+    judge_base_url: Annotated[
+        list[str] | None,
+        typer.Option(help="OpenAI-compatible base URL of the judge, ending in /v1; repeatable."),
+    ] = None,
 ) -> None:
     """Evaluate a backend on a built dataset; writes records.jsonl and summary.json."""
+    from medvision.cli.eval_setup import model_settings
+    from medvision.cli.judge_cmds import check_parser, judge_spec
     from medvision.runs.runner import RunSpec
-    from medvision.tasks.image_policy import policy_for_model
 
     # Options that belong to one backend family are refused elsewhere rather than ignored.
     owned: dict[str, tuple[set[str], object]] = {
@@ -308,26 +335,41 @@ def eval_cmd(
             options["batch_size"] = backend_batch_size or 1
     if structured_outputs:
         options["structured_outputs"] = True
-    if image_policy == "auto":
-        image_policy = policy_for_model(model or backend, protocol).name
+    judge = judge_spec(parser, judge_model, judge_base_url)
+    check_parser(out, judge, overwrite)
+    settings = model_settings(
+        backend,
+        model,
+        protocol,
+        image_policy=image_policy,
+        chat_layout=chat_layout,
+        max_new_tokens=max_new_tokens,
+    )
+    if settings.model_generation_config and backend == "hf":
+        options["model_generation_config"] = True
     spec = RunSpec(
         dataset_dir=str(dataset_dir),
         backend=backend,
         model=model,
         protocol=protocol,
         prompt_style=prompt_style,
-        image_policy=image_policy,
+        image_policy=settings.image_policy,
+        chat_layout=settings.chat_layout.name,
         families=parse_families(families),
         planes=parse_planes(planes),
         limit=limit,
         seed=seed,
         generation=GenerationConfig(
-            max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
+            max_new_tokens=settings.max_new_tokens, temperature=temperature, seed=seed
         ),
         backend_options=options,
         batch_size=batch_size,
     )
     summary = _eval_with_progress(spec, out, overwrite, retry_errors)
+    if judge is not None:
+        from medvision.cli.judge_cmds import judge_with_progress
+
+        summary = judge_with_progress(out, judge, console)
     _print_summary(spec.model_name, summary)
 
 
@@ -439,9 +481,16 @@ def demo(
 
 def _register_areas() -> None:
     """Commands that live with their area (data, backends, reports, training)."""
-    from medvision.cli import backend_cmds, data_cmds, import_cmds, report_cmds, train_cmds
+    from medvision.cli import (
+        backend_cmds,
+        data_cmds,
+        import_cmds,
+        judge_cmds,
+        report_cmds,
+        train_cmds,
+    )
 
-    for module in (data_cmds, backend_cmds, report_cmds, train_cmds, import_cmds):
+    for module in (data_cmds, backend_cmds, report_cmds, train_cmds, import_cmds, judge_cmds):
         module.register(app)
 
 

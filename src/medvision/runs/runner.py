@@ -31,9 +31,6 @@ from medvision.backends import (
     Backend,
     ChatRequest,
     ChatResponse,
-    ImagePart,
-    Message,
-    TextPart,
     create_backend,
 )
 from medvision.backends.registry import BACKENDS
@@ -41,6 +38,7 @@ from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_js
 from medvision.parsing import ParsedAnswer, ParseStatus
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
 from medvision.runs.ground_truth import warn_ground_truth
+from medvision.runs.messages import build_messages
 from medvision.runs.records import (
     RECORDS_NAME,
     append_records,
@@ -68,7 +66,9 @@ from medvision.runs.spec import (
 )
 from medvision.schema import Record, Sample
 from medvision.store import open_dataset
-from medvision.tasks import PromptStyle, get_policy, prompt_hash, render_prompt
+from medvision.tasks import PromptStyle, prompt_hash, render_prompt
+from medvision.tasks.image_policy import get_policy
+from medvision.tasks.model_families import layout_for_model, resolve_image_policy
 from medvision.tasks.prompts import response_schema
 
 # Re-exported: the run API has lived here since 0.1.0.
@@ -98,7 +98,10 @@ class Runner:
         self.spec = spec
         self.out = Path(out_dir)
         self.protocol = get_protocol(spec.protocol)
-        self.policy = get_policy(spec.image_policy)
+        self.policy = get_policy(
+            resolve_image_policy(spec.image_policy, spec.model_name, spec.protocol)
+        )
+        self.layout = layout_for_model(spec.chat_layout, spec.model_name)
         self.dataset = open_dataset(spec.dataset_dir)
         self._structured = bool(spec.backend_options.get(STRUCTURED_OUTPUTS, False))
         if self._structured and spec.style is not PromptStyle.JSON:
@@ -390,14 +393,11 @@ class Runner:
         }
         if key in ranges:
             hints["value_range"] = list(ranges[key])
-        # Official vLLM adapters put the text before the image (reference section 2.6).
-        message = Message(
-            role="user",
-            content=(TextPart(self._prompt(s)), ImagePart(self.dataset.image(s.image_key))),
-        )
+        # The family's layout row decides the turns (reference sections 2.6 and 7).
+        messages = build_messages(self._prompt(s), self.dataset.image(s.image_key), self.layout)
         return ChatRequest(
             request_id=s.sample_id,
-            messages=(message,),
+            messages=messages,
             generation=self.spec.generation,
             hints=hints,
             response_schema=response_schema(s.family) if self._structured else None,

@@ -34,7 +34,8 @@ def rescore(
     Args:
         run_dir: A run directory.
         protocol: Score under another protocol (implies re-parsing the raw outputs).
-        reparse: Re-parse the raw outputs even under the same protocol.
+        reparse: Re-parse the raw outputs even under the same protocol. Records judged by
+            an LLM (``judge_output`` set) are re-read from the judge's stored reply.
 
     Returns:
         The summary. Under the run's own protocol, ``summary.json`` and ``records.jsonl`` are
@@ -53,7 +54,15 @@ def rescore(
         values: tuple[float, ...] | None = r.parsed
         status, reason = r.status, r.reason
         if again and r.status != ParseStatus.BACKEND_ERROR.value:
-            p = parse_answer(r.raw_output, r.family, name, r.seen_hw, r.metric_type)
+            if r.judge_output is not None:
+                # A judged run re-reads the judge's stored reply: no network, same parser.
+                from medvision.runs.judge import parse_judged
+
+                p = parse_judged(
+                    r.raw_output, r.judge_output, r.family, name, r.seen_hw, r.metric_type
+                )
+            else:
+                p = parse_answer(r.raw_output, r.family, name, r.seen_hw, r.metric_type)
             values, status, reason = p.values, p.status.value, p.reason
         metrics = sample_metrics(r.family, values, r.target, proto)
         rescored.append(

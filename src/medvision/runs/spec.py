@@ -76,6 +76,12 @@ class RunSpec:
             the ``json`` prompt style each request then carries its family's JSON schema.
         batch_size: Requests per backend call (and per durable append); raised to four
             times a backend's ``concurrency`` so an async backend keeps its slots busy.
+        chat_layout: Chat layout of the requests (:data:`~medvision.tasks.model_families.
+            CHAT_LAYOUTS`: system prompt, image placement, text template), ``"auto"`` for the
+            model family's row, or ``"generic"`` (text then image, no system: the official
+            vLLM adapters). A layout whose turns differ from ``generic``'s is part of both
+            hashes; one with the generic turns leaves them as they were before layouts
+            existed, so older runs resume unchanged.
     """
 
     dataset_dir: str
@@ -92,6 +98,7 @@ class RunSpec:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     backend_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 32
+    chat_layout: str = "generic"
 
     @property
     def style(self) -> PromptStyle:
@@ -116,24 +123,56 @@ class RunSpec:
         """Hash of the fields that change records (a change triggers reconciliation)."""
         d = asdict(self)
         d.pop("batch_size")
+        layout = _layout_identity(self.chat_layout)
+        if layout is None:
+            d.pop("chat_layout")
+        else:
+            d["chat_layout"] = layout
         d["backend_options"] = _answer_options(self.backend_options)
         return _hash(d)
 
     def settings_hash(self) -> str:
         """Hash of everything but the prompt that changes a backend's answer.
 
-        Generation settings, backend name, image policy and the backend options that are not
-        :data:`EXECUTION_OPTIONS` (a response format, a LoRA adapter, oracle noise...).
+        Generation settings, backend name, image policy, a non-generic chat layout and the
+        backend options that are not :data:`EXECUTION_OPTIONS` (a response format, a LoRA
+        adapter, oracle noise...).
         """
-        return _hash(
-            {
-                "generation": asdict(self.generation),
-                "backend": self.backend,
-                "image_policy": self.image_policy,
-                "backend_options": _answer_options(self.backend_options),
-                "seed": self.seed,
-            }
-        )
+        settings: dict[str, Any] = {
+            "generation": asdict(self.generation),
+            "backend": self.backend,
+            "image_policy": self.image_policy,
+            "backend_options": _answer_options(self.backend_options),
+            "seed": self.seed,
+        }
+        layout = _layout_identity(self.chat_layout)
+        if layout is not None:
+            settings["chat_layout"] = layout
+        return _hash(settings)
+
+
+def _layout_identity(name: str) -> dict[str, Any] | str | None:
+    """What of a chat layout changes answers: ``None`` when the turns equal ``generic``'s.
+
+    The layout's *content* (system prompt, image placement, text template) is hashed, not its
+    name, so a family whose turns are the generic ones (the vLLM families) keeps the hashes of
+    runs made before layouts existed; ``auto`` stays a name (it depends on the model).
+    """
+    from medvision.tasks.model_families import AUTO, GENERIC_LAYOUT, get_layout
+
+    if name == AUTO:
+        return name
+    layout = get_layout(name)
+
+    def turns(x: Any) -> dict[str, Any]:
+        return {
+            "system_prompt": x.system_prompt,
+            "image_placement": x.image_placement,
+            "text_template": x.text_template,
+        }
+
+    same = turns(layout) == turns(GENERIC_LAYOUT)
+    return None if same else turns(layout)
 
 
 def _hash(obj: object) -> str:

@@ -7,10 +7,9 @@ prediction for one model family, without loading the model's processor.
 
 Sizes are ``(H, W)`` = ``(rows, cols)`` in pixels; spacings are ``(row_mm, col_mm)``.
 
-:data:`MODEL_FAMILIES` maps model names / hub ids (regular expressions) to a family and its
-policy under each protocol (``paper-v1``: the c221615 table; ``official``: the 1.2.1 table,
-official-versions section 8); :func:`policy_for_model` picks it, so a run can say
-``--image-policy auto``.
+:mod:`medvision.tasks.model_families` maps model names / hub ids to a family and its policy
+under each protocol (``paper-v1``: the c221615 table; ``official``: the 1.2.1 table,
+official-versions section 8), so a run can say ``--image-policy auto``.
 
 Tiling models keep the aspect ratio inside a canvas of tiles and pad the rest; the prompt's
 pixel size must follow the *content* (the resized image before padding):
@@ -30,7 +29,6 @@ tests compare them with the real transformers functions.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,21 +36,28 @@ from types import MappingProxyType
 from typing import Literal
 
 from medvision.geometry.frames import rescale_spacing
+from medvision.tasks.resize_rules import (
+    QWEN_MAX_PIXELS,
+    QWEN_MIN_PIXELS,
+    anyres_content,
+    anyres_pinpoints,
+    internvl_tiles,
+    mllama_canvas,
+    mllama_fit,
+    select_best_resolution,
+    smart_resize,
+)
 
 __all__ = [
-    "MODEL_FAMILIES",
     "POLICIES",
     "ImagePolicy",
-    "ModelFamily",
     "PolicyKind",
     "anyres_content",
     "anyres_pinpoints",
-    "family_for_model",
     "get_policy",
     "internvl_tiles",
     "mllama_canvas",
     "mllama_fit",
-    "policy_for_model",
     "select_best_resolution",
     "smart_resize",
 ]
@@ -77,267 +82,6 @@ _KINDS: tuple[str, ...] = (
     "anyres",
     "anyres_canvas_v1",
 )
-
-QWEN_MIN_PIXELS = 56 * 56
-"""Default ``min_pixels`` of the Qwen2-VL / Qwen2.5-VL image processor (3136)."""
-QWEN_MAX_PIXELS = 28 * 28 * 16384
-"""Default ``max_pixels`` of the Qwen2-VL / Qwen2.5-VL image processor (12845056)."""
-_MAX_ASPECT = 200
-
-
-def smart_resize(
-    height: int,
-    width: int,
-    factor: int = 28,
-    min_pixels: int = QWEN_MIN_PIXELS,
-    max_pixels: int = QWEN_MAX_PIXELS,
-) -> tuple[int, int]:
-    """The Qwen2-VL / Qwen2.5-VL resize rule (``transformers`` ``smart_resize``), natively.
-
-    Each side is rounded to the nearest multiple of ``factor`` (Python's ``round``, so halves
-    go to even). If the area then exceeds ``max_pixels`` both sides are scaled by
-    ``1 / beta`` with ``beta = sqrt(H * W / max_pixels)`` and floored to multiples of
-    ``factor`` (never below ``factor``); if it is below ``min_pixels`` they are scaled by
-    ``beta = sqrt(min_pixels / (H * W))`` and ceiled.
-
-    Args:
-        height: Input height in pixels (rows).
-        width: Input width in pixels (columns).
-        factor: Patch size times merge size (28 for Qwen2/2.5-VL).
-        min_pixels: Smallest allowed output area in pixels.
-        max_pixels: Largest allowed output area in pixels.
-
-    Returns:
-        ``(H', W')`` in pixels, multiples of ``factor``.
-
-    Raises:
-        ValueError: If a side is not positive or the aspect ratio exceeds 200 (as Qwen does).
-
-    Example:
-        >>> smart_resize(512, 512)
-        (504, 504)
-    """
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive; found (H, W) = ({height}, {width})")
-    if max(height, width) / min(height, width) > _MAX_ASPECT:
-        raise ValueError(
-            f"absolute aspect ratio must be smaller than {_MAX_ASPECT}, got "
-            f"{max(height, width) / min(height, width)} for (H, W) = ({height}, {width})"
-        )
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
-
-
-def internvl_tiles(
-    height: int, width: int, *, tile: int = 448, min_tiles: int = 1, max_tiles: int = 12
-) -> tuple[int, int]:
-    """InternVL's dynamic tiling grid (the public ``dynamic_preprocess`` of InternVL/GOT-OCR2).
-
-    The candidate grids are every ``(cols, rows)`` with ``min_tiles <= cols * rows <=
-    max_tiles``, ordered by tile count; the grid whose aspect ``cols / rows`` is closest to
-    ``W / H`` wins, and on a tie a later (larger) grid wins when the image area exceeds half
-    of that grid's area. The thumbnail tile added when there is more than one tile does not
-    change the content size.
-
-    Args:
-        height: Input height in pixels (rows).
-        width: Input width in pixels (columns).
-        tile: Tile side in pixels (448 for InternVL2.5/3).
-        min_tiles: Fewest tiles.
-        max_tiles: Most tiles.
-
-    Returns:
-        ``(rows, cols)`` of the tile grid; the model sees ``(tile * rows, tile * cols)``.
-
-    Example:
-        >>> internvl_tiles(240, 240)
-        (1, 1)
-        >>> internvl_tiles(1000, 2000)  # aspect 2: 1x2, 2x4 tie; the large image takes 2x4
-        (2, 4)
-    """
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive; found (H, W) = ({height}, {width})")
-    # The same construction as InternVL (a set, then a stable sort by tile count), so ties in
-    # tile count keep InternVL's order.
-    grids = sorted(
-        {
-            (i, j)
-            for n in range(min_tiles, max_tiles + 1)
-            for i in range(1, n + 1)
-            for j in range(1, n + 1)
-            if min_tiles <= i * j <= max_tiles
-        },
-        key=lambda g: g[0] * g[1],
-    )
-    aspect = width / height
-    best_diff = math.inf
-    best = (1, 1)
-    for cols, rows in grids:
-        diff = abs(aspect - cols / rows)
-        if diff < best_diff:
-            best_diff, best = diff, (cols, rows)
-        elif diff == best_diff and width * height > 0.5 * tile * tile * cols * rows:
-            best = (cols, rows)
-    return best[1], best[0]
-
-
-def mllama_canvas(
-    height: int, width: int, *, tile: int = 560, max_tiles: int = 4
-) -> tuple[int, int]:
-    """Llama-3.2-Vision's tile canvas (transformers ``get_optimal_tiled_canvas``), natively.
-
-    Candidate canvases are ``tile * (a, b)`` for every arrangement with ``a * b <= max_tiles``
-    (``a`` outer, ``b`` inner, read as (rows, cols), as transformers does). Each canvas scales
-    the image by ``min(canvas_h / H, canvas_w / W)``; the smallest scale ``>= 1`` wins (the
-    least upscaling), else the largest scale ``< 1`` (the least downscaling); among canvases
-    with that scale the smallest area wins (the first in order on a tie).
-
-    Args:
-        height: Input height in pixels (rows).
-        width: Input width in pixels (columns).
-        tile: Tile side in pixels (560 for Llama-3.2-Vision).
-        max_tiles: Most tiles (4 for Llama-3.2-Vision).
-
-    Returns:
-        ``(canvas_h, canvas_w)`` in pixels, multiples of ``tile``.
-
-    Example:
-        >>> mllama_canvas(512, 1024)
-        (560, 1120)
-    """
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive; found (H, W) = ({height}, {width})")
-    canvases = [
-        (a * tile, b * tile)
-        for a in range(1, max_tiles + 1)
-        for b in range(1, max_tiles + 1)
-        if a * b <= max_tiles
-    ]
-    scales = [min(ch / height, cw / width) for ch, cw in canvases]
-    up = [s for s in scales if s >= 1]
-    chosen_scale = min(up) if up else max(scales)
-    chosen = [c for c, s in zip(canvases, scales, strict=True) if s == chosen_scale]
-    return min(chosen, key=lambda c: c[0] * c[1])  # min keeps the first on equal areas
-
-
-def mllama_fit(
-    height: int, width: int, canvas_h: int, canvas_w: int, *, tile: int = 560
-) -> tuple[int, int]:
-    """Size of the image inside a Llama-3.2-Vision canvas (``get_image_size_fit_to_canvas``).
-
-    Each side's target is clipped to ``[tile, canvas side]``; the axis needing the smaller
-    scale takes its target and the other is scaled by the same factor and floored (at least
-    1, at most its target), so the aspect ratio is kept.
-
-    Args:
-        height: Input height in pixels (rows).
-        width: Input width in pixels (columns).
-        canvas_h: Canvas height in pixels (from :func:`mllama_canvas`).
-        canvas_w: Canvas width in pixels.
-        tile: Tile side in pixels.
-
-    Returns:
-        ``(H', W')`` in pixels of the content (the rest of the canvas is padding).
-
-    Example:
-        >>> mllama_fit(512, 1024, 560, 1120)  # fits already: kept
-        (512, 1024)
-        >>> mllama_fit(100, 200, 560, 560)  # smaller than a tile: scaled up to fill one side
-        (280, 560)
-    """
-    target_w = min(max(width, tile), canvas_w)
-    target_h = min(max(height, tile), canvas_h)
-    scale_h = target_h / height
-    scale_w = target_w / width
-    if scale_w < scale_h:
-        return min(math.floor(height * scale_w) or 1, target_h), target_w
-    return target_h, min(math.floor(width * scale_h) or 1, target_w)
-
-
-def anyres_pinpoints(tile: int = 384, grid: int = 6) -> tuple[tuple[int, int], ...]:
-    """LLaVA-OneVision's ``image_grid_pinpoints``: ``tile * (i, j)`` for ``i, j`` in 1..grid.
-
-    The order is that of the checkpoints' list (rows outer, columns inner), which matters for
-    :func:`select_best_resolution` ties. 384 and 6 are the llava-onevision-qwen2 values
-    (SigLIP-384 tower, canvases up to 2304 x 2304).
-
-    Returns:
-        ``((h, w), ...)`` in pixels.
-    """
-    return tuple((tile * i, tile * j) for i in range(1, grid + 1) for j in range(1, grid + 1))
-
-
-def select_best_resolution(
-    original_hw: tuple[int, int], pinpoints: tuple[tuple[int, int], ...]
-) -> tuple[int, int]:
-    """The anyres canvas of LLaVA-NeXT/OneVision (transformers ``select_best_resolution``).
-
-    For each candidate ``(h, w)`` the image is scaled by ``min(w / W, h / H)`` (sides
-    truncated to integers); the candidate keeping the most of the original pixels wins
-    (effective area ``min(scaled area, H * W)``), then the one wasting the least canvas area;
-    on a full tie the first in order stays.
-
-    Args:
-        original_hw: ``(H, W)`` in pixels.
-        pinpoints: Candidate canvases ``(h, w)`` in pixels, in the checkpoint's order.
-
-    Returns:
-        The chosen ``(h, w)``.
-
-    Example:
-        >>> select_best_resolution((200, 400), anyres_pinpoints())
-        (384, 768)
-    """
-    height, width = original_hw
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive; found (H, W) = ({height}, {width})")
-    best: tuple[int, int] | None = None
-    best_effective = 0
-    best_wasted = math.inf
-    for ch, cw in pinpoints:
-        scale = min(cw / width, ch / height)
-        effective = min(int(width * scale) * int(height * scale), width * height)
-        wasted = ch * cw - effective
-        if effective > best_effective or (effective == best_effective and wasted < best_wasted):
-            best, best_effective, best_wasted = (ch, cw), effective, wasted
-    if best is None:
-        raise ValueError(f"no anyres canvas fits an image of (H, W) = {original_hw}")
-    return best
-
-
-def anyres_content(height: int, width: int, canvas_hw: tuple[int, int]) -> tuple[int, int]:
-    """Aspect-kept size of an image inside an anyres canvas (``get_patch_output_size``).
-
-    The axis with the smaller scale fills the canvas; the other is scaled by the same factor,
-    rounded up and capped at the canvas.
-
-    Args:
-        height: Input height in pixels (rows).
-        width: Input width in pixels (columns).
-        canvas_hw: Canvas ``(h, w)`` in pixels (from :func:`select_best_resolution`).
-
-    Returns:
-        ``(H', W')`` in pixels of the content before padding.
-
-    Example:
-        >>> anyres_content(200, 400, (384, 768))
-        (384, 768)
-    """
-    ch, cw = canvas_hw
-    scale_w = cw / width
-    scale_h = ch / height
-    if scale_w < scale_h:
-        return min(math.ceil(height * scale_w), ch), cw
-    return ch, min(math.ceil(width * scale_h), cw)
 
 
 @dataclass(frozen=True)
@@ -555,110 +299,3 @@ def get_policy(name: str) -> ImagePolicy:
     raise KeyError(
         f"unknown image policy {name!r}; known: {known}, or 'fixed:HxW' (e.g. fixed:512x512)"
     )
-
-
-@dataclass(frozen=True)
-class ModelFamily:
-    """A model family: which model ids belong to it and which image policy each protocol uses.
-
-    Attributes:
-        name: Family name (e.g. ``"qwen2.5-vl"``).
-        pattern: Regular expression searched (case-insensitively) in the model name or id.
-        policy_v1: Policy name under ``paper-v1`` (the GitHub c221615 table), or ``None`` where
-            that table has no entry (the official code raised ``ValueError`` there).
-        policy_official: Policy name under ``official`` / ``strict`` (the 1.2.1 table).
-    """
-
-    name: str
-    pattern: str
-    policy_v1: str | None
-    policy_official: str | None
-
-    def matches(self, model: str) -> bool:
-        """Whether ``model`` (a name, hub id or folder path) belongs to this family."""
-        return re.search(self.pattern, model, flags=re.IGNORECASE) is not None
-
-
-#: Model families, most specific first (the first match wins): Lingshu before Qwen, MedGemma
-#: before Gemma, LLaVA-Med before LLaVA-OneVision. LLaVA-OneVision-1.5 (a different, Qwen2-VL
-#: style processor) is deliberately not matched by the LLaVA-OneVision pattern.
-MODEL_FAMILIES: tuple[ModelFamily, ...] = (
-    ModelFamily("lingshu", r"lingshu", "lingshu", "lingshu"),
-    ModelFamily("qwen3-vl", r"qwen3[-_.]?vl", None, "qwen3-vl"),
-    ModelFamily("qwen2.5-vl", r"qwen2[._]?5[-_]?vl", "qwen2.5-vl", "qwen2.5-vl"),
-    ModelFamily("qwen2-vl", r"qwen2[-_]?vl", "qwen2-vl", "qwen2-vl"),
-    ModelFamily("medgemma", r"medgemma", "medgemma", "medgemma"),
-    ModelFamily("gemma3", r"gemma[-_]?3", "gemma3", "gemma3"),
-    ModelFamily("internvl3", r"internvl[-_]?3", "internvl3", "internvl3-dynamic"),
-    ModelFamily("meddr", r"meddr", "meddr", "meddr"),
-    ModelFamily("llava-med", r"llava[-_]?med", "llava-med", "llava-med-fit"),
-    ModelFamily(
-        "huatuogpt-vision", r"huatuogpt[-_]?vision", "huatuogpt-vision", "huatuogpt-vision-fit"
-    ),
-    ModelFamily("healthgpt", r"healthgpt", "healthgpt", "healthgpt-fit"),
-    ModelFamily(
-        "llama-3.2-vision",
-        r"llama[-_]?3\.2[-_].*vision|mllama",
-        "llama-3.2-vision",
-        "llama-3.2-vision",
-    ),
-    ModelFamily(
-        "llava-onevision",
-        r"llava[-_]?onevision(?![-_]?1[._]5)",
-        "llava-onevision-v1",
-        "llava-onevision",
-    ),
-)
-
-
-def family_for_model(model: str) -> ModelFamily:
-    """The first family of :data:`MODEL_FAMILIES` whose pattern matches ``model``.
-
-    Args:
-        model: Model name, hub id (``"Qwen/Qwen2.5-VL-7B-Instruct"``) or folder path.
-
-    Returns:
-        The family.
-
-    Raises:
-        KeyError: If no family matches (the message lists the families).
-
-    Example:
-        >>> family_for_model("google/medgemma-4b-it").name
-        'medgemma'
-    """
-    for family in MODEL_FAMILIES:
-        if family.matches(model):
-            return family
-    names = ", ".join(f.name for f in MODEL_FAMILIES)
-    raise KeyError(
-        f"no model family matches {model!r} (known: {names}); pass an explicit image policy "
-        "(e.g. --image-policy native or fixed:HxW)"
-    )
-
-
-def policy_for_model(model: str, protocol: str = "official") -> ImagePolicy:
-    """The image policy a model family uses under a protocol.
-
-    Args:
-        model: Model name, hub id or folder path.
-        protocol: ``"paper-v1"`` (c221615 table) or ``"official"`` / ``"strict"`` (1.2.1).
-
-    Returns:
-        The registered policy.
-
-    Raises:
-        KeyError: If no family matches or the family has no policy under ``protocol``.
-
-    Example:
-        >>> policy_for_model("OpenGVLab/InternVL3-38B", "paper-v1").seen_hw((512, 512))
-        (448, 448)
-    """
-    family = family_for_model(model)
-    name = family.policy_v1 if protocol == "paper-v1" else family.policy_official
-    if name is None:
-        raise KeyError(
-            f"model family {family.name!r} (from {model!r}) has no image policy under "
-            f"protocol {protocol!r}; pass an explicit image policy"
-        )
-    return get_policy(name)

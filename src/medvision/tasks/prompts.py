@@ -3,9 +3,10 @@ r"""The one prompt renderer, used by evaluation and by training-data export.
 Five styles (:class:`PromptStyle`):
 
 * ``paper-v1``: GitHub c221615 (official-eval-protocol §2), byte for byte, including the
-  quirks: detection says "corner", T/L expands only ``mm``/``cm``, A/D distance replaces
-  ``mm`` by ``millimeters``, the angle keeps the raw unit (``degree``) and the A/D pixel line
-  hard-codes ``mm``. No image-size line.
+  quirks: detection says "corner"; T/L keeps the raw unit (``mm``: c221615 expands only string
+  units and the T/L unit reaches it as a one-element list, official-versions "Settled from
+  the features schema"), A/D distance replaces ``mm`` by ``millimeters``, the angle keeps the
+  raw unit (``degree``) and the A/D pixel line hard-codes ``mm``. No image-size line.
 * ``paper-v1+size``: ours, ``paper-v1`` with the 1.2.1 image-size line
   (``The image size is {W} pixels (width) x {H} pixels (height).``) inserted before the pixel
   line of T/L and A/D prompts, for paper-comparable runs that still state the size of the
@@ -256,8 +257,10 @@ def _render_paper_v1(
             f"Format requirement:\n{FORMAT_BOX}"
         )
     if sample.family is TaskFamily.TUMOR_LESION_SIZE:
-        # Only string units are expanded in c221615, and only these two.
-        unit = {"mm": "millimeters", "cm": "centimeters"}.get(sample.unit, sample.unit)
+        # c221615 expands only *string* units, and the T/L unit reaches it as a one-element
+        # list (the HF features declare biometric_profile a sequence; official-versions,
+        # "Settled from the features schema"), so the paper's T/L prompts say "mm".
+        unit = sample.unit
         return (
             head + "estimate the major and minor axis lengths of the ellipse enclosing the "
             f"{sample.label_name}, in {unit}.\n"
