@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
+from medvision.metrics.jsonvalues import dumps, loads
 from medvision.parsing import ParsedAnswer, ParseStatus, parse_last_k, parse_robust
-from medvision.runs.records import RECORDS_NAME, read_records, write_records_atomic
+from medvision.runs.integrity import records_digest
+from medvision.runs.lock import RunLock
+from medvision.runs.records import RECORDS_NAME, dedupe, read_records, write_records_atomic
 from medvision.runs.spec import SUMMARY_NAME, RunError
 from medvision.schema import Record, TaskFamily
 
@@ -27,22 +29,42 @@ def parse_answer(
 
 
 def rescore(
-    run_dir: str | Path, *, protocol: str | None = None, reparse: bool = False
+    run_dir: str | Path,
+    *,
+    protocol: str | None = None,
+    reparse: bool = False,
+    write: bool = True,
 ) -> dict[str, Any]:
     """Recompute every per-sample metric and the summary from a run's records alone.
+
+    One record per sample id is kept (the last written); ``run.duplicates_dropped`` says how
+    many were dropped.
 
     Args:
         run_dir: A run directory.
         protocol: Score under another protocol (implies re-parsing the raw outputs).
         reparse: Re-parse the raw outputs even under the same protocol.
+        write: Write the results (else only return the summary: reports use this when a
+            ``summary.json`` is older than its records).
 
     Returns:
         The summary. Under the run's own protocol, ``summary.json`` and ``records.jsonl`` are
         rewritten (the ``run`` block of the summary is kept); under another protocol the
         results go to ``summary-<protocol>.json`` and ``records-<protocol>.jsonl``.
+
+    Raises:
+        RunError: No records, or another process writes the folder (when ``write``).
     """
     out = Path(run_dir)
-    records = read_records(out / RECORDS_NAME)
+    if not write:
+        return _rescore(out, protocol, reparse, write)
+    with RunLock(out):
+        return _rescore(out, protocol, reparse, write)
+
+
+def _rescore(out: Path, protocol: str | None, reparse: bool, write: bool) -> dict[str, Any]:
+    digest = records_digest(out / RECORDS_NAME)
+    records, duplicates = dedupe(read_records(out / RECORDS_NAME))
     if not records:
         raise RunError(f"{out / RECORDS_NAME} holds no records")
     name = protocol or records[0].protocol
@@ -71,18 +93,28 @@ def rescore(
     summary = dict(to_jsonable(summarize_run(rescored, proto)))
     same = name == records[0].protocol
     old_summary = out / SUMMARY_NAME
-    run_block = json.loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
-    summary["run"] = {**run_block, "protocol": name, "n_records": len(rescored)}
+    run_block = loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
+    summary["run"] = {
+        **run_block,
+        "protocol": name,
+        "n_records": len(rescored),
+        "n_backend_errors": summary["outcomes"]["backend_error"],
+        "duplicates_dropped": duplicates,
+    }
+    summary["records_digest"] = digest
+    if not write:
+        return summary
     if same:
         summary["run"]["rescored"] = "reparsed" if again else "recomputed"
         # The records must say what the summary says (reports read both).
         write_records_atomic(out / RECORDS_NAME, rescored)
+        summary["records_digest"] = records_digest(out / RECORDS_NAME)
         target = old_summary
     else:
         summary["run"]["rescored_from"] = records[0].protocol
         write_records_atomic(out / f"records-{name}.jsonl", rescored)
         target = out / f"summary-{name}.json"
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.write_text(dumps(summary, indent=1))
     tmp.replace(target)
     return summary
