@@ -899,7 +899,7 @@ def summarize_run(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict
     """
     every = _as_table(data)
     table = answered_rows(every)
-    families = {str(f) for f in pc.unique(table["family"]).to_pylist()}
+    families = {str(f) for f in pc.unique(every["family"]).to_pylist()}
     unknown = families - {f.value for f in TaskFamily}
     if unknown:
         raise ValueError(
