@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medvision.backends import GenerationConfig
@@ -522,7 +523,7 @@ def main() -> None:
         line = missing_extra(exc)
         if line is None:
             raise
-        console.print(f"[bold red]error:[/] {line}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
         raise SystemExit(1) from None
     except (
         RecordsError,
@@ -535,7 +536,8 @@ def main() -> None:
         UnknownBackendError,
         BuildOptionsMismatch,
     ) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # escape: "[hf]" in a pip line or a path must not be read as rich markup.
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = [
     "EXIT_BACKEND_ERRORS",
@@ -110,6 +111,6 @@ def finish_eval(summary: Mapping[str, Any], allow_errors: bool, console: Console
     if line is None:
         return
     tag = "[bold yellow]note:[/]" if allow_errors else "[bold red]error:[/]"
-    console.print(f"{tag} {line}", highlight=False)
+    console.print(f"{tag} {escape(line)}", highlight=False)
     if not allow_errors:
         raise typer.Exit(EXIT_BACKEND_ERRORS)
