@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medvision.runs.records import read_records, write_records_atomic
+from medvision.runs.spec import RunError
 from medvision.schema import Record, Sample
 
 __all__ = [
     "Staleness",
+    "drop_stale",
     "records_digest",
     "sample_signature",
     "selection_digest",
@@ -140,6 +143,32 @@ def stale_records(records: Iterable[Record], samples: Iterable[Sample]) -> Stale
         elif sig != record_signature(r):
             changed[r.sample_id] = None
     return Staleness(tuple(removed), tuple(changed))
+
+
+def drop_stale(records_path: Path, samples: Sequence[Sample], *, allow: bool) -> None:
+    """Refuse to resume over records that no longer describe the store (or drop them).
+
+    Args:
+        records_path: The run's ``records.jsonl``.
+        samples: The run's selection over the store as it is now.
+        allow: Drop the stale records (``--rescore-changed``); their samples are asked again,
+            or re-scored from the cache when only the target changed.
+
+    Raises:
+        RunError: Stale records and not ``allow``.
+    """
+    records = read_records(records_path)
+    stale = stale_records(records, samples)
+    if not stale:
+        return
+    if not allow:
+        raise RunError(
+            f"{records_path.parent} holds {stale.describe()}: the dataset changed since this "
+            "run started (rebuilt from other sources?). Pass --rescore-changed to drop those "
+            "records and ask again (answers whose image did not change are re-scored from the "
+            "cache), or use a new --out"
+        )
+    write_records_atomic(records_path, [r for r in records if r.sample_id not in stale.ids])
 
 
 def records_digest(path: Path) -> dict[str, Any]:

@@ -16,29 +16,19 @@ from the cache. A changed prompt style, image policy, generation setting, model 
 re-asks only the samples whose cache key changed. A different protocol, split or dataset build
 is a different run and is refused (use ``overwrite`` or another folder).
 
-Safety rails (each refuses with one line rather than miscount):
-
-* one writer per run folder (:class:`~medvision.runs.lock.RunLock`);
-* a backend's ``preflight()`` (openai: list models or a 1-token ask) runs before the first
-  sample, and a run stops after ``stop_after_errors`` fatal backend errors in a row (bad key,
-  wrong URL or model, refused connection);
-* records that no longer describe the store (a store rebuilt at the same path) refuse a resume
-  unless ``rescore_changed`` (:mod:`medvision.runs.integrity`);
-* summaries keep one record per sample id of the current selection, leave backend errors out
-  of the metrics (``summary["outcomes"]``) and store the digest of the records they were made
-  from.
+Rails that refuse rather than miscount (docs/evaluation.md): one writer per folder
+(:mod:`medvision.runs.lock`); the backend's ``preflight()`` before the first sample and a stop
+after ``stop_after_errors`` fatal errors in a row; records that no longer describe the store
+refuse a resume (:mod:`medvision.runs.integrity`); summaries count one record per sample of
+the current selection, backend errors apart (``summary["outcomes"]``).
 """
 
 import inspect
 import json
-import platform
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import medvision
 from medvision.backends import (
     Backend,
     BackendUnavailable,
@@ -50,14 +40,15 @@ from medvision.backends import (
     create_backend,
 )
 from medvision.backends.registry import BACKENDS
-from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
+from medvision.metrics import get_protocol, summarize_run, to_jsonable
 from medvision.metrics.jsonvalues import dumps
-from medvision.parsing import ParsedAnswer, ParseStatus
+from medvision.parsing import ParseStatus
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
 from medvision.runs.ground_truth import warn_ground_truth
 from medvision.runs.inputs import check_spec, open_store
 from medvision.runs.integrity import (
     Staleness,
+    drop_stale,
     records_digest,
     selection_digest,
     stale_records,
@@ -71,7 +62,7 @@ from medvision.runs.records import (
     repair_tail,
     write_records_atomic,
 )
-from medvision.runs.scoring import parse_answer, rescore
+from medvision.runs.scoring import parse_answer, record_of, rescore
 from medvision.runs.selection import (
     config_key,
     prior_key,
@@ -88,6 +79,7 @@ from medvision.runs.spec import (
     RunError,
     RunSpec,
     redact,
+    run_manifest,
 )
 from medvision.schema import Record, Sample
 from medvision.tasks import PromptStyle, get_policy, prompt_hash, render_prompt
@@ -177,38 +169,14 @@ class Runner:
         return self.out / CACHE_NAME
 
     def _manifest(self, backend_settings: dict[str, Any] | None) -> dict[str, Any]:
-        spec = self.spec
-        return {
-            "fingerprint": spec.fingerprint(),
-            "spec": redact(to_jsonable(asdict(spec))),
-            "medvision_version": medvision.__version__,
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "dataset_build_id": self.dataset.manifest.build_id,
-            "annotation": self.annotation,
-            "selection_digest": selection_digest(self.samples()),
-            "protocol": self.protocol.switches(),
-            "prompt_style": spec.style.value,
-            "selection": {
-                "rule": "stratified-by-label" if spec.protocol == "strict" else "first-n",
-                "limit_per_config": spec.limit_per_config,
-                "config_key": [
-                    "dataset",
-                    "task_id",
-                    "family",
-                    "plane",
-                    "metric_type",
-                    "tl_label_id",
-                ],
-                "seed": spec.seed,
-            },
-            "settings_hash": self._settings_hash,
-            "backend_settings": redact(
-                backend_settings
-                if backend_settings is not None
-                else {"name": spec.backend, **spec.backend_options}
-            ),
-        }
+        return run_manifest(
+            self.spec,
+            build_id=self.dataset.manifest.build_id,
+            annotation=self.annotation,
+            selection_digest=selection_digest(self.samples()),
+            protocol=self.protocol.switches(),
+            backend_settings=backend_settings,
+        )
 
     def _write_manifest(self, meta: dict[str, Any]) -> None:
         tmp = self.out / (RUN_NAME + ".tmp")
@@ -298,7 +266,7 @@ class Runner:
         repair_tail(self.cache_path)
         cache = read_cache(self.cache_path)
         if not self._changed:
-            self._drop_stale(samples)
+            drop_stale(self.records_path, samples, allow=self.rescore_changed)
         if self._changed:
             self._rebuild_from_cache(samples, cache)
             self._write_manifest(self._manifest(None))
@@ -388,23 +356,6 @@ class Runner:
             check()
         except BackendUnavailable as exc:
             raise RunError(f"backend {self.spec.backend!r} is not usable: {exc}") from None
-
-    def _drop_stale(self, samples: Sequence[Sample]) -> None:
-        """Refuse (or, with ``rescore_changed``, drop) records that no longer match the store."""
-        records = read_records(self.records_path)
-        stale = stale_records(records, samples)
-        if not stale:
-            return
-        if not self.rescore_changed:
-            raise RunError(
-                f"{self.out} holds {stale.describe()}: the dataset at {self.spec.dataset_dir} "
-                "changed since this run started (rebuilt from other sources?). Pass "
-                "--rescore-changed to drop those records and ask again (answers whose "
-                "image did not change are re-scored from the cache), or use a new --out"
-            )
-        write_records_atomic(
-            self.records_path, [r for r in records if r.sample_id not in stale.ids]
-        )
 
     def _create_backend(self) -> Backend:
         spec = self.spec
@@ -547,51 +498,13 @@ class Runner:
         )
 
     def _record(self, s: Sample, r: ChatResponse) -> Record:
-        seen_hw = self.policy.seen_hw(s.image_hw)
-        if r.error is not None:
-            parsed = ParsedAnswer(None, ParseStatus.BACKEND_ERROR, r.error)
-        else:
-            parsed = parse_answer(
-                r.text, s.family.value, self.spec.protocol, seen_hw, s.metric_type
-            )
-        metrics = sample_metrics(s.family.value, parsed.values, s.target, self.protocol)
-        reason = parsed.reason
-        if not parsed.ok and r.finish_reason == "length":
-            # A failure explained by truncation, not by the model's reading.
-            reason = f"{reason} (the answer was cut at the token limit)"
-        return Record(
-            sample_id=s.sample_id,
-            dataset=s.dataset,
-            case_id=s.case_id,
-            family=s.family.value,
-            plane=int(s.plane),
-            slice_index=s.slice_index,
-            label_id=s.label_id,
-            label_name=s.label_name,
-            label_kind=s.label_kind,
-            label_group=s.label_group,
-            modality=s.modality,
-            metric_type=s.metric_type,
-            metric_key=s.metric_key,
-            image_key=s.image_key,
-            image_hw=s.image_hw,
-            seen_hw=seen_hw,
-            seen_spacing_mm_rc=self.policy.seen_spacing(s.spacing_mm_rc, s.image_hw),
-            box_img_ratio=s.extras.get("box_img_ratio"),
-            target=s.target,
-            model=self.spec.model_name,
-            backend=self.spec.backend,
-            protocol=self.spec.protocol,
+        return record_of(
+            s,
+            r,
+            spec=self.spec,
+            policy=self.policy,
+            protocol=self.protocol,
             prompt_hash=prompt_hash(self._prompt(s)),
-            raw_output=r.text,
-            parsed=parsed.values,
-            status=parsed.status.value,
-            reason=reason,
-            metrics=metrics,
-            latency_s=r.latency_s,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            finish_reason=r.finish_reason,
             annotation=s.annotation or self.annotation,
         )
 
