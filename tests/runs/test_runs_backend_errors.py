@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from medvision.cli.app import app
 from medvision.runs.records import RECORDS_NAME, read_records
-from medvision.runs.runner import Runner, RunError, RunSpec
+from medvision.runs.runner import RunError, Runner, RunSpec
 from medvision.testing.fake_openai import FakeOpenAIServer, FakeRequest, Fault, FaultKind
 
 cli = CliRunner()

@@ -13,7 +13,7 @@ from medvision.catalog.registry import get_spec
 from medvision.mini.generate import generate_mini
 from medvision.runs.integrity import stale_records
 from medvision.runs.records import RECORDS_NAME, read_records
-from medvision.runs.runner import RUN_NAME, Runner, RunError, RunSpec
+from medvision.runs.runner import RUN_NAME, RunError, Runner, RunSpec
 
 
 def _build(tmp: Path, store: Path, seed: int) -> None:

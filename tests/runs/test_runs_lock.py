@@ -13,7 +13,7 @@ import pytest
 
 from medvision.runs.lock import LOCK_NAME, RunLock
 from medvision.runs.records import RECORDS_NAME, append_records, read_records
-from medvision.runs.runner import Runner, RunError, RunSpec, rescore
+from medvision.runs.runner import RunError, Runner, RunSpec, rescore
 
 HOLD = """
 import sys, time

@@ -14,8 +14,8 @@ from medvision.runs.cache import CACHE_NAME, read_cache
 from medvision.runs.records import RECORDS_NAME, read_records
 from medvision.runs.runner import (
     DEFAULT_LIMIT,
-    Runner,
     RunError,
+    Runner,
     RunSpec,
     config_key,
     select_samples,
@@ -150,7 +150,7 @@ def test_each_faulty_sample_fails_with_a_reason_and_the_run_completes(
 def test_server_down_refuses_before_the_first_sample(mini_store: Path, tmp_path: Path) -> None:
     with FakeOpenAIServer() as srv:
         url = srv.url
-    with pytest.raises(RunError, match="cannot connect to .*is the server running"):
+    with pytest.raises(RunError, match=r"cannot connect to .*is the server running"):
         Runner(_spec(mini_store, url, families=("ad",)), tmp_path / "run").run()
     assert read_records(tmp_path / "run" / RECORDS_NAME) == []
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from medvision.backends.base import is_secret_name
 from medvision.cli.app import app
-from medvision.runs.runner import Runner, RunError, RunSpec
+from medvision.runs.runner import RunError, Runner, RunSpec
 from medvision.testing.fake_openai import FakeOpenAIServer, FakeRequest, Fault, FaultKind
 
 SECRET = "S3cretSignatureValue"
