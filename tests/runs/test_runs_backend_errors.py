@@ -140,3 +140,23 @@ def test_eval_exits_non_zero_while_backend_errors_remain(mini_store: Path, tmp_p
     assert fixed.exit_code == 0, fixed.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["outcomes"]["backend_error"] == 0
+
+
+@pytest.mark.parametrize(("status", "fatal"), [(401, True), (403, True), (404, True), (400, False)])
+def test_backend_marks_errors_a_retry_cannot_fix(status: int, fatal: bool) -> None:
+    from medvision.backends import ChatRequest, Message, TextPart
+    from medvision.backends.openai_compat import OpenAICompatBackend
+
+    def fail(req: FakeRequest) -> Fault:
+        return Fault(FaultKind.HTTP_ERROR, status=status)
+
+    request = ChatRequest("r1", (Message("user", (TextPart("hi"),)),))
+    with FakeOpenAIServer(faults=fail) as srv:
+        backend = OpenAICompatBackend("fake-vlm", srv.url, max_retries=0)
+        (answer,) = backend.generate([request])
+        url = srv.url
+    assert answer.error is not None and answer.error_fatal is fatal
+    # A refused connection, once its retries are spent, is fatal too.
+    dead = OpenAICompatBackend("fake-vlm", url, max_retries=1, backoff_s=0.01)
+    (answer,) = dead.generate([request])
+    assert answer.error is not None and "cannot connect" in answer.error and answer.error_fatal
