@@ -269,7 +269,7 @@ def test_retry_after_header_forms() -> None:
 
 def test_public_url_hides_credentials() -> None:
     assert public_url("https://u:pw@host:8443/v1?api_key=abc&x=1") == (
-        "https://host:8443/v1?api_key=<redacted>&x=1"
+        "https://host:8443/v1?api_key=<redacted>&x=<redacted>"
     )
 
 

@@ -12,7 +12,14 @@ import pytest
 from medvision.backends import GenerationConfig
 from medvision.runs.cache import CACHE_NAME, read_cache
 from medvision.runs.records import RECORDS_NAME, read_records
-from medvision.runs.runner import DEFAULT_LIMIT, Runner, RunSpec, config_key, select_samples
+from medvision.runs.runner import (
+    DEFAULT_LIMIT,
+    RunError,
+    Runner,
+    RunSpec,
+    config_key,
+    select_samples,
+)
 from medvision.store import open_dataset
 from medvision.testing.fake_openai import (
     IMAGE_TOKENS,
@@ -140,17 +147,12 @@ def test_each_faulty_sample_fails_with_a_reason_and_the_run_completes(
     assert sorted(_ids(out)) == sorted(s.sample_id for s in samples)
 
 
-def test_server_down_fails_every_sample_but_the_run_completes(
-    mini_store: Path, tmp_path: Path
-) -> None:
+def test_server_down_refuses_before_the_first_sample(mini_store: Path, tmp_path: Path) -> None:
     with FakeOpenAIServer() as srv:
         url = srv.url
-    summary = Runner(_spec(mini_store, url, families=("ad",)), tmp_path / "run").run()
-    assert summary["num_records"] > 0
-    assert summary["status_counts"] == {"backend_error": summary["num_records"]}
-    assert all(
-        "cannot connect" in (r.reason or "") for r in read_records(tmp_path / "run" / RECORDS_NAME)
-    )
+    with pytest.raises(RunError, match=r"cannot connect to .*is the server running"):
+        Runner(_spec(mini_store, url, families=("ad",)), tmp_path / "run").run()
+    assert read_records(tmp_path / "run" / RECORDS_NAME) == []
 
 
 def test_changed_settings_re_ask_only_what_changed(mini_store: Path, tmp_path: Path) -> None:

@@ -95,8 +95,9 @@ def test_secret_names_are_whole_words_and_urls_lose_query_secrets() -> None:
     from medvision.backends.base import is_secret_name
     from medvision.backends.openai_compat import OpenAICompatBackend
 
+    # Every query value is redacted, whatever its name (issue 10 point 9).
     assert redact({"base_url": "http://h/v1?api_key=SECRET&x=1"}) == {
-        "base_url": "http://h/v1?api_key=<redacted>&x=1"
+        "base_url": "http://h/v1?api_key=<redacted>&x=<redacted>"
     }
     assert not is_secret_name("skip_special_tokens") and not is_secret_name("min_tokens")
     assert is_secret_name("X-Api-Key") and is_secret_name("access_token")

@@ -6,6 +6,7 @@ and oracle baselines; :func:`create_backend` builds one by name from :data:`BACK
 
 from medvision.backends.base import (
     Backend,
+    BackendUnavailable,
     ChatRequest,
     ChatResponse,
     GenerationConfig,
@@ -27,6 +28,7 @@ from medvision.backends.registry import BACKENDS, UnknownBackendError, create_ba
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendUnavailable",
     "ChatRequest",
     "ChatResponse",
     "GenerationConfig",

@@ -27,6 +27,7 @@ __all__ = [
     "HINT_VALUE_RANGE",
     "REDACTED",
     "Backend",
+    "BackendUnavailable",
     "ChatRequest",
     "ChatResponse",
     "GenerationConfig",
@@ -174,6 +175,9 @@ class ChatResponse:
         prompt_tokens: Prompt length in tokens, if the backend reports it.
         completion_tokens: Generated tokens, if the backend reports it.
         finish_reason: Why generation stopped (``"stop"``, ``"length"``, ...), if reported.
+        error_fatal: The error says the backend itself is unusable and a retry would repeat
+            it (HTTP 401/403/404, a refused connection): the runner stops a run after a few
+            of these in a row instead of recording every sample as failed.
     """
 
     request_id: str
@@ -183,6 +187,15 @@ class ChatResponse:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    error_fatal: bool = False
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend cannot serve the run at all (dead server, wrong URL or model, bad key).
+
+    Raised by a backend's optional ``preflight()`` before the first sample; the message is
+    one line that names the fix.
+    """
 
 
 @runtime_checkable
@@ -316,33 +329,59 @@ def content_parts(
 
 REDACTED = "<redacted>"
 _SECRET_WORDS = frozenset(
-    {"key", "apikey", "token", "secret", "password", "passwd", "authorization", "auth", "bearer"}
+    {
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "authorization",
+        "auth",
+        "bearer",
+        "sig",
+        "signature",
+        "code",
+        "credential",
+        "credentials",
+    }
 )
 
 
 def is_secret_name(name: str) -> bool:
     """True if an option or query name looks like it holds a secret.
 
-    Whole words only: ``api_key``, ``X-Api-Key`` and ``access_token`` are secrets, while
+    Whole words only: ``api_key``, ``X-Api-Key``, ``access_token``, ``sig`` (signed URLs),
+    ``signature``, ``code`` (OAuth), ``client_secret`` and ``password`` are secrets, while
     ``max_new_tokens`` or ``skip_special_tokens`` (settings) are not; ``*_env`` names only say
     which environment variable holds a key.
 
     Example:
-        >>> [is_secret_name(n) for n in ("api_key", "max_tokens", "api_key_env")]
-        [True, False, False]
+        >>> [is_secret_name(n) for n in ("api_key", "sig", "max_tokens", "api_key_env")]
+        [True, True, False, False]
     """
     low = name.lower()
     return bool(set(re.split(r"[^a-z0-9]+", low)) & _SECRET_WORDS) and not low.endswith("_env")
 
 
 def public_url(url: str) -> str:
-    """``url`` without ``user:password@`` and with secret-looking query values redacted."""
+    """``url`` without ``user:password@``, fragment, and with every query value redacted.
+
+    Query names stay (they say which parameters were sent); their values never reach a
+    manifest, record, log or report, whatever their name (a signed URL's ``sig``, an
+    ``api-version`` alike).
+
+    Example:
+        >>> public_url("https://u:p@host:8443/v1?key=abc&api-version=1#x")
+        'https://host:8443/v1?key=<redacted>&api-version=<redacted>'
+    """
     parts = urlsplit(url)
     netloc = parts.hostname or ""
     if parts.port is not None:
         netloc = f"{netloc}:{parts.port}"
     query = "&".join(
-        f"{k}={REDACTED}" if is_secret_name(k) else f"{k}={v}" if sep else k
-        for k, sep, v in (item.partition("=") for item in parts.query.split("&") if item)
+        f"{k}={REDACTED}" if sep else k
+        for k, sep, _v in (item.partition("=") for item in parts.query.split("&") if item)
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

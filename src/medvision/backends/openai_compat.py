@@ -31,21 +31,18 @@ task families, each constrained to its own schema.
 from __future__ import annotations
 
 import asyncio
-import base64
-import email.utils
 import itertools
 import json
 import logging
 import os
 import random
-import re
 import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 
@@ -53,11 +50,18 @@ from medvision.backends.base import (
     REDACTED,
     ChatRequest,
     ChatResponse,
-    Message,
-    TextPart,
-    content_parts,
     is_secret_name,
     public_url,
+)
+from medvision.backends.openai_wire import (
+    Completion,
+    build_payload,
+    error_detail,
+    image_data_url,
+    json_schema_format,
+    parse_completion,
+    retry_after_s,
+    to_openai_messages,
 )
 
 __all__ = [
@@ -77,6 +81,9 @@ log = logging.getLogger("medvision.backends.openai")
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 #: Statuses worth another attempt: request timeout, conflict, rate limit, server errors.
 RETRY_STATUSES = frozenset({408, 409, 429})
+#: Statuses that say the key, the URL or the model is wrong (every request would get them).
+FATAL_STATUSES = frozenset({401, 403, 404})
+_T = TypeVar("_T")
 #: Most connections per httpx client (see :meth:`OpenAICompatBackend.agenerate`).
 LANE_WIDTH = 8
 
@@ -84,183 +91,20 @@ LANE_WIDTH = 8
 class _RetryableError(Exception):
     """An attempt failed in a way another attempt may not (the reason is safe to record)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, fatal: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.fatal = fatal  # when every retry fails: the backend is unusable (refused)
 
 
 class _FatalError(Exception):
     """An attempt failed in a way a retry would repeat (bad request, malformed answer)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, fatal: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def image_data_url(data: bytes) -> str:
-    """A ``data:`` URL of image bytes (PNG, or JPEG when the bytes say so)."""
-    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _content(message: Message) -> str | list[dict[str, Any]]:
-    """Plain text stays a string (every server accepts it); images make a parts list."""
-    if all(isinstance(p, TextPart) for p in message.content):
-        return message.text
-    return content_parts(
-        message, lambda png, _i: {"type": "image_url", "image_url": {"url": image_data_url(png)}}
-    )
-
-
-def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Chat messages in the OpenAI wire format, parts in the order given."""
-    return [{"role": m.role, "content": _content(m)} for m in messages]
-
-
-_SCHEMA_NAME = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def json_schema_format(schema: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
-    """The ``response_format`` that constrains an answer to a JSON schema (strict mode).
-
-    Args:
-        schema: The JSON schema.
-        name: Schema name; defaults to the schema's ``title`` (else ``"answer"``). Characters
-            outside ``[A-Za-z0-9_-]`` become ``_`` and it is cut to 64, as OpenAI requires.
-
-    Returns:
-        ``{"type": "json_schema", "json_schema": {"name", "schema", "strict": True}}``.
-    """
-    raw = name if name is not None else str(schema.get("title") or "answer")
-    clean = _SCHEMA_NAME.sub("_", raw)[:64] or "answer"
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": clean, "schema": dict(schema), "strict": True},
-    }
-
-
-def build_payload(
-    request: ChatRequest,
-    model: str,
-    *,
-    response_format: Mapping[str, Any] | None = None,
-    extra_body: Mapping[str, Any] | None = None,
-    send_seed: bool = True,
-) -> dict[str, Any]:
-    """The JSON body of one chat-completions request.
-
-    Args:
-        request: The request (``hints`` are ignored: they are for baselines only).
-        model: Model name the server serves.
-        response_format: Passed through as ``response_format`` (e.g. ``{"type":
-            "json_schema", "json_schema": {"name": ..., "schema": ...}}``); a request's own
-            ``response_schema`` overrides it (see :func:`json_schema_format`).
-        extra_body: Extra top-level fields (e.g. vLLM ``structured_outputs``), applied last.
-        send_seed: Send ``seed`` (some hosted APIs reject it).
-
-    Returns:
-        The body as a dict.
-    """
-    gen = request.generation
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": to_openai_messages(request.messages),
-        "max_tokens": gen.max_new_tokens,
-        "temperature": gen.temperature,
-        "top_p": gen.top_p,
-        "n": 1,
-        "stream": False,
-    }
-    if send_seed:
-        body["seed"] = gen.seed
-    if request.response_schema is not None:
-        body["response_format"] = json_schema_format(request.response_schema)
-    elif response_format is not None:
-        body["response_format"] = dict(response_format)
-    if extra_body:
-        body.update(extra_body)
-    return body
-
-
-@dataclass(frozen=True)
-class Completion:
-    """The useful part of a chat-completions answer.
-
-    Attributes:
-        text: The first choice's message content (refusal text if content is null).
-        finish_reason: ``"stop"``, ``"length"``, ... or ``""`` if absent.
-        prompt_tokens: ``usage.prompt_tokens`` or ``None``.
-        completion_tokens: ``usage.completion_tokens`` or ``None``.
-    """
-
-    text: str
-    finish_reason: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def parse_completion(body: bytes) -> Completion:
-    """Read a chat-completions response body.
-
-    Raises:
-        ValueError: Not JSON, not an object, no choices, or a choice without a message (the
-            message says which).
-    """
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        snippet = body[:80].decode("utf-8", "replace")
-        raise ValueError(f"malformed JSON in response ({exc.msg}): {snippet!r}") from None
-    except UnicodeDecodeError:
-        raise ValueError("response body is not UTF-8 text") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"response is a JSON {type(data).__name__}, expected an object")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise ValueError(f"response has no choices (choices={choices!r})")
-    first = choices[0]
-    message = first.get("message") if isinstance(first, dict) else None
-    if not isinstance(message, dict):
-        raise ValueError("response choice has no message object")
-    content = message.get("content")
-    if isinstance(content, list):  # some servers return content parts
-        content = "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
-        )
-    if content is None:
-        content = message.get("refusal") or ""
-    if not isinstance(content, str):
-        raise ValueError(f"message content is a {type(content).__name__}, expected text")
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    assert isinstance(usage, dict)
-    return Completion(
-        text=content,
-        finish_reason=str(first.get("finish_reason") or ""),
-        prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
-        completion_tokens=_int_or_none(usage.get("completion_tokens")),
-    )
-
-
-def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or HTTP date), or ``None``."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+        self.fatal = fatal  # 401/403/404: the key, URL or model is wrong, not this request
 
 
 @dataclass
@@ -273,11 +117,23 @@ class _Lane:
 
 @dataclass
 class _Endpoint:
-    """One base URL and its load (mutated only on the batch's event loop)."""
+    """One base URL and its load (mutated only on the batch's event loop).
+
+    ``url`` has no query string: a base URL's query parameters (``?key=...``) travel as
+    ``params`` on every request, never inside the path.
+    """
 
     url: str
+    params: tuple[tuple[str, str], ...] = ()
     in_flight: int = 0
     down_until: float = 0.0
+
+
+def split_base_url(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``(url without query or fragment, trailing "/" dropped; its query parameters)``."""
+    parts = urlsplit(url)
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    return base, tuple(parse_qsl(parts.query, keep_blank_values=True))
 
 
 class OpenAICompatBackend:
@@ -360,7 +216,18 @@ class OpenAICompatBackend:
         self._transport = transport
         # Read once; kept private and out of repr/settings. Empty means "no key".
         self.__api_key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self._endpoints = [_Endpoint(u) for u in self.base_urls]
+        self._endpoints = [_Endpoint(*split_base_url(u)) for u in self.base_urls]
+        # Query values of the base URLs are secrets as much as the key (signed URLs).
+        self._secrets = sorted(
+            {
+                v
+                for e in self._endpoints
+                for k, v in e.params
+                if len(v) >= 8 or (len(v) >= 3 and is_secret_name(k))
+            },
+            key=len,
+            reverse=True,
+        )
         self._rr = itertools.count()
         self._rng = random.Random()
         self._ssl: ssl.SSLContext | None = None
@@ -398,50 +265,46 @@ class OpenAICompatBackend:
         """Answer every request (same length and order); failures become error responses."""
         if not requests:
             return []
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.agenerate(requests))
-        # Called from inside a running loop (a notebook): run ours in a helper thread.
-        box: list[list[ChatResponse]] = []
-        errors: list[BaseException] = []
+        return _run_sync(lambda: self.agenerate(requests))
 
-        def work() -> None:
-            try:
-                box.append(asyncio.run(self.agenerate(requests)))
-            except BaseException as exc:  # re-raised in the caller's thread below
-                errors.append(exc)
+    def preflight(self) -> None:
+        """Check every base URL once before the first sample (list models, else a 1-token ask).
 
-        thread = threading.Thread(target=work, name="medvision-openai")
-        thread.start()
-        thread.join()
-        if errors:
-            raise errors[0]
-        return box[0]
+        Raises:
+            BackendUnavailable: A dead server, a base URL with no OpenAI API under it (a
+                missing ``/v1``), a model the server does not serve, or a refused key; the
+                message is one line naming the fix. Transient answers (429, 5xx) pass: the
+                per-sample retries deal with them.
+        """
+        from medvision.backends.openai_preflight import check_endpoint
+
+        async def check_all() -> None:
+            async with self._client() as client:
+                for e in self._endpoints:
+                    await check_endpoint(
+                        client,
+                        url=e.url,
+                        params=e.params,
+                        where=public_url(e.url),
+                        model=self.model,
+                        api_key_env=self.api_key_env,
+                        key_set=bool(self.__api_key),
+                        timeout_s=self.timeout_s,
+                        scrub=self._scrub,
+                    )
+
+        _run_sync(check_all)
 
     async def agenerate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         """Async form of :meth:`generate` (one client per call, bound to the running loop)."""
         semaphore = asyncio.Semaphore(self.concurrency)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.__api_key:
-            headers["Authorization"] = f"Bearer {self.__api_key}"
         # One httpx client degrades badly past ~16 concurrent requests (its pool, measured
         # in benchmarks/eval.py: ~0.2 of ideal throughput at 64), so requests are spread
         # over clients of at most LANE_WIDTH connections each.
         n_lanes = -(-self.concurrency // LANE_WIDTH)
         width = -(-self.concurrency // n_lanes)
         limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
-        clients = [
-            httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(self.timeout_s),
-                limits=limits,
-                transport=self._transport,
-                verify=self._ssl_context(),
-                trust_env=False,  # a proxy from the environment must not see the key
-            )
-            for _ in range(n_lanes)
-        ]
+        clients = [self._client(limits=limits) for _ in range(n_lanes)]
         lanes = [_Lane(c) for c in clients]
         try:
             return list(await asyncio.gather(*(self._one(lanes, semaphore, r) for r in requests)))
@@ -461,7 +324,24 @@ class OpenAICompatBackend:
         return self._ssl
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self.__api_key, REDACTED) if self.__api_key else text
+        if self.__api_key:
+            text = text.replace(self.__api_key, REDACTED)
+        for value in self._secrets:
+            text = text.replace(value, REDACTED)
+        return text
+
+    def _client(self, **kwargs: Any) -> httpx.AsyncClient:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.__api_key:
+            headers["Authorization"] = f"Bearer {self.__api_key}"
+        return httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout_s),
+            transport=self._transport,
+            verify=self._ssl_context(),
+            trust_env=False,  # a proxy from the environment must not see the key
+            **kwargs,
+        )
 
     def _pick(self) -> _Endpoint:
         now = time.monotonic()
@@ -497,6 +377,7 @@ class OpenAICompatBackend:
             return self._failed(request, f"cannot encode request: {exc}", start)
         reason = ""
         wait_hint: float | None = None
+        fatal = False
         for attempt in range(self.max_retries + 1):
             async with semaphore:
                 endpoint = self._pick()  # after the wait, so it sees the current load
@@ -506,9 +387,9 @@ class OpenAICompatBackend:
                 try:
                     done = await self._attempt(lane.client, endpoint, body)
                 except _RetryableError as exc:
-                    reason, wait_hint = exc.reason, exc.retry_after
+                    reason, wait_hint, fatal = exc.reason, exc.retry_after, exc.fatal
                 except _FatalError as exc:
-                    return self._failed(request, exc.reason, start)
+                    return self._failed(request, exc.reason, start, exc.fatal)
                 else:
                     return ChatResponse(
                         request_id=request.request_id,
@@ -535,10 +416,12 @@ class OpenAICompatBackend:
             # The semaphore is released while waiting, so other requests keep the slot busy.
             await asyncio.sleep(delay)
         return self._failed(
-            request, f"{reason} (gave up after {self.max_retries + 1} attempts)", start
+            request, f"{reason} (gave up after {self.max_retries + 1} attempts)", start, fatal
         )
 
-    def _failed(self, request: ChatRequest, reason: str, start: float) -> ChatResponse:
+    def _failed(
+        self, request: ChatRequest, reason: str, start: float, fatal: bool = False
+    ) -> ChatResponse:
         reason = self._scrub(reason)
         log.warning("request %s failed: %s", request.request_id, reason)
         return ChatResponse(
@@ -546,6 +429,7 @@ class OpenAICompatBackend:
             text="",
             error=reason,
             latency_s=time.perf_counter() - start,
+            error_fatal=fatal,
         )
 
     async def _attempt(
@@ -555,7 +439,9 @@ class OpenAICompatBackend:
         where = public_url(url)
         try:
             async with asyncio.timeout(self.timeout_s):
-                async with client.stream("POST", url, content=body) as response:
+                async with client.stream(
+                    "POST", url, content=body, params=endpoint.params
+                ) as response:
                     data = await self._read_capped(response, where)
         except TimeoutError:
             raise _RetryableError(f"timeout after {self.timeout_s:g} s from {where}") from None
@@ -565,18 +451,18 @@ class OpenAICompatBackend:
             ) from None
         except httpx.ConnectError as exc:
             endpoint.down_until = time.monotonic() + self.endpoint_cooldown_s
-            raise _RetryableError(f"cannot connect to {where}: {exc}") from None
+            raise _RetryableError(f"cannot connect to {where}: {exc}", fatal=True) from None
         except httpx.TransportError as exc:
             raise _RetryableError(
                 f"connection error with {where}: {type(exc).__name__}: {exc}"
             ) from None
         status = response.status_code
         if status != 200:
-            detail = _error_detail(data)
+            detail = error_detail(data)
             reason = f"HTTP {status} from {where}: {detail}"
             if status in RETRY_STATUSES or status >= 500:
                 raise _RetryableError(reason, retry_after_s(response.headers))
-            raise _FatalError(reason)
+            raise _FatalError(reason, fatal=status in FATAL_STATUSES)
         try:
             return parse_completion(data)
         except ValueError as exc:
@@ -602,18 +488,25 @@ class OpenAICompatBackend:
         return b"".join(chunks)
 
 
-def _error_detail(data: bytes) -> str:
-    """The ``error.message`` of an OpenAI-style error body, else the first 200 characters."""
+def _run_sync(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine to the end from sync code, even under a running loop (a notebook)."""
     try:
-        obj = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        obj = None
-    if isinstance(obj, dict):
-        err = obj.get("error")
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return str(err["message"])[:300]
-        if isinstance(err, str):
-            return err[:300]
-        if isinstance(obj.get("message"), str):
-            return str(obj["message"])[:300]
-    return data[:200].decode("utf-8", "replace") or "(empty body)"
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    # Called from inside a running loop: run ours in a helper thread.
+    box: list[_T] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            box.append(asyncio.run(make()))
+        except BaseException as exc:  # re-raised in the caller's thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=work, name="medvision-openai")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return box[0]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medvision.backends import GenerationConfig
@@ -266,6 +267,23 @@ def eval_cmd(
     retry_errors: Annotated[
         bool, typer.Option(help="Re-ask samples whose record is a backend error.")
     ] = False,
+    max_retries: Annotated[
+        int | None, typer.Option(help="Retries per request after the first try (openai; 4).")
+    ] = None,
+    max_retry_wait: Annotated[
+        float | None,
+        typer.Option(help="Longest wait before a retry, Retry-After included (openai; 120 s)."),
+    ] = None,
+    stop_after_errors: Annotated[
+        int, typer.Option(help="Stop after N fatal backend errors in a row (0 = never).")
+    ] = 5,
+    allow_errors: Annotated[
+        bool, typer.Option(help="Exit 0 even if some samples end as backend errors.")
+    ] = False,
+    rescore_changed: Annotated[
+        bool,
+        typer.Option(help="Resume over a store rebuilt at the same path: drop stale records."),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard existing records.")] = False,
     parser: Annotated[
         str, typer.Option(help="protocol (the protocol's own parser) or judge (an LLM judge).")
@@ -278,7 +296,12 @@ def eval_cmd(
         typer.Option(help="OpenAI-compatible base URL of the judge, ending in /v1; repeatable."),
     ] = None,
 ) -> None:
-    """Evaluate a backend on a built dataset; writes records.jsonl and summary.json."""
+    """Evaluate a backend on a built dataset; writes records.jsonl and summary.json.
+
+    Exit status: 0 done; 1 could not run or stopped (one error line); 2 bad option; 3 done
+    but some samples got no answer (backend errors; see --retry-errors, --allow-errors).
+    """
+    from medvision.cli.eval_checks import check_model_arg, finish_eval
     from medvision.cli.eval_setup import model_settings
     from medvision.cli.judge_cmds import check_parser, judge_spec
     from medvision.runs.runner import RunSpec
@@ -297,6 +320,8 @@ def eval_cmd(
         "--device": ({"hf"}, device),
         "--merge-adapter": ({"hf"}, merge_adapter or None),
         "--backend-batch-size": ({"hf"}, backend_batch_size),
+        "--max-retries": ({"openai"}, max_retries),
+        "--max-retry-wait": ({"openai"}, max_retry_wait),
     }
     for flag, (backends, value) in owned.items():
         if value is not None and backend not in backends:
@@ -322,11 +347,24 @@ def eval_cmd(
         }
         if response_format is not None:
             options["response_format"] = json.loads(response_format.read_text())
+        if max_retries is not None:
+            if max_retries < 0:
+                raise typer.BadParameter("--max-retries must be >= 0")
+            options["max_retries"] = max_retries
+        if max_retry_wait is not None:
+            if max_retry_wait < 0:
+                raise typer.BadParameter("--max-retry-wait must be >= 0 seconds")
+            # Caps a server's Retry-After and the exponential backoff alike.
+            options["max_retry_after_s"] = max_retry_wait
+            options["max_backoff_s"] = min(30.0, max_retry_wait)
     elif backend in ("hf", "vllm"):
         if not model:
             raise typer.BadParameter(
                 f"--model (hub id, folder or adapter) is required for {backend}"
             )
+        check_model_arg(model)
+        if adapter is not None:
+            check_model_arg(str(adapter), "--adapter")
         options = {"model": model, "dtype": dtype or "auto"}
         if adapter is not None:
             options["adapter"] = str(adapter)
@@ -365,16 +403,30 @@ def eval_cmd(
         backend_options=options,
         batch_size=batch_size,
     )
-    summary = _eval_with_progress(spec, out, overwrite, retry_errors)
+    summary = _eval_with_progress(
+        spec,
+        out,
+        overwrite,
+        retry_errors,
+        run_options={"stop_after_errors": stop_after_errors},
+        rescore_changed=rescore_changed,
+    )
     if judge is not None:
         from medvision.cli.judge_cmds import judge_with_progress
 
         summary = judge_with_progress(out, judge, console)
     _print_summary(spec.model_name, summary)
+    finish_eval(summary, allow_errors, console)
 
 
 def _eval_with_progress(
-    spec: Any, out: Path, overwrite: bool, retry_errors: bool = False
+    spec: Any,
+    out: Path,
+    overwrite: bool,
+    retry_errors: bool = False,
+    *,
+    run_options: dict[str, Any] | None = None,
+    rescore_changed: bool = False,
 ) -> dict[str, Any]:
     import warnings
 
@@ -383,7 +435,7 @@ def _eval_with_progress(
     with warnings.catch_warnings():
         # The runner's ground-truth warning is printed once, as one line.
         warnings.simplefilter("ignore")
-        runner = Runner(spec, out, overwrite=overwrite)
+        runner = Runner(spec, out, overwrite=overwrite, rescore_changed=rescore_changed)
     if runner.ground_truth_note is not None:
         console.print(f"[yellow]warning:[/yellow] {runner.ground_truth_note}", highlight=False)
     with progress_bar(console) as progress:
@@ -392,7 +444,7 @@ def _eval_with_progress(
         def tick(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        return runner.run(on_progress=tick, retry_errors=retry_errors)
+        return runner.run(on_progress=tick, retry_errors=retry_errors, **(run_options or {}))
 
 
 def _print_summary(name: str, summary: dict[str, Any]) -> None:
@@ -412,6 +464,9 @@ def score(
 
     summary = rescore(run_dir, protocol=protocol, reparse=reparse)
     _print_summary(run_dir.name, summary)
+    dropped = summary.get("run", {}).get("duplicates_dropped")
+    if dropped:
+        console.print(f"dropped {dropped} duplicate records (one record per sample id counts)")
 
 
 @app.command()
@@ -506,12 +561,21 @@ def main() -> None:
     from medvision.backends.registry import UnknownBackendError
     from medvision.builder.engine import BuildOptionsMismatch
     from medvision.catalog.spec import SpecError
+    from medvision.cli.eval_checks import missing_extra
+    from medvision.runs.records import RecordsError
     from medvision.runs.runner import RunError
     from medvision.volumes import VolumeError
 
     try:
         app()
+    except ModuleNotFoundError as exc:
+        line = missing_extra(exc)
+        if line is None:
+            raise
+        console.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
+        raise SystemExit(1) from None
     except (
+        RecordsError,
         FileNotFoundError,
         NotADirectoryError,
         KeyError,
@@ -521,7 +585,8 @@ def main() -> None:
         UnknownBackendError,
         BuildOptionsMismatch,
     ) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # escape: "[hf]" in a pip line or a path must not be read as rich markup.
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
 
 

@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 from numpy.typing import ArrayLike, NDArray
 
 from medvision.geometry.detection import score_boxes
+from medvision.metrics.outcomes import answered_rows, outcome_counts
 from medvision.metrics.per_sample import RE_EPS
 from medvision.metrics.protocols import Protocol
 from medvision.schema import Plane, Record, TaskFamily
@@ -120,6 +121,7 @@ _SCHEMA: Final[pa.Schema] = pa.schema(
         ("model", pa.string()),
         ("protocol", pa.string()),
         ("status", pa.string()),
+        ("finish_reason", pa.string()),
         ("n_parsed", pa.int16()),
         *((f"p{i}", pa.float64()) for i in range(_MAX_VALUES)),
         ("n_target", pa.int16()),
@@ -180,6 +182,7 @@ _STR_FIELDS: Final[tuple[str, ...]] = (
     "model",
     "protocol",
     "status",
+    "finish_reason",
 )
 _ALL_FIELDS: Final[tuple[str, ...]] = (
     *_STR_FIELDS,
@@ -627,7 +630,9 @@ def _weighted(
             if math.isfinite(v):
                 num += v * n
                 den += n
-        if not skip_nan_in_denominator:
+        # A mean of no value is undefined, never 0 (the official quirk's 0 / N when every
+        # label is NaN would read as a perfect MAE).
+        if not skip_nan_in_denominator and den > 0:
             den = total_all
         out[name] = num / den if den > 0 else math.nan
     return out
@@ -883,12 +888,18 @@ def summarize_run(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict
 
     Returns:
         ``{"protocol": switches, "record_protocols": {name: count}, "models": [...],
-        "num_records": int, "status_counts": {status: count}, "status_counts_by_family":
-        {family: {status: count}}, "detection" | "tl" | "ad": summaries}`` with every NaN or
-        infinity written as ``None``.
+        "num_records": int, "outcomes": {...}, "status_counts": {status: count},
+        "status_counts_by_family": {family: {status: count}}, "detection" | "tl" | "ad":
+        summaries}`` with every NaN written as ``None`` (infinities stay floats; see
+        :func:`to_jsonable`). Records whose status is ``backend_error`` hold no answer: they
+        are counted in ``num_records``, ``status_counts`` and ``outcomes``
+        (:func:`medvision.metrics.outcomes.outcome_counts`) and left out of everything else
+        (``status_counts_by_family`` and the family summaries describe answered records
+        only), so a metric no answered sample supports is ``None``, never 0.
     """
-    table = _as_table(data)
-    families = {str(f) for f in pc.unique(table["family"]).to_pylist()}
+    every = _as_table(data)
+    table = answered_rows(every)
+    families = {str(f) for f in pc.unique(every["family"]).to_pylist()}
     unknown = families - {f.value for f in TaskFamily}
     if unknown:
         raise ValueError(
@@ -901,8 +912,9 @@ def summarize_run(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict
         "models": sorted(str(m) for m in pc.unique(table["model"]).to_pylist())
         if table.num_rows
         else [],
-        "num_records": table.num_rows,
-        "status_counts": _counts(table["status"]) if table.num_rows else {},
+        "num_records": every.num_rows,
+        "outcomes": outcome_counts(every),
+        "status_counts": _counts(every["status"]) if every.num_rows else {},
         "status_counts_by_family": {},
     }
     summarizers = {
@@ -920,7 +932,11 @@ def summarize_run(data: Iterable[Record] | pa.Table, protocol: Protocol) -> dict
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Return ``obj`` with NaN/inf as ``None`` and numpy scalars/arrays as Python values."""
+    """Return ``obj`` with NaN as ``None`` and numpy scalars/arrays as Python values.
+
+    Infinities stay floats (an infinite MAE is a result, not a missing value): write the
+    result with :func:`medvision.metrics.jsonvalues.dumps`, which keeps them as ``"inf"``.
+    """
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -933,5 +949,5 @@ def to_jsonable(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, float | np.floating):
         f = float(obj)
-        return f if math.isfinite(f) else None
+        return None if math.isnan(f) else f
     return obj

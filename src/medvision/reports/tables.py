@@ -59,6 +59,8 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("ad_MRE", "A/D MRE"),
     ("ad_SR", "A/D SR"),
     ("num_records", "records"),
+    ("num_answered", "answered"),
+    ("num_backend_errors", "backend errors"),
     ("num_failed", "parse failures"),
 )
 """``(row key, column label)`` in display order for Markdown and CSV."""
@@ -75,6 +77,7 @@ TERMINAL_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("ad_MAE", "A/D\nMAE"),
     ("ad_MRE", "A/D\nMRE"),
     ("num_records", "N"),
+    ("num_backend_errors", "err"),
     ("num_failed", "fail"),
 )
 """A narrower selection for terminals (the files keep every column)."""
@@ -91,11 +94,11 @@ def _get(d: Mapping[str, Any] | None, *keys: str) -> Any:
 
 
 def _num(v: Any) -> float | None:
-    """A finite float or ``None``."""
+    """A float (infinities kept: an ``inf`` MAE is a result) or ``None`` (missing, NaN)."""
     if v is None or isinstance(v, bool):
         return None
-    f = float(v)
-    return f if math.isfinite(f) else None
+    f = float(v)  # also reads the "inf"/"-inf" strings of medvision's JSON files
+    return None if math.isnan(f) else f
 
 
 def leaderboard(summaries: Mapping[str, Mapping[str, Any]]) -> list[Row]:
@@ -111,12 +114,21 @@ def leaderboard(summaries: Mapping[str, Mapping[str, Any]]) -> list[Row]:
     rows: list[Row] = []
     for run, s in summaries.items():
         det, tl, ad = s.get("detection"), s.get("tl"), s.get("ad")
+        counts = s.get("status_counts") or {}
+        outcomes = s.get("outcomes") or {
+            "answered": s.get("num_records", 0) - counts.get("backend_error", 0),
+            "backend_error": counts.get("backend_error", 0),
+            "parse_failure": sum(v for k, v in counts.items() if k not in ("ok", "backend_error")),
+        }
+        # Backend errors hold no answer: they are counted apart, never as parse failures.
         row: Row = {
             "run": run,
             "protocol": _get(s, "protocol", "name"),
             "annotation": _get(s, "run", "annotation"),
             "num_records": s.get("num_records"),
-            "num_failed": sum(v for k, v in (s.get("status_counts") or {}).items() if k != "ok"),
+            "num_answered": outcomes.get("answered"),
+            "num_backend_errors": outcomes.get("backend_error"),
+            "num_failed": outcomes.get("parse_failure"),
         }
         for part, split in (("anatomy", "anatomy"), ("tl", "tumor_lesion")):
             base = _get(det, split, "mean_metrics")
@@ -158,7 +170,9 @@ def format_value(v: Any, digits: int = 4) -> str:
     if v is None:
         return "\u2014"
     if isinstance(v, float):
-        return f"{v:.{digits}f}" if math.isfinite(v) else "\u2014"
+        if math.isnan(v):
+            return "\u2014"
+        return f"{v:.{digits}f}" if math.isfinite(v) else ("inf" if v > 0 else "-inf")
     return str(v)
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from medvision.backends.base import ChatResponse
-from medvision.runs.records import append_lines
+from medvision.runs.records import RecordsError, append_lines
 
 __all__ = ["CACHE_NAME", "CachedAnswer", "append_cache", "cache_key", "read_cache"]
 
@@ -102,7 +102,7 @@ def read_cache(path: Path) -> dict[str, CachedAnswer]:
     """Every complete cached answer by key (a torn last line is ignored; later lines win).
 
     Raises:
-        ValueError: If a complete line is not a cached answer (names file and line).
+        RecordsError: If a complete line is not a cached answer (names file and line).
     """
     out: dict[str, CachedAnswer] = {}
     if not path.exists():
@@ -114,6 +114,9 @@ def read_cache(path: Path) -> dict[str, CachedAnswer]:
             try:
                 answer = CachedAnswer(**json.loads(line))
             except (ValueError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a cached answer ({exc})") from exc
+                raise RecordsError(
+                    f"{path}:{number}: not a cached answer ({exc}); delete that line (its "
+                    "sample is asked again) or rerun with --overwrite"
+                ) from exc
             out[answer.key] = answer
     return out

@@ -39,6 +39,8 @@ import medvision
 from medvision.catalog.registry import catalog
 from medvision.catalog.spec import DatasetSpec, TaskSpec
 from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
+from medvision.metrics.jsonvalues import dumps
+from medvision.runs.integrity import records_digest
 from medvision.runs.records import RECORDS_NAME, write_records_atomic
 from medvision.runs.scoring import parse_answer
 from medvision.runs.spec import RUN_NAME, SUMMARY_NAME, RunError
@@ -352,11 +354,12 @@ def import_lmms_eval(
         "n_records": len(records),
         "status_counts": dict(Counter(r.status for r in records)),
     }
+    summary["records_digest"] = records_digest(out / RECORDS_NAME)
     _write_json(out / SUMMARY_NAME, summary)
     return report
 
 
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    tmp.write_text(dumps(obj, indent=1, default=str))  # inf stays "inf" (strict JSON)
     tmp.replace(path)

@@ -15,36 +15,46 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from medvision.metrics.jsonvalues import NONFINITE, dumps
 from medvision.schema import Record
 
 RECORDS_NAME = "records.jsonl"
 
 
-def _clean(value: Any) -> Any:
-    """NaN/inf become ``None`` so every line is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 def record_to_json(record: Record) -> str:
-    """Serialise a record as one line of strict JSON (NaN -> null)."""
-    return json.dumps(_clean(asdict(record)), ensure_ascii=False, separators=(",", ":"))
+    """Serialise a record as one line of strict JSON.
+
+    A NaN metric (undefined: a failed answer's IoU, an angle's nMAE) is ``null``; every other
+    non-finite float (an ``inf`` answer, its ``inf`` MAE) is the string ``"inf"``, ``"-inf"``
+    or ``"nan"`` (:mod:`medvision.metrics.jsonvalues`), so it reads back exactly.
+    """
+    d = asdict(record)
+    d["metrics"] = {k: None if math.isnan(v) else v for k, v in d["metrics"].items()}
+    return dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+
+def _float(v: Any) -> float:
+    # Files written before this format held a non-finite value as null: it reads back as NaN.
+    if v is None:
+        return math.nan
+    return NONFINITE[v] if isinstance(v, str) else float(v)
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(_float(v) for v in values)
 
 
 def record_from_json(line: str) -> Record:
     """Parse one line written by :func:`record_to_json` (null metrics -> NaN)."""
     d = json.loads(line)
+    if not isinstance(d, dict):
+        raise TypeError(f"a record is a JSON object, found a JSON {type(d).__name__}")
     d["image_hw"] = tuple(d["image_hw"])
     d["seen_hw"] = tuple(d["seen_hw"])
-    d["seen_spacing_mm_rc"] = tuple(d["seen_spacing_mm_rc"])
-    d["target"] = tuple(d["target"])
-    d["parsed"] = None if d["parsed"] is None else tuple(d["parsed"])
-    d["metrics"] = {k: (math.nan if v is None else float(v)) for k, v in d["metrics"].items()}
+    d["seen_spacing_mm_rc"] = _floats(d["seen_spacing_mm_rc"])
+    d["target"] = _floats(d["target"])
+    d["parsed"] = None if d["parsed"] is None else _floats(d["parsed"])
+    d["metrics"] = {k: _float(v) for k, v in d["metrics"].items()}
     return Record(**d)
 
 
@@ -112,11 +122,16 @@ def repair_tail(path: Path) -> int:
         return size - keep
 
 
+class RecordsError(ValueError):
+    """A complete line of a records file is not a record (names the file and line)."""
+
+
 def iter_records(path: Path) -> Iterator[Record]:
     """Yield the complete records of a file; a torn last line is ignored.
 
     Raises:
-        ValueError: If a complete line is not a valid record (names file and line number).
+        RecordsError: If a complete line is not a valid record (names file and line number,
+            and what to do).
     """
     with path.open("r", encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
@@ -125,9 +140,31 @@ def iter_records(path: Path) -> Iterator[Record]:
             try:
                 yield record_from_json(line)
             except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a valid record ({exc})") from exc
+                raise RecordsError(
+                    f"{path}:{number}: not a valid record ({type(exc).__name__}: {exc}); "
+                    "delete that line (its sample is asked again on resume) or rerun with "
+                    "--overwrite"
+                ) from exc
 
 
 def read_records(path: Path) -> list[Record]:
     """Read every complete record of a file (see :func:`iter_records`)."""
     return list(iter_records(path)) if path.exists() else []
+
+
+def dedupe(records: Iterable[Record]) -> tuple[list[Record], int]:
+    """One record per sample id (the last one written), in order of first appearance.
+
+    Two writers on one run folder (before run folders were locked) appended the same
+    samples twice; a sample must count once.
+
+    Returns:
+        ``(records, number of duplicates dropped)``.
+    """
+    last: dict[str, Record] = {}
+    total = 0
+    for r in records:
+        total += 1
+        last[r.sample_id] = r
+    # dict keeps the first insertion position of each key and the last assigned value.
+    return list(last.values()), total - len(last)

@@ -21,7 +21,9 @@ from medvision.backends.baselines import random_boxes_rel
 from medvision.metrics.bootstrap import bootstrap_headline
 from medvision.metrics.boxsize import box_size_analysis
 from medvision.metrics.headline import prepare
+from medvision.metrics.jsonvalues import dumps, loads
 from medvision.metrics.macro import macro_report
+from medvision.metrics.outcomes import BACKEND_ERROR
 from medvision.metrics.paired import PairedResult, compare_runs
 from medvision.metrics.protocols import get_protocol
 from medvision.reports import (
@@ -34,8 +36,10 @@ from medvision.reports import (
 from medvision.reports.html import RunAnalysis
 from medvision.reports.plots import render_plots
 from medvision.reports.tables import ci_markdown, failure_notes
-from medvision.runs.records import RECORDS_NAME, read_records
+from medvision.runs.integrity import summary_is_current
+from medvision.runs.records import RECORDS_NAME, dedupe, read_records
 from medvision.runs.runner import RUN_NAME, SUMMARY_NAME, RunError
+from medvision.runs.scoring import rescore
 from medvision.schema import Record, Sample
 from medvision.store import BuiltDataset, open_dataset
 
@@ -51,12 +55,22 @@ def _run_name(run_dir: Path, summary: dict[str, Any]) -> str:
 
 
 def _load_run(run_dir: Path) -> tuple[dict[str, Any], list[Record], str | None]:
-    """``(summary, records, dataset_dir or None)`` of a finished run folder."""
+    """``(summary, records, dataset_dir or None)`` of a finished run folder.
+
+    A ``summary.json`` that was not made from the records file as it is now (a resume
+    killed between its appends and its summary) is never shown: the summary is recomputed
+    from the records (:func:`~medvision.runs.scoring.rescore`, nothing written). Records
+    count once per sample id.
+    """
     summary_path = run_dir / SUMMARY_NAME
-    if not summary_path.exists():
+    records_path = run_dir / RECORDS_NAME
+    if not summary_path.exists() and not records_path.exists():
         raise RunError(f"{run_dir} is not a finished run: {summary_path} is missing")
-    summary = json.loads(summary_path.read_text())
-    records = read_records(run_dir / RECORDS_NAME)
+    summary = loads(summary_path.read_text()) if summary_path.exists() else {}
+    if not summary_path.exists() or not summary_is_current(summary, records_path):
+        summary = rescore(run_dir, write=False)
+        summary["run"]["recomputed"] = "summary.json was older than records.jsonl"
+    records, _ = dedupe(read_records(records_path))
     ds_dir: str | None = None
     meta_path = run_dir / RUN_NAME
     if meta_path.exists():
@@ -124,7 +138,8 @@ def write_reports(
     analysis_json: dict[str, Any] = {}
     for name, summary in summaries.items():
         proto = get_protocol(str((summary.get("protocol") or {}).get("name", "official")))
-        prep = prepare(records[name], proto)
+        # Backend errors hold no answer: they stay out of the metrics (summary["outcomes"]).
+        prep = prepare([r for r in records[name] if r.status != BACKEND_ERROR], proto)
         ci = (
             {
                 k: v.to_dict()
@@ -159,8 +174,8 @@ def write_reports(
     if "csv" in formats:
         to_csv(rows, out / "leaderboard.csv")
     if "json" in formats:
-        (out / "leaderboard.json").write_text(json.dumps(rows, indent=1, default=str))
-        (out / "analysis.json").write_text(json.dumps(analysis_json, indent=1))
+        (out / "leaderboard.json").write_text(dumps(rows, indent=1, default=str))
+        (out / "analysis.json").write_text(dumps(analysis_json, indent=1))
     if "html" in formats:
         index: dict[str, Sample] = {}
         wanted = {r.sample_id for recs in records.values() for r in recs if r.family != "detection"}

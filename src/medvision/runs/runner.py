@@ -15,38 +15,52 @@ again, and samples whose answer is cached (a run killed between the two appends)
 from the cache. A changed prompt style, image policy, generation setting, model or selection
 re-asks only the samples whose cache key changed. A different protocol, split or dataset build
 is a different run and is refused (use ``overwrite`` or another folder).
+
+Rails that refuse rather than miscount (docs/evaluation.md): one writer per folder
+(:mod:`medvision.runs.lock`); the backend's ``preflight()`` before the first sample and a stop
+after ``stop_after_errors`` fatal errors in a row; records that no longer describe the store
+refuse a resume (:mod:`medvision.runs.integrity`); summaries count one record per sample of
+the current selection, backend errors apart (``summary["outcomes"]``).
 """
 
 import inspect
 import json
-import platform
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import medvision
 from medvision.backends import (
     Backend,
+    BackendUnavailable,
     ChatRequest,
     ChatResponse,
     create_backend,
 )
 from medvision.backends.registry import BACKENDS
-from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
-from medvision.parsing import ParsedAnswer, ParseStatus
+from medvision.metrics import get_protocol, summarize_run, to_jsonable
+from medvision.metrics.jsonvalues import dumps
+from medvision.parsing import ParseStatus
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
 from medvision.runs.ground_truth import warn_ground_truth
+from medvision.runs.inputs import check_spec, open_store
+from medvision.runs.integrity import (
+    Staleness,
+    drop_stale,
+    records_digest,
+    selection_digest,
+    stale_records,
+)
+from medvision.runs.lock import RunLock
 from medvision.runs.messages import build_messages
 from medvision.runs.records import (
     RECORDS_NAME,
     append_records,
+    dedupe,
     read_records,
     repair_tail,
     write_records_atomic,
 )
-from medvision.runs.scoring import parse_answer, rescore
+from medvision.runs.scoring import parse_answer, record_of, rescore
 from medvision.runs.selection import (
     config_key,
     prior_key,
@@ -63,9 +77,9 @@ from medvision.runs.spec import (
     RunError,
     RunSpec,
     redact,
+    run_manifest,
 )
 from medvision.schema import Record, Sample
-from medvision.store import open_dataset
 from medvision.tasks import PromptStyle, prompt_hash, render_prompt
 from medvision.tasks.image_policy import get_policy
 from medvision.tasks.model_families import layout_for_model, resolve_image_policy
@@ -91,18 +105,45 @@ __all__ = [
 ]
 
 
-class Runner:
-    """Evaluates one :class:`RunSpec` into a run directory (resumable, cached)."""
+#: Fatal backend errors in a row (bad key, wrong URL or model, refused connection) that stop
+#: a run: more would only record the same failure for every sample.
+STOP_AFTER_ERRORS = 5
 
-    def __init__(self, spec: RunSpec, out_dir: str | Path, *, overwrite: bool = False) -> None:
+
+class Runner:
+    """Evaluates one :class:`RunSpec` into a run directory (resumable, cached).
+
+    Args:
+        spec: The run.
+        out_dir: Run folder (created; resumed if it holds this run).
+        overwrite: Discard the folder's records, summary and cache first.
+        rescore_changed: The store changed under a run (rebuilt at the same path): drop the
+            records of samples no longer selected, re-score or re-ask those whose data
+            changed, instead of refusing to resume.
+
+    Raises:
+        RunError: Unknown names in the spec, a folder that is not a built store, a folder
+            holding another run or written by another process now.
+    """
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        out_dir: str | Path,
+        *,
+        overwrite: bool = False,
+        rescore_changed: bool = False,
+    ) -> None:
         self.spec = spec
         self.out = Path(out_dir)
         self.protocol = get_protocol(spec.protocol)
+        check_spec(spec)
         self.policy = get_policy(
             resolve_image_policy(spec.image_policy, spec.model_name, spec.protocol)
         )
         self.layout = layout_for_model(spec.chat_layout, spec.model_name)
-        self.dataset = open_dataset(spec.dataset_dir)
+        self.dataset = open_store(spec.dataset_dir)
+        self.rescore_changed = rescore_changed
         self._structured = bool(spec.backend_options.get(STRUCTURED_OUTPUTS, False))
         if self._structured and spec.style is not PromptStyle.JSON:
             raise RunError(
@@ -115,7 +156,10 @@ class Runner:
         self.ground_truth_note = warn_ground_truth(spec.protocol, self.annotation)
         self._prompts: dict[str, str] = {}
         self._changed = False
-        self._prepare_dir(overwrite)
+        self._selected: list[Sample] | None = None
+        self._lock = RunLock(self.out)
+        with self._lock:
+            self._prepare_dir(overwrite)
 
     @property
     def records_path(self) -> Path:
@@ -128,37 +172,14 @@ class Runner:
         return self.out / CACHE_NAME
 
     def _manifest(self, backend_settings: dict[str, Any] | None) -> dict[str, Any]:
-        spec = self.spec
-        return {
-            "fingerprint": spec.fingerprint(),
-            "spec": redact(to_jsonable(asdict(spec))),
-            "medvision_version": medvision.__version__,
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "dataset_build_id": self.dataset.manifest.build_id,
-            "annotation": self.annotation,
-            "protocol": self.protocol.switches(),
-            "prompt_style": spec.style.value,
-            "selection": {
-                "rule": "stratified-by-label" if spec.protocol == "strict" else "first-n",
-                "limit_per_config": spec.limit_per_config,
-                "config_key": [
-                    "dataset",
-                    "task_id",
-                    "family",
-                    "plane",
-                    "metric_type",
-                    "tl_label_id",
-                ],
-                "seed": spec.seed,
-            },
-            "settings_hash": self._settings_hash,
-            "backend_settings": redact(
-                backend_settings
-                if backend_settings is not None
-                else {"name": spec.backend, **spec.backend_options}
-            ),
-        }
+        return run_manifest(
+            self.spec,
+            build_id=self.dataset.manifest.build_id,
+            annotation=self.annotation,
+            selection_digest=selection_digest(self.samples()),
+            protocol=self.protocol.switches(),
+            backend_settings=backend_settings,
+        )
 
     def _write_manifest(self, meta: dict[str, Any]) -> None:
         tmp = self.out / (RUN_NAME + ".tmp")
@@ -178,7 +199,9 @@ class Runner:
             same_run = (
                 old_spec.get("protocol") == self.spec.protocol
                 and old_spec.get("split") == self.spec.split
-                and old.get("dataset_build_id") == meta["dataset_build_id"]
+                and (
+                    old.get("dataset_build_id") == meta["dataset_build_id"] or self.rescore_changed
+                )
             )
             if not same_run:
                 raise RunError(
@@ -186,7 +209,8 @@ class Runner:
                     f"found {old_spec.get('protocol')}/{old_spec.get('split')}/"
                     f"{old.get('dataset_build_id')}, expected {self.spec.protocol}/"
                     f"{self.spec.split}/{meta['dataset_build_id']}); "
-                    "pass a new output folder or --overwrite"
+                    "pass a new output folder or --overwrite (or, for a store rebuilt at the "
+                    "same path, --rescore-changed)"
                 )
             self._changed = old.get("fingerprint") != meta["fingerprint"]
             if self._changed and self.records_path.exists() and not self.cache_path.exists():
@@ -199,12 +223,20 @@ class Runner:
         if not self._changed:
             self._write_manifest(meta)
 
+    def samples(self) -> list[Sample]:
+        """The samples this run evaluates (the selection over the store as it is now)."""
+        if self._selected is None:
+            split = self.dataset.samples(split=self.spec.split)  # type: ignore[arg-type]
+            self._selected = select_samples(split, self.spec)
+        return self._selected
+
     def run(
         self,
         *,
         backend: Backend | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         retry_errors: bool = False,
+        stop_after_errors: int = STOP_AFTER_ERRORS,
     ) -> dict[str, Any]:
         """Evaluate every selected sample not yet recorded; write and return the summary.
 
@@ -213,12 +245,31 @@ class Runner:
                 some sample needs asking.
             on_progress: Called as ``(done, total)`` after each batch.
             retry_errors: Ask again the samples whose record is a backend error.
+            stop_after_errors: Stop after this many fatal backend errors in a row (0: never).
+
+        Raises:
+            RunError: Another process writes this folder; the records no longer describe
+                the store (without ``rescore_changed``); the backend's preflight failed; or
+                ``stop_after_errors`` fatal errors came in a row (the summary is written
+                first, the records are kept, and ``retry_errors`` asks them again).
         """
+        with self._lock:
+            return self._run(backend, on_progress, retry_errors, stop_after_errors)
+
+    def _run(
+        self,
+        backend: Backend | None,
+        on_progress: Callable[[int, int], None] | None,
+        retry_errors: bool,
+        stop_after_errors: int,
+    ) -> dict[str, Any]:
         spec = self.spec
-        samples = select_samples(self.dataset.samples(split=spec.split), spec)  # type: ignore[arg-type]
+        samples = self.samples()
         repair_tail(self.records_path)
         repair_tail(self.cache_path)
         cache = read_cache(self.cache_path)
+        if not self._changed:
+            drop_stale(self.records_path, samples, allow=self.rescore_changed)
         if self._changed:
             self._rebuild_from_cache(samples, cache)
             self._write_manifest(self._manifest(None))
@@ -250,11 +301,18 @@ class Runner:
         own = backend is None
         if backend is None:
             backend = self._create_backend()
+        try:
+            self._preflight(backend)
+        except BaseException:
+            if own:
+                backend.close()
+            raise
         settings = getattr(backend, "settings", None)
         self._write_manifest(self._manifest(settings() if callable(settings) else None))
         ranges = train_statistics(self.dataset)[1] if spec.backend == "random" else {}
         concurrency = getattr(backend, "concurrency", 1)
         batch_size = max(spec.batch_size, 4 * concurrency if isinstance(concurrency, int) else 1)
+        in_a_row = 0
         try:
             for start in range(0, len(ask), batch_size):
                 batch = ask[start : start + batch_size]
@@ -277,10 +335,30 @@ class Runner:
                 finished += len(batch)
                 if on_progress is not None:
                     on_progress(finished, total)
+                for r in responses:
+                    in_a_row = in_a_row + 1 if r.error is not None and r.error_fatal else 0
+                if stop_after_errors and in_a_row >= stop_after_errors:
+                    last = next(r.error for r in reversed(responses) if r.error)
+                    self.summarize()
+                    raise RunError(
+                        f"stopped after {in_a_row} backend errors in a row that a retry cannot "
+                        f"fix ({total - finished} samples not asked); last: {last}. Fix the "
+                        "backend, then resume with --retry-errors"
+                    )
         finally:
             if own:
                 backend.close()
         return self.summarize()
+
+    def _preflight(self, backend: Backend) -> None:
+        """Run the backend's own check (if it has one) before the first sample."""
+        check = getattr(backend, "preflight", None)
+        if not callable(check):
+            return
+        try:
+            check()
+        except BackendUnavailable as exc:
+            raise RunError(f"backend {self.spec.backend!r} is not usable: {exc}") from None
 
     def _create_backend(self) -> Backend:
         spec = self.spec
@@ -310,8 +388,20 @@ class Runner:
         write_records_atomic(self.records_path, records)
 
     def summarize(self) -> dict[str, Any]:
-        """Recompute the summary from the records on disk and write ``summary.json``."""
-        records = read_records(self.records_path)
+        """Recompute the summary from the records on disk and write ``summary.json``.
+
+        One record per sample id counts (duplicates are dropped and counted in
+        ``run.duplicates_dropped``), and only records of the current selection whose data
+        still match the store (others are counted in ``run.stale_dropped``). The summary
+        stores the digest of the records file it was made from (``records_digest``).
+        """
+        with self._lock:
+            return self._summarize()
+
+    def _summarize(self) -> dict[str, Any]:
+        every, duplicates = dedupe(read_records(self.records_path))
+        stale: Staleness = stale_records(every, self.samples())
+        records = [r for r in every if r.sample_id not in stale.ids]
         summary = summarize_run(records, self.protocol)
         cache = read_cache(self.cache_path)
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "answers_with_usage": 0}
@@ -337,12 +427,16 @@ class Runner:
             "settings_hash": self._settings_hash,
             "n_records": len(records),
             "n_backend_errors": sum(r.status == ParseStatus.BACKEND_ERROR.value for r in records),
+            "duplicates_dropped": duplicates,
+            "stale_dropped": len(stale.ids),
+            "selection_digest": selection_digest(self.samples()),
             "usage": usage,
             "mean_latency_s": sum(latencies) / len(latencies) if latencies else None,
         }
+        summary["records_digest"] = records_digest(self.records_path)
         summary = dict(to_jsonable(summary))
         tmp = self.out / (SUMMARY_NAME + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=1))
+        tmp.write_text(dumps(summary, indent=1))
         tmp.replace(self.out / SUMMARY_NAME)
         return summary
 
@@ -404,51 +498,13 @@ class Runner:
         )
 
     def _record(self, s: Sample, r: ChatResponse) -> Record:
-        seen_hw = self.policy.seen_hw(s.image_hw)
-        if r.error is not None:
-            parsed = ParsedAnswer(None, ParseStatus.BACKEND_ERROR, r.error)
-        else:
-            parsed = parse_answer(
-                r.text, s.family.value, self.spec.protocol, seen_hw, s.metric_type
-            )
-        metrics = sample_metrics(s.family.value, parsed.values, s.target, self.protocol)
-        reason = parsed.reason
-        if not parsed.ok and r.finish_reason == "length":
-            # A failure explained by truncation, not by the model's reading.
-            reason = f"{reason} (the answer was cut at the token limit)"
-        return Record(
-            sample_id=s.sample_id,
-            dataset=s.dataset,
-            case_id=s.case_id,
-            family=s.family.value,
-            plane=int(s.plane),
-            slice_index=s.slice_index,
-            label_id=s.label_id,
-            label_name=s.label_name,
-            label_kind=s.label_kind,
-            label_group=s.label_group,
-            modality=s.modality,
-            metric_type=s.metric_type,
-            metric_key=s.metric_key,
-            image_key=s.image_key,
-            image_hw=s.image_hw,
-            seen_hw=seen_hw,
-            seen_spacing_mm_rc=self.policy.seen_spacing(s.spacing_mm_rc, s.image_hw),
-            box_img_ratio=s.extras.get("box_img_ratio"),
-            target=s.target,
-            model=self.spec.model_name,
-            backend=self.spec.backend,
-            protocol=self.spec.protocol,
+        return record_of(
+            s,
+            r,
+            spec=self.spec,
+            policy=self.policy,
+            protocol=self.protocol,
             prompt_hash=prompt_hash(self._prompt(s)),
-            raw_output=r.text,
-            parsed=parsed.values,
-            status=parsed.status.value,
-            reason=reason,
-            metrics=metrics,
-            latency_s=r.latency_s,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            finish_reason=r.finish_reason,
             annotation=s.annotation or self.annotation,
         )
 

@@ -1,17 +1,21 @@
-"""Answers to records: parse a model's text as a protocol says, and re-score a run folder."""
+"""Answers to records: parse a model's text as a protocol says, score it, re-score a run folder."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
+from medvision.backends import ChatResponse
+from medvision.metrics import Protocol, get_protocol, sample_metrics, summarize_run, to_jsonable
+from medvision.metrics.jsonvalues import dumps, loads
 from medvision.parsing import ParsedAnswer, ParseStatus, parse_last_k, parse_robust
-from medvision.runs.records import RECORDS_NAME, read_records, write_records_atomic
-from medvision.runs.spec import SUMMARY_NAME, RunError
-from medvision.schema import Record, TaskFamily
+from medvision.runs.integrity import records_digest
+from medvision.runs.lock import RunLock
+from medvision.runs.records import RECORDS_NAME, dedupe, read_records, write_records_atomic
+from medvision.runs.spec import SUMMARY_NAME, RunError, RunSpec
+from medvision.schema import Record, Sample, TaskFamily
+from medvision.tasks.image_policy import ImagePolicy
 
 
 def parse_answer(
@@ -26,24 +30,112 @@ def parse_answer(
     return parse_last_k(text, family.n_values, version="paper-v1")
 
 
+def record_of(
+    s: Sample,
+    r: ChatResponse,
+    *,
+    spec: RunSpec,
+    policy: ImagePolicy,
+    protocol: Protocol,
+    prompt_hash: str,
+    annotation: str | None = None,
+) -> Record:
+    """The record of one sample's response: parsed as ``spec.protocol`` says, then scored.
+
+    Args:
+        s: The sample.
+        r: The backend's response (an error becomes a ``backend_error`` record).
+        spec: The run spec (model, backend, protocol names).
+        policy: The image policy (the size and spacing the model saw).
+        protocol: The protocol whose switches score the answer.
+        prompt_hash: Hash of the prompt sent.
+        annotation: The ground-truth version of the sample's target (the build's).
+    """
+    seen_hw = policy.seen_hw(s.image_hw)
+    if r.error is not None:
+        parsed = ParsedAnswer(None, ParseStatus.BACKEND_ERROR, r.error)
+    else:
+        parsed = parse_answer(r.text, s.family.value, spec.protocol, seen_hw, s.metric_type)
+    metrics = sample_metrics(s.family.value, parsed.values, s.target, protocol)
+    reason = parsed.reason
+    if not parsed.ok and r.finish_reason == "length":
+        # A failure explained by truncation, not by the model's reading.
+        reason = f"{reason} (the answer was cut at the token limit)"
+    return Record(
+        sample_id=s.sample_id,
+        dataset=s.dataset,
+        case_id=s.case_id,
+        family=s.family.value,
+        plane=int(s.plane),
+        slice_index=s.slice_index,
+        label_id=s.label_id,
+        label_name=s.label_name,
+        label_kind=s.label_kind,
+        label_group=s.label_group,
+        modality=s.modality,
+        metric_type=s.metric_type,
+        metric_key=s.metric_key,
+        image_key=s.image_key,
+        image_hw=s.image_hw,
+        seen_hw=seen_hw,
+        seen_spacing_mm_rc=policy.seen_spacing(s.spacing_mm_rc, s.image_hw),
+        box_img_ratio=s.extras.get("box_img_ratio"),
+        target=s.target,
+        model=spec.model_name,
+        backend=spec.backend,
+        protocol=spec.protocol,
+        prompt_hash=prompt_hash,
+        raw_output=r.text,
+        parsed=parsed.values,
+        status=parsed.status.value,
+        reason=reason,
+        metrics=metrics,
+        latency_s=r.latency_s,
+        prompt_tokens=r.prompt_tokens,
+        completion_tokens=r.completion_tokens,
+        finish_reason=r.finish_reason,
+        annotation=annotation,
+    )
+
+
 def rescore(
-    run_dir: str | Path, *, protocol: str | None = None, reparse: bool = False
+    run_dir: str | Path,
+    *,
+    protocol: str | None = None,
+    reparse: bool = False,
+    write: bool = True,
 ) -> dict[str, Any]:
     """Recompute every per-sample metric and the summary from a run's records alone.
+
+    One record per sample id is kept (the last written); ``run.duplicates_dropped`` says how
+    many were dropped.
 
     Args:
         run_dir: A run directory.
         protocol: Score under another protocol (implies re-parsing the raw outputs).
         reparse: Re-parse the raw outputs even under the same protocol. Records judged by
             an LLM (``judge_output`` set) are re-read from the judge's stored reply.
+        write: Write the results (else only return the summary: reports use this when a
+            ``summary.json`` is older than its records).
 
     Returns:
         The summary. Under the run's own protocol, ``summary.json`` and ``records.jsonl`` are
         rewritten (the ``run`` block of the summary is kept); under another protocol the
         results go to ``summary-<protocol>.json`` and ``records-<protocol>.jsonl``.
+
+    Raises:
+        RunError: No records, or another process writes the folder (when ``write``).
     """
     out = Path(run_dir)
-    records = read_records(out / RECORDS_NAME)
+    if not write:
+        return _rescore(out, protocol, reparse, write)
+    with RunLock(out):
+        return _rescore(out, protocol, reparse, write)
+
+
+def _rescore(out: Path, protocol: str | None, reparse: bool, write: bool) -> dict[str, Any]:
+    digest = records_digest(out / RECORDS_NAME)
+    records, duplicates = dedupe(read_records(out / RECORDS_NAME))
     if not records:
         raise RunError(f"{out / RECORDS_NAME} holds no records")
     name = protocol or records[0].protocol
@@ -80,18 +172,28 @@ def rescore(
     summary = dict(to_jsonable(summarize_run(rescored, proto)))
     same = name == records[0].protocol
     old_summary = out / SUMMARY_NAME
-    run_block = json.loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
-    summary["run"] = {**run_block, "protocol": name, "n_records": len(rescored)}
+    run_block = loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
+    summary["run"] = {
+        **run_block,
+        "protocol": name,
+        "n_records": len(rescored),
+        "n_backend_errors": summary["outcomes"]["backend_error"],
+        "duplicates_dropped": duplicates,
+    }
+    summary["records_digest"] = digest
+    if not write:
+        return summary
     if same:
         summary["run"]["rescored"] = "reparsed" if again else "recomputed"
         # The records must say what the summary says (reports read both).
         write_records_atomic(out / RECORDS_NAME, rescored)
+        summary["records_digest"] = records_digest(out / RECORDS_NAME)
         target = old_summary
     else:
         summary["run"]["rescored_from"] = records[0].protocol
         write_records_atomic(out / f"records-{name}.jsonl", rescored)
         target = out / f"summary-{name}.json"
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.write_text(dumps(summary, indent=1))
     tmp.replace(target)
     return summary

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import medvision
 from medvision.backends import GenerationConfig
 from medvision.backends.base import REDACTED, is_secret_name, public_url
+from medvision.metrics import to_jsonable
 from medvision.tasks import PromptStyle
 
 RUN_NAME = "run.json"
@@ -205,3 +209,50 @@ def redact(value: Any) -> Any:
     if isinstance(value, str) and "://" in value:
         return public_url(value)
     return value
+
+
+def run_manifest(
+    spec: RunSpec,
+    *,
+    build_id: str,
+    annotation: str | None,
+    selection_digest: str,
+    protocol: dict[str, Any],
+    backend_settings: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The run manifest (``run.json``): spec, versions, data identity, hashes, settings.
+
+    Args:
+        spec: The run spec (stored with secrets redacted).
+        build_id: The dataset's build id.
+        annotation: The build's ground-truth version (``None`` for older builds).
+        selection_digest: Digest of the selected samples' data
+            (:func:`medvision.runs.integrity.selection_digest`).
+        protocol: The protocol's switches.
+        backend_settings: The backend's own settings (secrets removed), or ``None`` for the
+            spec's backend options.
+    """
+    return {
+        "fingerprint": spec.fingerprint(),
+        "spec": redact(to_jsonable(asdict(spec))),
+        "medvision_version": medvision.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "dataset_build_id": build_id,
+        "annotation": annotation,
+        "selection_digest": selection_digest,
+        "protocol": protocol,
+        "prompt_style": spec.style.value,
+        "selection": {
+            "rule": "stratified-by-label" if spec.protocol == "strict" else "first-n",
+            "limit_per_config": spec.limit_per_config,
+            "config_key": ["dataset", "task_id", "family", "plane", "metric_type", "tl_label_id"],
+            "seed": spec.seed,
+        },
+        "settings_hash": spec.settings_hash(),
+        "backend_settings": redact(
+            backend_settings
+            if backend_settings is not None
+            else {"name": spec.backend, **spec.backend_options}
+        ),
+    }

@@ -248,7 +248,7 @@ def open_dataset(root: str | os.PathLike[str]) -> BuiltDataset:
     if not manifest_path.is_file():
         raise FileNotFoundError(
             f"{path} is not a built medvision dataset: missing {MANIFEST_NAME} "
-            "(the build was not finalized; run DatasetWriter.finalize or rebuild)"
+            "(the build did not finish: run `medvision build` into this folder again)"
         )
     manifest = BuildManifest.load(manifest_path)
     if manifest.schema_version != SCHEMA_VERSION:

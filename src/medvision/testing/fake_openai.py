@@ -12,7 +12,10 @@ It is faithful to the parts of the protocol a client relies on:
   is cut at ``max_tokens`` words) and ``usage``. Errors are ``{"error": {"message", "type",
   "code"}}`` with 400, 401 or 404.
 * ``GET /v1/models``: the served model.
-* Optional ``api_key``: requests without ``Authorization: Bearer <key>`` get 401.
+* Optional ``api_key``: requests without ``Authorization: Bearer <key>`` get 401 (on both
+  routes, as hosted APIs do).
+* Unknown routes get a 404 whose message echoes the request target, query string included
+  (as careless servers do), and every request target is kept in :attr:`FakeOpenAIServer.paths`.
 
 For tests it adds a fixed ``latency_s`` per request, an ``answer`` (text or a function of the
 request), and **fault injection**: ``faults(request) -> Fault | None`` decides per request
@@ -243,6 +246,8 @@ class FakeOpenAIServer:
         self.faults = faults
         self._api_key = api_key
         self.requests: list[FakeRequest] = []
+        #: Request targets (path and query) in arrival order, every route.
+        self.paths: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._seen: Counter[str] = Counter()
@@ -376,17 +381,29 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
             self._send(status, json.dumps(body).encode(), headers)
 
+        def _route(self) -> str:
+            # The query string is not part of the route (a base URL's ?key=... travels there).
+            return self.path.partition("?")[0].rstrip("/")
+
         def do_GET(self) -> None:
-            if self.path.rstrip("/") != "/v1/models":
+            if self._route() != "/v1/models":
+                # Echoes the path, query included, as careless servers do.
                 self._error(404, f"no route {self.path}", "not_found", "not_found", None)
                 return
+            if not server._authorised(self.headers.get("Authorization")):
+                self._error(
+                    401, "Incorrect API key provided", "invalid_api_key", "auth_error", None
+                )
+                return
+            server.paths.append(self.path)
             data = {"object": "list", "data": [{"id": server.model, "object": "model"}]}
             self._send(200, json.dumps(data).encode())
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            server.paths.append(self.path)
+            if self._route() != "/v1/chat/completions":
                 self._error(404, f"no route {self.path}", "not_found", "not_found", None)
                 return
             if not server._authorised(self.headers.get("Authorization")):
