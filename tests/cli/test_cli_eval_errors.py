@@ -62,7 +62,7 @@ def test_missing_extra_names_the_pip_line(mini_store: Path, tmp_path: Path) -> N
         "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
         "from medvision.cli.app import main\n"
         f"sys.argv = ['medvision', 'eval', {str(mini_store)!r}, '-o', {str(tmp_path / 'r')!r}, "
-        f"'--backend', 'hf', '--model', {str(model)!r}, '--families', 'ad', '--limit', '1']\n"
+        f"'--backend', 'hf', '--model', {str(model)!r}, '--families', 'ad', '--limit', '1', '--image-policy', 'native']\n"
         "main()\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "300"}
@@ -120,6 +120,7 @@ def test_retry_limits_are_options(
         args = ["eval", str(mini_store), "-o", str(out), "--backend", "openai"]
         args += ["--model", "fake-vlm", "--base-url", srv.url, "--families", "ad"]
         args += ["--limit", "1", "--max-retries", "2", "--max-retry-wait", "0.05"]
+        args += ["--image-policy", "native"]  # "fake-vlm" is no model family
         code, text = _run(args, capsys)
         attempts = len(srv.requests)
     assert code == 3, text  # finished, every sample a backend error

@@ -115,6 +115,8 @@ def _eval_args(store: Path, out: Path, url: str) -> list[str]:
         "3",
         "--max-retries",
         "0",
+        "--image-policy",  # "fake-vlm" is no model family: auto would refuse it
+        "native",
     ]
 
 

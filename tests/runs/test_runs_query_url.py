@@ -34,6 +34,7 @@ def test_query_params_stay_params_and_are_redacted_everywhere(
         url = f"{srv.url}?sig={SECRET}&api-version=2024-06-01&code={SHORT}"
         args = ["eval", str(mini_store), "--out", str(out), "--backend", "openai"]
         args += ["--model", "fake-vlm", "--base-url", url, "--families", "ad", "--limit", "2"]
+        args += ["--image-policy", "native"]  # "fake-vlm" is no model family
         result = CliRunner().invoke(app, [*args, "--allow-errors"], env={"COLUMNS": "200"})
         paths = list(srv.paths)
     assert result.exit_code == 0, result.output
