@@ -62,7 +62,8 @@ def test_missing_extra_names_the_pip_line(mini_store: Path, tmp_path: Path) -> N
         "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
         "from medvision.cli.app import main\n"
         f"sys.argv = ['medvision', 'eval', {str(mini_store)!r}, '-o', {str(tmp_path / 'r')!r}, "
-        f"'--backend', 'hf', '--model', {str(model)!r}, '--families', 'ad', '--limit', '1', '--image-policy', 'native']\n"
+        f"'--backend', 'hf', '--model', {str(model)!r}, '--families', 'ad', '--limit', '1', "
+        "'--image-policy', 'native']\n"
         "main()\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "300"}
