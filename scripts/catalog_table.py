@@ -56,6 +56,12 @@ def _details(spec: DatasetSpec) -> str:
         out.append(f"- Official MedVision mirror: `{spec.source.mirror}`")
     if spec.source.instructions:
         out.append(f"- How to get it: {spec.source.instructions}")
+    dl = spec.source.download
+    if dl is not None:
+        route = f"{dl.host}: " + ", ".join(f"`{i}`" for i in dl.ids)
+        if dl.files:
+            route += " (files " + ", ".join(f"`{f}`" for f in dl.files) + ")"
+        out.append(f"- `medvision datasets download` route: {route}")
     out.append(
         "\n| task | modality | layout | image folder | labels | Box | T/L (label: task) | A/D |"
     )

@@ -240,3 +240,34 @@ def test_model_generation_config_sends_only_the_token_limit() -> None:
     assert backend._generation_kwargs(request) == {"max_new_tokens": 7}
     backend.model_generation_config = False
     assert backend._generation_kwargs(request)["do_sample"] is False
+
+
+def test_a_folder_whose_processor_has_no_image_processor_is_refused(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    from medvision.backends.hf import ProcessorError
+
+    text_only = tmp_path / "text_only"
+    load_processor(tiny_dir).tokenizer.save_pretrained(text_only)
+    config = text_only / "tokenizer_config.json"
+    data = json.loads(config.read_text())
+    data["processor_class"] = "NotARealProcessor"  # AutoProcessor then returns the tokenizer
+    config.write_text(json.dumps(data))
+    with pytest.raises(ProcessorError, match="no image processor"):
+        load_processor(text_only)
+
+
+def test_processor_saved_under_the_private_class_name_still_loads_with_images(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    from medvision.backends.hf import save_processor
+
+    legacy = tmp_path / "legacy"
+    processor = load_processor(tiny_dir)
+    processor.save_pretrained(legacy)  # what `medvision train` saved before the fix
+    assert "_ImageOnly" in (legacy / "processor_config.json").read_text()
+    assert load_processor(legacy).image_processor is not None
+    fixed = tmp_path / "fixed"
+    save_processor(processor, fixed)
+    assert "_ImageOnly" not in (fixed / "processor_config.json").read_text()
+    assert load_processor(fixed).image_processor is not None

@@ -102,6 +102,22 @@ def client() -> Iterator[httpx.Client]:
         yield c
 
 
+def _spec(name: str, source: dict[str, object]) -> DatasetSpec:
+    return DatasetSpec.model_validate(
+        {
+            "name": name,
+            "title": "t",
+            "description": "d",
+            "licence": "l",
+            "citation": "c",
+            "source": source,
+            "tasks": [
+                {"id": "01", "modality": "CT", "image_description": "x", "image_folder": "I"}
+            ],
+        }
+    )
+
+
 def _zip_bytes(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -143,14 +159,9 @@ def test_zenodo_record_is_listed_verified_and_extracted(
     assert [f.name for f in files] == ["data.zip", "readme.txt"]
     assert files[0].checksum == ("md5", hashlib.md5(archive).hexdigest())
 
-    import medvision.catalog.download as dl
-
-    dl.REGISTRY["_TestZenodo"] = spec_source
-    try:
-        report = download_dataset("_TestZenodo", tmp_path, endpoints=endpoints, client=client)
-        again = download_dataset("_TestZenodo", tmp_path, endpoints=endpoints, client=client)
-    finally:
-        del dl.REGISTRY["_TestZenodo"]
+    spec = _spec("TestZenodo", {"kind": "download", "download": {"host": "zenodo", "ids": ["123"]}})
+    report = download_dataset(spec, tmp_path, endpoints=endpoints, client=client)
+    again = download_dataset(spec, tmp_path, endpoints=endpoints, client=client)
     assert [f.verified for f in report.files] == ["md5", "md5"]
     assert (tmp_path / "Images" / "a.nii.gz").read_bytes() == b"image-a"
     assert report.extracted == {"data.zip": 2}
@@ -371,3 +382,119 @@ def test_instructions_with_literal_braces_are_not_formatted() -> None:
         "credentialed", ("syn:123",), instructions="run {name} with {ids} {json}"
     )
     assert _instructions("X", source) == "run X with syn:123 {json}"
+
+
+def test_every_download_route_comes_from_its_yaml() -> None:
+    import medvision.catalog.download as dl
+    from medvision.catalog.registry import catalog
+
+    assert not hasattr(dl, "REGISTRY")  # no second registry in Python to contradict the YAML
+    for name, spec in catalog().items():
+        if spec.source.kind == "generator":
+            assert spec.source.download is None
+            continue
+        block = spec.source.download
+        assert block is not None, f"{name}: no source.download block in its YAML"
+        source = dl.source_for(name)
+        assert source == dl.source_from_spec(block)
+        assert (source.host, source.ids, source.files) == (
+            block.host,
+            tuple(block.ids),
+            tuple(block.files),
+        )
+        assert (source.host == "credentialed") == (spec.source.kind == "manual"), name
+
+
+def test_the_four_contradictions_are_resolved_by_layout() -> None:
+    """The route is the one whose files the YAML's layout reads (reference section 2.1)."""
+    from medvision.catalog.download import source_for
+
+    assert source_for("autoPET-III").ids == (
+        "https://it-portal.med.uni-muenchen.de/autopet/Autopet_v1.1.tgz",
+    )
+    assert source_for("ISLES24").ids == ("YongchengYAO/ISLES24-MR-Lite",)  # mirror layout
+    assert source_for("KiPA22").ids == ("YongchengYAO/KiPA22",)  # mirror layout
+    acdc = source_for("ACDC")  # release layout (database/...), not the mirror's
+    assert acdc.host == "credentialed" and "database/training" in acdc.instructions
+
+
+def test_yaml_kind_must_agree_with_the_download_host() -> None:
+    with pytest.raises(ValueError, match="contradicts"):
+        _spec(
+            "Bad",
+            {
+                "kind": "download",
+                "download": {"host": "credentialed", "ids": ["x"], "steps": "synapse"},
+            },
+        )
+
+
+def _tar_with_links(path: Path, links: list[tuple[str, str]], files: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w") as tf:
+        for name, target in links:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tf.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_two_step_tar_link_chain_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    archive = tmp_path / "chain.tar"
+    _tar_with_links(archive, [("q", "."), ("p", "q/..")], {"p/evil.txt": b"x"})
+    target = tmp_path / "deep" / "out"
+    with pytest.raises(UnsafeArchiveError, match="leaves"):
+        safe_extract(archive, target)
+    assert not any(target.iterdir())
+    assert not (tmp_path / "deep" / "evil.txt").exists()
+
+
+def test_link_chains_that_stay_inside_are_extracted(tmp_path: Path) -> None:
+    archive = tmp_path / "ok.tar"
+    _tar_with_links(archive, [("q", "."), ("d/p", "../q/d")], {"d/a.txt": b"A"})
+    out = tmp_path / "out"
+    safe_extract(archive, out)
+    assert (out / "d" / "a.txt").read_bytes() == b"A"
+    assert (out / "q").is_symlink() and (out / "d" / "p").is_symlink()
+
+
+def test_cli_download_shows_an_extraction_failure_as_one_clean_line(
+    server: _Server, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from medvision.cli.app import app
+
+    good = io.BytesIO()
+    with tarfile.open(fileobj=good, mode="w") as tf:
+        info = tarfile.TarInfo("Images/a.nii.gz")
+        info.size = 40_000
+        tf.addfile(info, io.BytesIO(_payload(40_000)))
+    server.files["/d/data.tar"] = good.getvalue()[:20_000]  # cut inside the member
+    spec_yaml = tmp_path / "ds.yaml"
+    spec_yaml.write_text(
+        json.dumps(
+            {
+                "name": "Broken",
+                "title": "t",
+                "description": "d",
+                "licence": "l",
+                "citation": "c",
+                "source": {
+                    "kind": "download",
+                    "download": {"host": "url", "ids": [server.url + "/d/data.tar"]},
+                },
+                "tasks": [
+                    {"id": "01", "modality": "CT", "image_description": "x", "image_folder": "I"}
+                ],
+            }
+        )
+    )
+    result = CliRunner().invoke(app, ["datasets", "download", str(spec_yaml), str(tmp_path / "d")])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    text = " ".join(result.output.split())
+    assert "cannot extract" in text and "ReadError" in text and "rerun" in text
+    assert "Traceback" not in result.output

@@ -26,7 +26,6 @@ import io
 import json
 import time
 from collections.abc import Mapping, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,83 +35,24 @@ from medvision.backends.base import (
     content_parts,
     isolate_failures,
 )
+from medvision.backends.hf_processor import (
+    ProcessorError,
+    load_processor,
+    save_processor,
+)
 
 __all__ = [
     "HFBackend",
+    "ProcessorError",
     "adapter_base_model",
     "load_processor",
+    "save_processor",
     "to_hf_messages",
 ]
 
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 _DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 ADAPTER_CONFIG = "adapter_config.json"
-
-
-# --------------------------------------------------------------------------------------------
-# processor loading (with the no-torchvision fallback for Qwen2-VL folders)
-
-
-@cache
-def _image_only_processor_class() -> type[Any]:
-    """``Qwen2VLProcessor`` without the video attribute, so it loads without torchvision.
-
-    ``ProcessorMixin.get_attributes()`` reads the ``__init__`` signature, so dropping
-    ``video_processor`` from it removes the attribute ("workaround A" of
-    ``reference/tiny-vlm-offline.md``).
-    """
-    from transformers import Qwen2VLProcessor
-
-    class _ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
-        def __init__(
-            self,
-            image_processor: Any = None,
-            tokenizer: Any = None,
-            chat_template: str | None = None,
-            **kwargs: Any,
-        ) -> None:
-            super().__init__(  # type: ignore[no-untyped-call]
-                image_processor=image_processor,
-                tokenizer=tokenizer,
-                chat_template=chat_template,
-                **kwargs,
-            )
-
-    return _ImageOnlyQwen2VLProcessor
-
-
-def _is_qwen2_vl_folder(model_dir: str | Path) -> bool:
-    config = Path(model_dir) / "config.json"
-    if not config.is_file():
-        return False
-    model_type = json.loads(config.read_text()).get("model_type", "")
-    return model_type in ("qwen2_vl", "qwen2_5_vl")
-
-
-def load_processor(model_dir: str | Path, **kwargs: Any) -> Any:
-    """Load the processor of a model, without torchvision if need be.
-
-    Tries ``AutoProcessor.from_pretrained`` (the normal path; it works for every model where
-    torchvision imports). If that fails because a Qwen2/2.5-VL video processor cannot be built
-    (no torchvision, or none saved in the folder), falls back to an image-only Qwen2-VL
-    processor. Any other error propagates.
-
-    Args:
-        model_dir: Model folder (or hub id, where a hub is reachable).
-        **kwargs: Passed to ``from_pretrained`` (e.g. ``min_pixels``/``max_pixels``).
-
-    Returns:
-        A processor with ``apply_chat_template``, ``tokenizer`` and ``image_processor``.
-    """
-    from transformers import AutoProcessor
-
-    try:
-        return AutoProcessor.from_pretrained(str(model_dir), **kwargs)  # type: ignore[no-untyped-call]
-    except (OSError, ImportError, AttributeError, ValueError) as exc:
-        text = str(exc).lower()
-        if not (("video" in text or "torchvision" in text) and _is_qwen2_vl_folder(model_dir)):
-            raise
-    return _image_only_processor_class().from_pretrained(str(model_dir), **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,14 +246,13 @@ class HFBackend:
     def _load_model(
         self, base: str, dtype: str, kwargs: dict[str, Any], trust_remote_code: bool
     ) -> Any:
-        from transformers import AutoModelForImageTextToText
+        from medvision.backends.hf_models import load_image_text_model
 
         kwargs.setdefault("dtype", _torch_dtype(dtype))
         if self.device == "auto":
             kwargs.setdefault("device_map", "auto")
-        model: Any = AutoModelForImageTextToText.from_pretrained(
-            base, trust_remote_code=trust_remote_code, **kwargs
-        )
+        # A base that is itself an adapter (GRPO trained on an SFT output) is merged first.
+        model: Any = load_image_text_model(base, trust_remote_code=trust_remote_code, **kwargs)
         if self.device != "auto":
             model = model.to(self.device)
         return model

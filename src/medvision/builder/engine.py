@@ -38,7 +38,15 @@ from medvision.annotate.planners import (
     plan_tumour_lesion,
 )
 from medvision.annotate.tl_versions import DEFAULT_ANNOTATION, Annotation, check_annotation
+from medvision.builder.guards import check_volumetric, invalid_case_ids, out_of_memory_reason
+from medvision.builder.sources import (
+    Fingerprinting,
+    case_digests,
+    data_digest,
+    plan_resume,
+)
 from medvision.builder.splits import split_cases
+from medvision.builder.workers import init_worker
 from medvision.catalog.layouts import (
     CaseFiles,
     LandmarkError,
@@ -46,6 +54,7 @@ from medvision.catalog.layouts import (
     discover_cases,
     read_case,
 )
+from medvision.catalog.readers.base import link_problem
 from medvision.catalog.spec import DatasetSpec, TaskSpec
 from medvision.schema import Plane, Sample, Split
 from medvision.store import BuildManifest, DatasetWriter, SkippedCase
@@ -55,8 +64,11 @@ from medvision.store.writer import sha256_file
 from medvision.volumes import (
     AffineError,
     CorruptFileError,
+    DeclaredSizeError,
     EmptyMaskError,
+    LabelValueError,
     NonFiniteError,
+    NotVolumetricError,
     ShapeMismatchError,
     VolumeError,
     check_nonempty,
@@ -76,11 +88,15 @@ _J = TypeVar("_J")
 
 
 class _Keyed(Protocol):
-    """A build job: anything with the case's store key."""
+    """A build job: the case's store key and its source files."""
 
     @property
     def key(self) -> str:
         """Case id in the store."""
+        ...
+
+    def source_paths(self) -> list[tuple[str, Path]]:
+        """``(role, path)`` of each source file or folder (fingerprinted, see sources)."""
         ...
 
 
@@ -168,6 +184,13 @@ class CaseJob:
             return self.files.case_id
         return f"{self.task_id}-{self.files.case_id}"
 
+    def source_paths(self) -> list[tuple[str, Path]]:
+        """``(role, path)`` of the case's image, mask, landmarks and extra files."""
+        f = self.files
+        named = [("image", f.image), ("mask", f.mask), ("landmarks", f.landmarks)]
+        out = [(role, p) for role, p in named if p is not None]
+        return out + [(f"extra{i}", p) for i, p in enumerate(f.extra)]
+
 
 @dataclass(frozen=True)
 class CaseResult:
@@ -182,6 +205,10 @@ class CaseResult:
 
 #: Short names of the reasons a case is skipped (counted in ``manifest.options``).
 SKIP_KINDS: dict[type[Exception], str] = {
+    # Subclasses first: the first matching entry names the reason.
+    DeclaredSizeError: "declared_size_exceeds_file_or_memory",
+    NotVolumetricError: "image_not_3d",
+    LabelValueError: "non_integer_labels",
     CorruptFileError: "unreadable_or_truncated_file",
     ShapeMismatchError: "shape_mismatch",
     AffineError: "affine_mismatch_or_invalid",
@@ -221,6 +248,10 @@ def build_case(job: CaseJob) -> CaseResult:
             skip_kind=kind,
         )
 
+    for _, path in job.source_paths():
+        problem = link_problem(path)
+        if problem:
+            return skipped(problem, str(path), "broken_symlink")
     if files.missing:
         kind = "not_in_official_plan" if "official plan" in files.missing[-1] else "missing_file"
         absent = [
@@ -237,6 +268,9 @@ def build_case(job: CaseJob) -> CaseResult:
         return skipped(str(exc), exc.path, skip_kind(exc))
     except PlanError as exc:
         return skipped(str(exc), str(files.landmarks or files.image), skip_kind(exc))
+    except MemoryError:
+        # Per case: one oversized volume must not end the whole build.
+        return skipped(out_of_memory_reason(files.image), str(files.image), "out_of_memory")
     if isinstance(planned, SkippedCase):
         return skipped(planned.reason, planned.file, "unknown_label_ids")
     # The volumes went out of scope with _plan_case: only the samples and the PNG bytes are
@@ -270,6 +304,7 @@ def _plan_case(
     # The task's layout reader loads (and, where needed, converts) the inputs.
     inputs = read_case(task, job.files)
     image = inputs.image
+    check_volumetric(task, image)
     sink = SliceImages(image, job.render)
     samples: list[Sample] = []
     if inputs.labels is not None:
@@ -415,7 +450,10 @@ def _run(
         return
     # Submit at most 2 jobs per worker ahead: results come back as they finish (progress bars
     # move), and the pool never queues the whole job list's pickles at once.
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Workers die with this process (kill -9 included): see medvision.builder.workers.
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=init_worker, initargs=(os.getpid(),)
+    ) as pool:
         pending: set[Future[CaseResult]] = set()
         it = iter(jobs)
         for job in it:
@@ -572,15 +610,22 @@ def run_build(
     """
     writer = DatasetWriter(out_dir)
     _check_same_options(Path(out_dir), dataset, manifest_options)
-    todo = [j for j in jobs if not writer.case_done(dataset, j.key)]
+    unnamed = invalid_case_ids(jobs, dataset)
+    jobs = [j for j in jobs if j.key not in unnamed]
+    # A finished case is kept only while its source files are unchanged (see sources).
+    resume = plan_resume(
+        writer, dataset, jobs, Path(data_dir), prune=manifest_options.get("max_cases") is None
+    )
+    todo = resume.todo
     done = len(jobs) - len(todo)
     if on_progress is not None:
         for i in range(1, done + 1):
             on_progress(i, len(jobs), None)
-    skipped: list[SkippedCase] = []
-    kinds: dict[str, int] = {}
+    skipped: list[SkippedCase] = list(unnamed.values())
+    kinds: dict[str, int] = {"invalid_case_id": len(unnamed)} if unnamed else {}
     workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
-    for result in _run(fn, todo, workers, options.engine):
+    wrapped = Fingerprinting(fn, dataset, str(out_dir), str(data_dir))
+    for result in _run(wrapped, todo, workers, options.engine):
         done += 1
         if result.skipped is not None:
             skipped.append(result.skipped)
@@ -594,14 +639,22 @@ def run_build(
         if stats_file.exists():
             for k, v in json.loads(stats_file.read_text()).items():
                 totals[k] = totals.get(k, 0) + int(v)
+    digests = case_digests(writer, dataset, [j.key for j in jobs])
+    # The data digest enters the build id: other source files, another build.
+    identity = {**manifest_options, "source_digest": data_digest(digests)}
     manifest = BuildManifest.create(
         datasets=[dataset],
         seed=options.seed,
-        options=manifest_options,
+        options=identity,
         skipped=skipped,
         annotation=manifest_options.get("annotation"),
     )
     # Recorded after the build id is computed: counters describe the output, not the input.
+    manifest.options["source_fingerprints"] = digests
+    manifest.options["source_changes"] = {
+        "rebuilt": resume.rebuilt,
+        "removed": resume.removed,
+    }
     manifest.options["planner_drops"] = totals
     manifest.options["data_dir"] = str(data_dir)
     manifest.options["engine"] = options.engine

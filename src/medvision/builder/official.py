@@ -75,6 +75,10 @@ class PlanCaseJob:
         """Case id in the store."""
         return case_key(self.plan, self.case)
 
+    def source_paths(self) -> list[tuple[str, Path]]:
+        """``(role, path)`` of the case's image (the plan holds the targets)."""
+        return [("image", Path(self.data_dir) / self.case.image_file)]
+
 
 def _check_geometry(
     job: PlanCaseJob, info: Mapping[str, Any], shape: tuple[int, ...], spacing: tuple[float, ...]

@@ -10,14 +10,17 @@ What it does, per file:
   APIs publish for every file, and the sha256 that the Hugging Face Hub sends for LFS files
   (``X-Linked-Etag``). A mismatch deletes the partial file and raises, naming the file and
   both digests. Files with no published checksum are reported as unverified.
-* **Safe extraction** (:func:`safe_extract`): zip and tar members with an absolute path, a
-  ``..`` component, or a link that resolves outside the target folder are refused before
-  anything is written; tar device files and FIFOs are refused too.
+* **Safe extraction** (:func:`~medvision.catalog.archives.safe_extract`): zip and tar
+  members with an absolute path, a ``..`` component, or a path or link that resolves outside
+  the target folder (through the links earlier members create, too) are refused before
+  anything is written; tar device files and FIFOs are refused too. Any other extraction
+  failure is an :class:`~medvision.catalog.archives.ExtractionError` naming the archive.
 * **Credentialed sources** (Synapse, grand-challenge, SKM-TEA, ToothFairy2): nothing is
   downloaded; :class:`CredentialsRequired` carries step-by-step instructions.
 
-Where sources come from: :data:`REGISTRY` (the hosts and records named in reference
-dataset-construction.md section 2.1), else the dataset spec's ``source.urls`` (catalog YAML).
+Where sources come from: the ``source.download`` block of each dataset's YAML (the hosts and
+records of reference dataset-construction.md section 2.1), the single source of truth; a
+user spec without one falls back to its ``source.urls``.
 Every network address is built from :class:`Endpoints`, so tests point them at a local server.
 """
 
@@ -25,11 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
-import tarfile
 import time
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -37,16 +37,19 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from medvision.catalog.archives import ExtractionError, UnsafeArchiveError, safe_extract
+from medvision.catalog.download_spec import DownloadHost, DownloadSpec
 from medvision.catalog.spec import DatasetSpec
 
 __all__ = [
-    "REGISTRY",
+    "STEPS",
     "ChecksumError",
     "CredentialsRequired",
     "DatasetSource",
     "DownloadError",
     "DownloadedFile",
     "Endpoints",
+    "ExtractionError",
     "RemoteFile",
     "UnsafeArchiveError",
     "download_dataset",
@@ -54,9 +57,10 @@ __all__ = [
     "resolve_files",
     "safe_extract",
     "source_for",
+    "source_from_spec",
 ]
 
-Host = Literal["zenodo", "figshare", "huggingface", "github", "url", "credentialed"]
+Host = DownloadHost
 ChecksumAlgo = Literal["sha256", "md5"]
 
 _CHUNK = 1 << 20
@@ -69,10 +73,6 @@ class DownloadError(RuntimeError):
 
 class ChecksumError(DownloadError):
     """A downloaded file does not match its published checksum."""
-
-
-class UnsafeArchiveError(ValueError):
-    """An archive member would be written outside the target folder (or is a device)."""
 
 
 class CredentialsRequired(RuntimeError):
@@ -143,128 +143,62 @@ _GRAND_CHALLENGE = (
     "3. Build with: medvision build DIR --dataset {name} --out STORE"
 )
 
-#: Built-in sources (reference dataset-construction.md section 2.1). Open hosts are listed
-#: with their record ids; file lists and checksums are fetched from the host's API.
-REGISTRY: dict[str, DatasetSource] = {
-    "AbdomenCT-1K": DatasetSource("zenodo", ("5903099", "5903846", "5903769")),
-    "AMOS22": DatasetSource("zenodo", ("7155725",), files=("amos22.zip",)),
-    "CrossMoDA": DatasetSource("zenodo", ("4662239",), files=("crossmoda_training.zip",)),
-    "HNTSMRG24": DatasetSource("zenodo", ("11199559",)),
-    "TopCoW24": DatasetSource("zenodo", ("15692629",)),
-    "TotalSegmentator": DatasetSource("zenodo", ("10047292", "14710732")),
-    "AbdomenAtlas1.0Mini": DatasetSource("huggingface", ("AbdomenAtlas/AbdomenAtlas1.0Mini",)),
-    "ACDC": DatasetSource("huggingface", ("YongchengYAO/ACDC",)),
-    "OAIZIB-CM": DatasetSource("huggingface", ("YongchengYAO/OAIZIB-CM",)),
-    "KiPA22": DatasetSource("huggingface", ("YongchengYAO/KiPA22",)),
-    "Ceph-Biometrics-400": DatasetSource(
-        "figshare",
-        ("3471833",),
-        private_link="37ec464af8e81ae6ebbf",
-        instructions=(
-            "The figshare zip holds RAR archives (RawImage/**/*.bmp, 400_senior/*.txt): "
-            "extract them with unrar or 7z before building. A converted mirror is the "
-            "Hugging Face dataset YongchengYAO/Ceph-Biometrics-400."
-        ),
-    ),
-    # The MONAI mirror of the Medical Segmentation Decathlon (one tar per task).
-    "MSD": DatasetSource(
-        "url",
-        tuple(
-            f"https://msd-for-monai.s3-us-west-2.amazonaws.com/{task}.tar"
-            for task in (
-                "Task01_BrainTumour",
-                "Task02_Heart",
-                "Task03_Liver",
-                "Task04_Hippocampus",
-                "Task05_Prostate",
-                "Task06_Lung",
-                "Task07_Pancreas",
-                "Task08_HepaticVessel",
-                "Task09_Spleen",
-                "Task10_Colon",
-            )
-        ),
-    ),
-    "KiTS23": DatasetSource(
-        "github",
-        ("neheller/kits23",),
-        instructions=(
-            "The repository holds the annotations and a script that fetches the images: "
-            "cd DIR/kits23-main && pip install -e . && kits23_download_data"
-        ),
-    ),
-    "BCV15": DatasetSource(
-        "credentialed",
-        ("https://www.synapse.org/#!Synapse:syn3193805",),
-        instructions=_SYNAPSE,
-    ),
-    "BraTS24": DatasetSource(
-        "credentialed",
-        ("https://www.synapse.org/#!Synapse:syn53708249",),
-        instructions=_SYNAPSE,
-    ),
-    "FeTA24": DatasetSource(
-        "credentialed",
-        ("https://www.synapse.org/#!Synapse:syn25649159",),
-        instructions=_SYNAPSE + "\nThe archive is feta_2.4.zip (Synapse file syn25649833).",
-    ),
-    "autoPET-III": DatasetSource(
-        "credentialed",
-        ("https://autopet-iii.grand-challenge.org",),
-        instructions=_GRAND_CHALLENGE,
-    ),
-    "FLARE22": DatasetSource(
-        "credentialed", ("https://flare22.grand-challenge.org",), instructions=_GRAND_CHALLENGE
-    ),
-    "ISLES24": DatasetSource(
-        "credentialed", ("https://isles-24.grand-challenge.org",), instructions=_GRAND_CHALLENGE
-    ),
-    "SKM-TEA": DatasetSource(
-        "credentialed",
-        ("https://aimi.stanford.edu/datasets/skm-tea-knee-mri",),
-        instructions=(
-            "1. Request access at {ids} and sign the Stanford AIMI research data-use "
-            "agreement.\n2. Download the qDESS files with the link you receive into DIR.\n"
-            "3. Build with: medvision build DIR --dataset {name} --out STORE"
-        ),
-    ),
-    "ToothFairy2": DatasetSource(
-        "credentialed",
-        ("https://ditto.ing.unimore.it/toothfairy2",),
-        instructions=(
-            "1. Request access at {ids} (access by request; licence CC BY-SA per the official "
-            "code).\n2. Download the CBCT volumes and labels with the link you receive into "
-            "DIR.\n3. Build with: medvision build DIR --dataset {name} --out STORE"
-        ),
-    ),
-}
+#: Standard steps of the credentialed hosts (``steps`` of a YAML download block).
+STEPS: dict[str, str] = {"synapse": _SYNAPSE, "grand-challenge": _GRAND_CHALLENGE}
+
+
+def source_from_spec(download: DownloadSpec) -> DatasetSource:
+    """The :class:`DatasetSource` a YAML ``source.download`` block describes."""
+    steps = STEPS[download.steps] if download.steps else ""
+    text = "\n".join(t for t in (steps, download.instructions) if t)
+    return DatasetSource(
+        download.host,
+        tuple(download.ids),
+        tuple(download.files),
+        download.revision,
+        download.private_link,
+        text,
+    )
 
 
 def source_for(spec_or_name: DatasetSpec | str) -> DatasetSource:
-    """The source of a dataset: the registry entry, else the spec's ``source`` block.
+    """The source of a dataset: its YAML's ``source.download`` block (the only registry).
+
+    A user spec without that block falls back to its ``source.urls`` (see
+    :func:`_source_from_urls`).
 
     Args:
-        spec_or_name: A dataset spec, or a name of :data:`REGISTRY`.
+        spec_or_name: A dataset spec, or the name of a built-in one.
 
     Raises:
-        KeyError: If the dataset has no known source (names the dataset and the hosts known).
+        KeyError: If the dataset is unknown or has no download route (names the dataset).
     """
-    name = spec_or_name if isinstance(spec_or_name, str) else spec_or_name.name
-    if name in REGISTRY:
-        return REGISTRY[name]
-    if isinstance(spec_or_name, DatasetSpec):
-        src = spec_or_name.source
-        if src.kind == "download" and src.urls:
-            return _source_from_urls(src.urls, src.instructions)
-        if src.kind == "manual":
-            return DatasetSource(
-                "credentialed", tuple(src.urls), instructions=src.instructions or _GRAND_CHALLENGE
-            )
-        if src.kind == "generator":
-            raise KeyError(
-                f"dataset {name!r} is generated, not downloaded: run `medvision mini DIR`"
-            )
-    raise KeyError(f"no download source known for dataset {name!r}; known: {sorted(REGISTRY)}")
+    if isinstance(spec_or_name, str):
+        from medvision.catalog.registry import get_spec
+        from medvision.catalog.spec import SpecError
+
+        try:
+            spec = get_spec(spec_or_name)
+        except SpecError as exc:
+            raise KeyError(f"no download source known for dataset {spec_or_name!r}: {exc}") from exc
+    else:
+        spec = spec_or_name
+    src = spec.source
+    if src.download is not None:
+        return source_from_spec(src.download)
+    if src.kind == "generator":
+        raise KeyError(
+            f"dataset {spec.name!r} is generated, not downloaded: run `medvision mini DIR`"
+        )
+    if src.kind == "download" and src.urls:
+        return _source_from_urls(src.urls, src.instructions)
+    if src.kind == "manual":
+        return DatasetSource(
+            "credentialed", tuple(src.urls), instructions=src.instructions or _GRAND_CHALLENGE
+        )
+    raise KeyError(
+        f"no download source known for dataset {spec.name!r}: its YAML has no source.download block"
+    )
 
 
 def _source_from_urls(urls: list[str], instructions: str) -> DatasetSource:
@@ -569,95 +503,6 @@ def _is_archive(name: str) -> bool:
     return name.lower().endswith(_ARCHIVE_SUFFIXES)
 
 
-def _check_member_path(name: str, target: Path, archive: Path) -> Path:
-    """Resolve a member name inside ``target`` or refuse it."""
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path")
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if ".." in parts:
-        raise UnsafeArchiveError(f"{archive}: member {name!r} contains '..'")
-    dest = (target / Path(*parts)).resolve() if parts else target
-    if not dest.is_relative_to(target):
-        raise UnsafeArchiveError(f"{archive}: member {name!r} resolves outside {target}")
-    return dest
-
-
-def _zip_members(archive: Path, target: Path) -> Iterator[tuple[zipfile.ZipInfo, Path]]:
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            dest = _check_member_path(info.filename, target, archive)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                link = zf.read(info).decode("utf-8", "replace")
-                _check_link(info.filename, link, target, archive)
-            yield info, dest
-
-
-def _check_link(name: str, link: str, target: Path, archive: Path) -> None:
-    """Refuse a symbolic or hard link whose destination leaves ``target``."""
-    if link.startswith("/"):
-        raise UnsafeArchiveError(f"{archive}: link {name!r} -> {link!r} is absolute")
-    base = (target / Path(*PurePosixPath(name).parts[:-1])).resolve()
-    if not (base / link).resolve().is_relative_to(target):
-        raise UnsafeArchiveError(f"{archive}: link {name!r} -> {link!r} leaves {target}")
-
-
-def safe_extract(archive: str | Path, target: str | Path) -> list[Path]:
-    """Extract a zip or tar archive into ``target``, refusing anything that would escape it.
-
-    Every member is checked before the first byte is written: absolute paths, ``..``
-    components, members resolving outside ``target`` (through existing symlinks too), links
-    pointing outside ``target``, and tar device files or FIFOs raise
-    :class:`UnsafeArchiveError`. Zip symlinks are written as regular files (``zipfile``
-    never creates links); tar extraction also uses Python's ``"data"`` filter.
-
-    Args:
-        archive: ``.zip``, ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2`` or ``.tar.xz``.
-        target: Folder to extract into (created).
-
-    Returns:
-        The extracted file paths.
-
-    Raises:
-        UnsafeArchiveError: On any unsafe member (nothing has been extracted then).
-        ValueError: If the file is not a zip or tar archive.
-    """
-    src = Path(archive)
-    root = Path(target)
-    root.mkdir(parents=True, exist_ok=True)
-    root = root.resolve()
-    out: list[Path] = []
-    if zipfile.is_zipfile(src):
-        members = list(_zip_members(src, root))
-        with zipfile.ZipFile(src) as zf:
-            for info, dest in members:
-                if info.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as fin, dest.open("wb") as fout:
-                    for block in iter(lambda: fin.read(_CHUNK), b""):
-                        fout.write(block)
-                out.append(dest)
-        return out
-    if not tarfile.is_tarfile(src):
-        raise ValueError(f"{src} is neither a zip nor a tar archive")
-    with tarfile.open(src) as tf:
-        members_t = tf.getmembers()
-        for m in members_t:
-            _check_member_path(m.name, root, src)
-            if m.issym() or m.islnk():
-                link = m.linkname
-                if m.islnk():  # hard links name a member path from the archive root
-                    _check_member_path(link, root, src)
-                else:
-                    _check_link(m.name, link, root, src)
-            elif not (m.isfile() or m.isdir()):
-                raise UnsafeArchiveError(f"{src}: member {m.name!r} is a device or FIFO")
-        tf.extractall(root, members=members_t, filter="data")
-    return [root / m.name for m in members_t if m.isfile()]
-
-
 @dataclass
 class DownloadReport:
     """What :func:`download_dataset` did."""
@@ -698,8 +543,8 @@ def download_dataset(
 
     Raises:
         CredentialsRequired: For credentialed datasets (the message holds the steps).
-        DownloadError, ChecksumError, UnsafeArchiveError: See :func:`download_file` and
-            :func:`safe_extract`.
+        DownloadError, ChecksumError, UnsafeArchiveError, ExtractionError: See
+            :func:`download_file` and :func:`safe_extract`.
     """
     name = spec_or_name if isinstance(spec_or_name, str) else spec_or_name.name
     source = source_for(spec_or_name)

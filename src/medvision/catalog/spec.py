@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from medvision.catalog.download_spec import DownloadSpec
 from medvision.schema import LabelKind, Plane
 
 Modality = Literal["MRI", "CT", "ultrasound", "X-ray", "PET"]
@@ -556,6 +557,8 @@ class SourceSpec(_Model):
         urls: Official source URLs (landing pages or archives).
         mirror: The official MedVision preprocessed mirror, if any (HF dataset id).
         instructions: What the user must do by hand.
+        download: How ``medvision datasets download`` gets the files (the only place that
+            says so); ``kind`` must agree (``manual`` iff the host is ``credentialed``).
     """
 
     kind: Literal["generator", "download", "manual"]
@@ -563,6 +566,18 @@ class SourceSpec(_Model):
     urls: list[str] = []
     mirror: str = ""
     instructions: str = ""
+    download: DownloadSpec | None = None
+
+    @model_validator(mode="after")
+    def _kind_matches_download(self) -> SourceSpec:
+        if self.download is not None:
+            manual = self.download.host == "credentialed"
+            if self.kind == "generator" or manual != (self.kind == "manual"):
+                raise ValueError(
+                    f"source kind {self.kind!r} contradicts download host "
+                    f"{self.download.host!r} (manual <=> credentialed)"
+                )
+        return self
 
 
 class DatasetSpec(_Model):

@@ -36,6 +36,7 @@ def download(
     from medvision.catalog.download import (
         CredentialsRequired,
         DownloadError,
+        ExtractionError,
         UnsafeArchiveError,
         download_dataset,
     )
@@ -71,7 +72,7 @@ def download(
             progress.stop()
             console.print(f"[bold red]{exc.args[0]}[/]")
             raise typer.Exit(2) from exc
-        except (DownloadError, UnsafeArchiveError) as exc:
+        except (DownloadError, UnsafeArchiveError, ExtractionError) as exc:
             progress.stop()
             console.print(f"[bold red]{exc}[/]")
             raise typer.Exit(1) from exc

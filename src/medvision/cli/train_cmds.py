@@ -120,6 +120,17 @@ def _common_lora(
     }
 
 
+def _refuse_qlora(qlora: bool, cpu: bool) -> None:
+    """One line and exit 2 when ``--qlora`` cannot run here (checked before loading data)."""
+    from medvision.training.sft import check_qlora
+
+    try:
+        check_qlora(qlora, use_cpu=cpu)
+    except RuntimeError as exc:
+        console.print(f"[bold red]{exc}[/]")
+        raise typer.Exit(2) from exc
+
+
 @train_app.command("sft")
 def train_sft_cmd(
     model: Annotated[str, typer.Option(help="Base model folder or hub id.")],
@@ -148,6 +159,8 @@ def train_sft_cmd(
 ) -> None:
     """Supervised fine-tuning (TRL SFTTrainer, LoRA/QLoRA, loss on the completion only)."""
     from medvision.training.sft import SftSettings, train_sft
+
+    _refuse_qlora(qlora, cpu)
 
     settings = SftSettings(
         model=model,
@@ -213,6 +226,8 @@ def train_grpo_cmd(
 ) -> None:
     """GRPO with the MedVision-V0 rewards (format, process, answer) through TRL's GRPOTrainer."""
     from medvision.training.grpo import GrpoSettings, train_grpo
+
+    _refuse_qlora(qlora, cpu)
 
     for name, value, allowed in (
         ("--format-reward", format_reward, ("soft", "binary")),

@@ -22,11 +22,14 @@ The generated text is gibberish (random weights); tests compare token ids, never
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from medvision.backends.hf import _image_only_processor_class, load_processor
+from medvision.backends.hf_processor import (
+    _image_only_processor_class,
+    load_processor,
+    save_processor,
+)
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -214,13 +217,6 @@ def build_tiny_qwen2_vl(out_dir: str | Path, *, seed: int = 0) -> Path:
         tokenizer=tokenizer,
         chat_template=TINY_QWEN2_VL_CHAT_TEMPLATE,
     )
-    processor.save_pretrained(out)
     # The subclass name must not leak into the folder: stock loaders look classes up by name.
-    for name in ("processor_config.json", "tokenizer_config.json", "preprocessor_config.json"):
-        path = out / name
-        if path.is_file():
-            data = json.loads(path.read_text())
-            if "processor_class" in data:
-                data["processor_class"] = "Qwen2VLProcessor"
-                path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    save_processor(processor, out)
     return out

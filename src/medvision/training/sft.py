@@ -37,6 +37,7 @@ __all__ = [
     "SftResult",
     "SftSettings",
     "build_lora_config",
+    "check_qlora",
     "checkpointing_kwargs",
     "cuda_available",
     "finish_run",
@@ -185,6 +186,25 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def check_qlora(qlora: bool, *, use_cpu: bool = False) -> None:
+    """Refuse ``--qlora`` where it cannot run, before any data or model is loaded.
+
+    Raises:
+        RuntimeError: ``qlora`` without a CUDA device (or with ``use_cpu``), or without
+            bitsandbytes; the one-line message names the fix.
+    """
+    if not qlora:
+        return
+    if use_cpu or not cuda_available():
+        raise RuntimeError(
+            "--qlora (4-bit) needs a CUDA GPU and bitsandbytes; "
+            + ("--cpu was given" if use_cpu else "no CUDA device here")
+            + ": train plain LoRA on this machine (drop --qlora)"
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise RuntimeError('--qlora needs bitsandbytes: pip install "medvision-bench[train]"')
+
+
 def last_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
     """The newest ``checkpoint-<step>`` folder of a run, or ``None``."""
     root = Path(output_dir)
@@ -219,24 +239,22 @@ def load_model_and_processor(
 ) -> tuple[Any, Any]:
     """Load a VLM for training: bf16 on CUDA (4-bit NF4 with ``qlora``), float32 on CPU.
 
+    ``model`` may be a model folder or an earlier run's output (a LoRA adapter folder, see
+    :func:`~medvision.backends.hf_models.load_image_text_model`); the processor comes from
+    that folder when it holds one.
+
     Raises:
         RuntimeError: If ``qlora`` is asked without a CUDA device or without bitsandbytes.
     """
     import torch
-    from transformers import AutoModelForImageTextToText
 
     from medvision.backends.hf import load_processor
+    from medvision.backends.hf_models import is_adapter_folder, load_image_text_model
 
     on_gpu = cuda_available() and not use_cpu
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if on_gpu else torch.float32}
+    check_qlora(qlora, use_cpu=use_cpu)
     if qlora:
-        if not on_gpu:
-            raise RuntimeError(
-                "QLoRA (4-bit) needs a CUDA GPU and bitsandbytes; none found. Train plain LoRA "
-                "on this machine (drop --qlora)"
-            )
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise RuntimeError("QLoRA needs bitsandbytes: pip install 'medvision-bench[train]'")
         from transformers import BitsAndBytesConfig
 
         bnb_config: Any = BitsAndBytesConfig  # untyped in transformers
@@ -247,12 +265,25 @@ def load_model_and_processor(
             bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_quant_storage=torch.bfloat16,
         )
-    net = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    if qlora and is_adapter_folder(model):
+        raise RuntimeError(
+            f"{model} is a LoRA adapter folder: QLoRA cannot merge it into 4-bit weights; "
+            "train the first run with --merge and pass its merged/ folder"
+        )
+    # An earlier run's adapter folder is merged into its base: training starts from it.
+    net = load_image_text_model(model, **kwargs)
     if qlora:
         from peft import prepare_model_for_kbit_training
 
         prepare: Any = prepare_model_for_kbit_training  # untyped in peft
         net = prepare(net)
+    own = any(
+        (Path(model) / n).is_file() for n in ("processor_config.json", "preprocessor_config.json")
+    )
+    if is_adapter_folder(model) and not own:
+        from medvision.backends.hf import adapter_base_model
+
+        return net, load_processor(adapter_base_model(model))
     return net, load_processor(model)
 
 
@@ -292,6 +323,7 @@ def training_inputs(
     Raises:
         ValueError: If the export (after ``limit``) holds no rows.
     """
+    check_qlora(settings.qlora, use_cpu=settings.use_cpu)  # before any data is read
     rows = read_trl_rows(settings.data)
     if settings.limit is not None:
         rows = rows[: settings.limit]
@@ -376,9 +408,12 @@ def finish_run(trainer: Any, output_dir: str, *, merge: bool) -> str | None:
     Returns:
         The merged model folder, or ``None``.
     """
+    from medvision.backends.hf_processor import save_processor
+
     trainer.save_model(output_dir)
     processor = trainer.processing_class
-    processor.save_pretrained(output_dir)
+    # Under the stock class name: AutoProcessor must rebuild it (never a bare tokenizer).
+    save_processor(processor, output_dir)
     if not merge:
         return None
     model = trainer.model
@@ -387,7 +422,7 @@ def finish_run(trainer: Any, output_dir: str, *, merge: bool) -> str | None:
     merged_dir = str(Path(output_dir) / "merged")
     merged = model.merge_and_unload()
     merged.save_pretrained(merged_dir)
-    processor.save_pretrained(merged_dir)
+    save_processor(processor, merged_dir)
     return merged_dir
 
 

@@ -48,3 +48,19 @@ class EmptyMaskError(VolumeError):
 
 class NonFiniteError(VolumeError):
     """Voxels are NaN or infinite."""
+
+
+class DeclaredSizeError(CorruptFileError):
+    """A header declares more voxel bytes than the file can hold or the memory budget allows.
+
+    Raised before any voxel buffer is allocated, so a hostile or damaged header (a few bytes
+    declaring terabytes) costs nothing.
+    """
+
+
+class LabelValueError(VolumeError):
+    """A mask holds values that are not integer labels (e.g. 1.5 after interpolation)."""
+
+
+class NotVolumetricError(ShapeMismatchError):
+    """A 2D image (an axis of one voxel) was given to a task of a volumetric modality."""

@@ -34,10 +34,12 @@ from medvision.volumes.errors import (
     AffineError,
     CorruptFileError,
     EmptyMaskError,
+    LabelValueError,
     NonFiniteError,
     ShapeMismatchError,
     VolumeError,
 )
+from medvision.volumes.limits import check_declared_size
 
 Kind = Literal["image", "labels"]
 
@@ -247,6 +249,7 @@ def check_nonempty(labels: Volume, label_id: int | None = None) -> None:
 def _read(path: str, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
     """Read the scaled voxel array and affine of a file (no reorientation yet)."""
     img: Any = nib.load(path, mmap=False)  # parses the header only
+    check_declared_size(img, path)  # before any voxel buffer is allocated
     if isinstance(img, nib.Nifti1Image) and path.lower().endswith(".gz"):
         # Re-read through our own gzip stream so the CRC32/length trailer is checked.
         # nibabel stops reading after the voxel data and would never notice a bad CRC.
@@ -405,8 +408,18 @@ def _to_image_dtype(array: np.ndarray, path: str, *, allow_nonfinite: bool) -> n
     return repaired
 
 
+#: Largest distance of a float mask value from an integer still read as that integer label
+#: (float32 storage of integer labels is exact; interpolated masks are not).
+LABEL_INTEGER_TOL = 1e-3
+
+
 def _to_label_dtype(array: np.ndarray, path: str) -> np.ndarray:
-    """Return integer labels (uint16, or int32 when needed); float labels are rounded."""
+    """Return integer labels (uint16, or int32 when needed).
+
+    Float labels within :data:`LABEL_INTEGER_TOL` of an integer are rounded (the official
+    ``np.rint`` hygiene); any other value (1.5 from an interpolated mask) is refused rather
+    than rounded into a neighbouring label.
+    """
     if array.dtype.kind == "f":
         lo, hi = float(array.min()), float(array.max())
         if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -416,7 +429,17 @@ def _to_label_dtype(array: np.ndarray, path: str) -> np.ndarray:
                 f"mask {path} has {n_bad} non-finite voxels (NaN/inf); expected integer labels",
             )
         # The official mask hygiene: np.rint(get_fdata()).astype(uint16).
-        array = np.rint(array)
+        rounded = np.rint(array)
+        off = np.abs(array - rounded) > LABEL_INTEGER_TOL
+        if off.any():
+            values = np.unique(array[off])
+            raise LabelValueError(
+                path,
+                f"mask {path} has {int(off.sum())} voxels with non-integer label values "
+                f"(e.g. {[float(v) for v in values[:5]]}); expected integer labels (an "
+                "interpolated or probability mask?)",
+            )
+        array = rounded
     lo, hi = int(array.min()), int(array.max())
     if lo >= 0 and hi <= np.iinfo(np.uint16).max:
         return array.astype(np.uint16, copy=False)

@@ -155,6 +155,36 @@ def case_dirs(task: TaskSpec, root: Path, case_glob: str, what: str) -> list[Pat
     ]
 
 
+def listed_file(path: Path) -> bool:
+    """Whether discovery lists ``path`` as a case file: a regular file or any symbolic link.
+
+    A dangling link or a link loop is listed too (``is_file()`` alone would drop it
+    silently), so the build skips the case and names the link.
+    """
+    return path.is_symlink() or path.is_file()
+
+
+def link_problem(path: Path) -> str:
+    """Why a symbolic link cannot be followed (dangling, loop), or ``""`` when it can.
+
+    Args:
+        path: A case file or folder (links anywhere on the way are followed).
+    """
+    if not path.is_symlink():
+        return ""
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError:
+        try:
+            target = str(path.readlink())
+        except OSError:
+            target = "?"
+        return f"{path} is a dangling symbolic link (-> {target}); expected an existing file"
+    except (RuntimeError, OSError) as exc:  # RuntimeError: symlink loop (Python < 3.13)
+        return f"{path} is a symbolic link that cannot be resolved (loop?): {exc}"
+    return ""
+
+
 def excluded(name: str, patterns: list[str]) -> bool:
     """Whether a file name matches one of the ``fnmatch`` patterns."""
     return any(fnmatch(name, pat) for pat in patterns)

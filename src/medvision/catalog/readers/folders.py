@@ -15,6 +15,7 @@ from medvision.catalog.readers.base import (
     LayoutError,
     excluded,
     image_folders,
+    listed_file,
     load_any,
     read_landmarks_json,
     strip_suffix,
@@ -56,7 +57,7 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
             entries = [
                 (p, strip_suffix(p.name, task.image_suffix)[len(task.image_prefix) :])
                 for p in sorted(folder.glob(pattern))
-                if p.is_file() and not excluded(p.name, layout.exclude)
+                if listed_file(p) and not excluded(p.name, layout.exclude)
             ]
         for image, case_id in entries:
             if case_id in found:

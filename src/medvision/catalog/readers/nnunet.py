@@ -29,6 +29,7 @@ from medvision.catalog.readers.base import (
     LayoutError,
     ReaderError,
     corrupt,
+    listed_file,
     load_any,
     require_dir,
     strip_suffix,
@@ -119,7 +120,7 @@ def _case_ids(data: dict[str, Any], img_dir: Path, ending: str, channel: int) ->
     return sorted(
         strip_suffix(p.name, tail)
         for p in img_dir.glob(f"*{tail}")
-        if p.is_file() and not p.name.startswith("._")
+        if listed_file(p) and not p.name.startswith("._")
     )
 
 
@@ -143,9 +144,9 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
     for case_id in _case_ids(data, img_dir, ending, layout.channel):
         per_channel = img_dir / f"{case_id}_{layout.channel:04d}{ending}"
         whole = img_dir / f"{case_id}{ending}"
-        image = per_channel if per_channel.exists() or not whole.exists() else whole
+        image = per_channel if listed_file(per_channel) or not listed_file(whole) else whole
         missing: list[str] = []
-        if not image.exists():
+        if not listed_file(image):
             missing.append(f"image file {per_channel} (or {whole}) not found")
         mask = None
         if task.mask_folder is not None:
