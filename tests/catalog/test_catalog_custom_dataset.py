@@ -65,7 +65,9 @@ def test_documented_custom_spec_builds_every_family(tmp_path: Path) -> None:
     spec = get_spec(str(spec_path))
     data = tmp_path / "DATA_DIR"
     truth = _make_data(data)
-    manifest = build_dataset(spec, data, tmp_path / "my_store", BuildOptions())
+    # The analytic-axes check below is one of our sub-pixel fit; the default official-1.4.0
+    # contour runs through pixel centres and is about one pixel short on a 6 px wide nodule.
+    manifest = build_dataset(spec, data, tmp_path / "my_store", BuildOptions(annotation="precise"))
     assert manifest.skipped == []
     samples = list(open_dataset(tmp_path / "my_store").samples())
     fams = {s.family for s in samples}
