@@ -212,6 +212,10 @@ def eval_cmd(
     ] = "auto",
     families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
     planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
+    benchmark: Annotated[
+        str | None,
+        typer.Option(help="Named benchmark: paper-main | paper-plane-ood | paper-task-ood | all."),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(help="Samples per task configuration (default 1000; 0 = all).")
     ] = None,
@@ -402,6 +406,7 @@ def eval_cmd(
         ),
         backend_options=options,
         batch_size=batch_size,
+        benchmark=benchmark,
     )
     summary = _eval_with_progress(
         spec,
@@ -538,6 +543,7 @@ def _register_areas() -> None:
     """Commands that live with their area (data, backends, reports, training)."""
     from medvision.cli import (
         backend_cmds,
+        benchmark_cmds,
         data_cmds,
         import_cmds,
         judge_cmds,
@@ -545,7 +551,8 @@ def _register_areas() -> None:
         train_cmds,
     )
 
-    for module in (data_cmds, backend_cmds, report_cmds, train_cmds, import_cmds, judge_cmds):
+    areas = (data_cmds, backend_cmds, report_cmds, train_cmds, import_cmds, judge_cmds)
+    for module in (*areas, benchmark_cmds):
         module.register(app)
 
 

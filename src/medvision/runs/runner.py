@@ -40,6 +40,7 @@ from medvision.backends.registry import BACKENDS
 from medvision.metrics import get_protocol, summarize_run, to_jsonable
 from medvision.metrics.jsonvalues import dumps
 from medvision.parsing import ParseStatus
+from medvision.runs.benchmark import benchmark_manifest
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
 from medvision.runs.ground_truth import warn_ground_truth
 from medvision.runs.inputs import check_spec, open_store
@@ -157,6 +158,11 @@ class Runner:
         self._prompts: dict[str, str] = {}
         self._changed = False
         self._selected: list[Sample] | None = None
+        self._split: list[Sample] | None = None
+        self._benchmark: dict[str, Any] | None = None
+        if spec.benchmark is not None:  # checked (and warned about) once, before any request
+            self._split = self.dataset.samples(split=spec.split)  # type: ignore[arg-type]
+            self._benchmark = benchmark_manifest(self._split, spec)
         self._lock = RunLock(self.out)
         with self._lock:
             self._prepare_dir(overwrite)
@@ -172,7 +178,7 @@ class Runner:
         return self.out / CACHE_NAME
 
     def _manifest(self, backend_settings: dict[str, Any] | None) -> dict[str, Any]:
-        return run_manifest(
+        manifest = run_manifest(
             self.spec,
             build_id=self.dataset.manifest.build_id,
             annotation=self.annotation,
@@ -180,6 +186,7 @@ class Runner:
             protocol=self.protocol.switches(),
             backend_settings=backend_settings,
         )
+        return {**manifest, "benchmark": self._benchmark}
 
     def _write_manifest(self, meta: dict[str, Any]) -> None:
         tmp = self.out / (RUN_NAME + ".tmp")
@@ -226,7 +233,9 @@ class Runner:
     def samples(self) -> list[Sample]:
         """The samples this run evaluates (the selection over the store as it is now)."""
         if self._selected is None:
-            split = self.dataset.samples(split=self.spec.split)  # type: ignore[arg-type]
+            split = self._split
+            if split is None:
+                split = self.dataset.samples(split=self.spec.split)  # type: ignore[arg-type]
             self._selected = select_samples(split, self.spec)
         return self._selected
 
@@ -420,6 +429,7 @@ class Runner:
             "protocol": self.spec.protocol,
             "prompt_style": self.spec.style.value,
             "image_policy": self.spec.image_policy,
+            "benchmark": self.spec.benchmark,
             "selection": "stratified-by-label" if self.spec.protocol == "strict" else "first-n",
             "limit_per_config": self.spec.limit_per_config,
             "dataset_build_id": self.dataset.manifest.build_id,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from medvision.backends import fit_priors
+from medvision.catalog.benchmarks import BenchmarkConfig, get_benchmark
 from medvision.runs.spec import RunSpec
 from medvision.schema import Sample, TaskFamily
 from medvision.store import BuiltDataset
@@ -32,14 +33,43 @@ def config_key(sample: Sample) -> tuple[str, str, str, int, str, int]:
     )
 
 
+def benchmark_coverage(
+    samples: Sequence[Sample], spec: RunSpec
+) -> tuple[list[BenchmarkConfig], list[BenchmarkConfig]]:
+    """The run's benchmark configurations (within its families and planes), split by presence.
+
+    Args:
+        samples: The samples of the run's split.
+        spec: The run spec; ``spec.benchmark`` must be set.
+
+    Returns:
+        ``(present, missing)``: configurations with at least one sample, and those without.
+    """
+    if spec.benchmark is None:
+        raise ValueError("the run spec names no benchmark")
+    fams = set(spec.families)
+    planes = set(spec.planes)
+    wanted = [
+        c
+        for c in get_benchmark(spec.benchmark).configs
+        if c.family in fams and c.key[3] in planes
+    ]
+    have = {config_key(s) for s in samples}
+    present = [c for c in wanted if c.key in have]
+    missing = [c for c in wanted if c.key not in have]
+    return present, missing
+
+
 def select_samples(samples: Sequence[Sample], spec: RunSpec) -> list[Sample]:
-    """Filter by family and plane, then apply the per-configuration limit.
+    """Filter by benchmark, family and plane, then apply the per-configuration limit.
 
     ``paper-v1`` and ``official`` keep the first N of each configuration in dataset order
     (lmms-eval ``--limit``). ``strict`` draws a seeded subsample stratified by label (label
     name and measurement key): every label gets one sample first when N allows, the rest is
     shared in proportion to label sizes (largest remainders), and each label's samples are
-    drawn at random with a seed made of ``spec.seed`` and the configuration.
+    drawn at random with a seed made of ``spec.seed`` and the configuration. With
+    ``spec.benchmark`` only the benchmark's configurations are kept (see
+    :func:`benchmark_coverage` for the ones the build lacks).
 
     Args:
         samples: Samples in dataset order.
@@ -51,6 +81,9 @@ def select_samples(samples: Sequence[Sample], spec: RunSpec) -> list[Sample]:
     fams = set(spec.families)
     planes = set(spec.planes)
     kept = [s for s in samples if s.family.value in fams and int(s.plane) in planes]
+    if spec.benchmark is not None:
+        keys = get_benchmark(spec.benchmark).keys()
+        kept = [s for s in kept if config_key(s) in keys]
     limit = spec.limit_per_config
     if limit is None:
         return kept

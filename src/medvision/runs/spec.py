@@ -86,6 +86,9 @@ class RunSpec:
             vLLM adapters). A layout whose turns differ from ``generic``'s is part of both
             hashes; one with the generic turns leaves them as they were before layouts
             existed, so older runs resume unchanged.
+        benchmark: Named benchmark (``paper-main``, ``paper-plane-ood``, ``paper-task-ood``,
+            ``all``; :mod:`medvision.catalog.benchmarks`): only its task configurations are
+            evaluated (within ``families`` and ``planes``); ``None`` evaluates every one.
     """
 
     dataset_dir: str
@@ -103,6 +106,7 @@ class RunSpec:
     backend_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 32
     chat_layout: str = "generic"
+    benchmark: str | None = None
 
     @property
     def style(self) -> PromptStyle:
@@ -132,6 +136,8 @@ class RunSpec:
             d.pop("chat_layout")
         else:
             d["chat_layout"] = layout
+        if d["benchmark"] is None:  # runs made before benchmarks existed keep their hash
+            d.pop("benchmark")
         d["backend_options"] = _answer_options(self.backend_options)
         return _hash(d)
 
