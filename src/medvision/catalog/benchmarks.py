@@ -16,7 +16,7 @@ A configuration is what the official lmms-eval names one task
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -35,8 +35,8 @@ __all__ = [
     "BenchmarkConfig",
     "ConfigKey",
     "benchmark_names",
-    "get_benchmark",
     "config_counts",
+    "get_benchmark",
 ]
 
 BENCHMARKS_FILE = Path(__file__).with_name("benchmarks.yaml")
@@ -195,24 +195,24 @@ def _configs(
     unverified = (*notes, *spec.unverified)
     out: list[BenchmarkConfig] = []
     for plane in planes:
-        base = {
-            "dataset": spec.name,
-            "task_id": task.id,
-            "family": family,
-            "official_task": number,
-            "plane": plane,
-            "unverified": unverified,
-        }
+        base = BenchmarkConfig(
+            dataset=spec.name,
+            task_id=task.id,
+            family=family,
+            official_task=number,
+            plane=plane,
+            target="",
+            unverified=unverified,
+        )
         if family == "detection":
-            names = tuple(task.label(i).name for i in task.detection.labels) if task.detection else ()
-            out.append(BenchmarkConfig(**base, target=", ".join(names), labels=names))
+            labels = task.detection.labels if task.detection else []
+            names = tuple(task.label(i).name for i in labels)
+            out.append(replace(base, target=", ".join(names), labels=names))
         elif family == "tl":
             assert label_id is not None
             name = task.label(label_id).name
             out.append(
-                BenchmarkConfig(
-                    **base, target=name, label_id=label_id, metric_type="axes", labels=(name,)
-                )
+                replace(base, target=name, label_id=label_id, metric_type="axes", labels=(name,))
             )
         else:
             for mtype in ("distance", "angle"):
@@ -220,14 +220,8 @@ def _configs(
                     m.key for m in task.measurements if m.type == mtype and m.plane == plane
                 )
                 if keys:
-                    out.append(
-                        BenchmarkConfig(
-                            **base,
-                            target=f"{mtype} ({len(keys)} measurements)",
-                            metric_type=mtype,
-                            labels=keys,
-                        )
-                    )
+                    target = f"{mtype} ({len(keys)} measurements)"
+                    out.append(replace(base, target=target, metric_type=mtype, labels=keys))
     return out
 
 
@@ -264,7 +258,9 @@ def _all(specs: dict[str, DatasetSpec]) -> Benchmark:
             if task.official.ad:
                 numbers.append(("ad", task.official.ad))
             for family, number in numbers:
-                planes = sorted(_official_planes(task, family, number), key=_PLANE_ORDER.__getitem__)
+                planes = sorted(
+                    _official_planes(task, family, number), key=_PLANE_ORDER.__getitem__
+                )
                 configs += _configs(spec, family, number, planes, ())
     return Benchmark(
         ALL,

@@ -79,7 +79,7 @@ def _print_show(bench: Benchmark, rows: list[dict[str, Any]], console: Console) 
         if with_counts:
             cells += [str(r["test_samples"]), "yes" if r["present"] else "no"]
         n = len(r["unverified"])
-        cells.append(f"{n} note{"s" * (n != 1)}" if n else "")
+        cells.append(f"{n} note{'s' * (n != 1)}" if n else "")
         table.add_row(*(Text(c) for c in cells))
     console.print(table)
     console.print(Text(f"{bench.description}\nsource: {bench.source}"))

@@ -50,9 +50,7 @@ def benchmark_coverage(
     fams = set(spec.families)
     planes = set(spec.planes)
     wanted = [
-        c
-        for c in get_benchmark(spec.benchmark).configs
-        if c.family in fams and c.key[3] in planes
+        c for c in get_benchmark(spec.benchmark).configs if c.family in fams and c.key[3] in planes
     ]
     have = {config_key(s) for s in samples}
     present = [c for c in wanted if c.key in have]
