@@ -1,0 +1,71 @@
+"""``medvision benchmarks list|show`` and ``medvision eval --benchmark``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medvision.cli.app import app, main
+
+runner = CliRunner()
+
+
+def test_list_counts_configurations_per_family() -> None:
+    result = runner.invoke(app, ["benchmarks", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "paper-main" in x)
+    assert [c.strip() for c in line.split("│")[1:6]] == ["paper-main", "28", "10", "5", "SCA"]
+
+
+def test_show_json_is_an_array_with_the_required_keys(mini_store: Path) -> None:
+    result = runner.invoke(
+        app, ["benchmarks", "show", "paper-main", "--json", "--dataset-dir", str(mini_store)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert isinstance(rows, list) and len(rows) == 43
+    required = {"dataset", "official_task", "family", "plane", "target", "test_samples", "present"}
+    assert all(required <= set(r) for r in rows)
+    assert {r["family"] for r in rows} == {"detection", "tl", "ad"}
+    assert {r["plane"] for r in rows} <= {"S", "C", "A"}
+    # mini holds none of the paper's datasets.
+    assert not any(r["present"] for r in rows) and all(r["test_samples"] == 0 for r in rows)
+    kits = next(r for r in rows if r["dataset"] == "KiTS23" and r["family"] == "tl")
+    assert (kits["official_task"], kits["target"]) == ("01", "kidney tumor")
+
+
+def test_show_table_flags_unverified_and_counts(mini_store: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["benchmarks", "show", "paper-plane-ood", "--dataset-dir", str(mini_store)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "paper-plane-ood: 70 task configurations" in result.output
+    assert "build has 0 of 70 configurations (0 test samples)" in result.output
+    assert "note" in result.output
+
+
+def test_show_unknown_name_fails() -> None:
+    result = runner.invoke(app, ["benchmarks", "show", "paper"])
+    assert result.exit_code != 0
+
+
+def test_eval_benchmark_on_mini_refuses_with_one_line(
+    mini_store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["medvision", "eval", str(mini_store), "-o", str(tmp_path / "r"),
+            "--backend", "random", "--benchmark", "paper-main"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 1
+    out = capsys.readouterr().out
+    assert "error: benchmark paper-main" in out and "has none of its 43" in out
