@@ -52,6 +52,13 @@ class LabelSpec(_Model):
             detection groups pool across datasets exactly as the official summaries do.
         structure: File stem of this label's own binary mask where a layout ships one mask
             per structure (TotalSegmentator ``segmentations/<structure>.nii.gz``).
+        group_1_2_1: The medvision-bm 1.2.1 ``label_map_regroup`` parent class where it
+            differs from ``group`` (the GitHub c221615 class the paper's tables use): the Knee
+            split (``"Knee Bone"``, ``"Knee Soft Tissue"``). Used under the ``official`` and
+            ``strict`` protocols (reference official-versions.md section 6).
+        tl_group: The official ``label_map_rename`` value of a tumour/lesion label where it
+            differs from ``name`` (T/L groups pool synonyms: ``"liver cancer"`` ->
+            ``"liver tumor"``); the same in c221615 and 1.2.1.
     """
 
     id: int = Field(gt=0)
@@ -59,6 +66,8 @@ class LabelSpec(_Model):
     kind: LabelKind
     group: str = Field(min_length=1)
     structure: str | None = None
+    group_1_2_1: str | None = None
+    tl_group: str | None = None
 
 
 class DetectionSpec(_Model):

@@ -34,10 +34,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medvision.geometry.detection import score_boxes
-from medvision.metrics.aggregate import (
+from medvision.metrics.counters import (
     BIN_THRESHOLDS,
     OVERLAP_THRESHOLDS,
-    _bin_index,
+    bin_index,
     grouped_metrics,
 )
 from medvision.metrics.headline import FamilyData, Prepared
@@ -174,7 +174,7 @@ def random_baseline(
             for key, name in _OVERLAPS:
                 for thr in OVERLAP_THRESHOLDS:
                     rates[f"{name}>{thr:.1f}"][rows] = (sc[key] >= thr).mean(axis=1)
-            b = _bin_index(sc["mae"].reshape(-1)).reshape(sc["mae"].shape)
+            b = bin_index(sc["mae"].reshape(-1)).reshape(sc["mae"].shape)
             for j, edge in enumerate(BIN_THRESHOLDS):
                 rates[f"MAE<{edge:.1f}"][rows] = (b <= j).mean(axis=1)
     means["success"] = np.ones(n)

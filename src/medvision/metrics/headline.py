@@ -27,18 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from medvision.metrics.aggregate import (
-    TL_LABEL_KINDS,
-    _as_table,
-    _family_rows,
-    _group_by,
-    _keyed_groups,
-    _model_line,
-    _np,
-    _strings,
-    _weighted,
-    grouped_metrics,
-    score_columns,
+from medvision.metrics.columns import as_table, column_array, family_rows, string_codes
+from medvision.metrics.counters import grouped_metrics, score_columns
+from medvision.metrics.grouping import (
+    ad_groups,
+    classify_detection_group,
+    detection_groups,
+    group_codes,
+    model_line,
+    tl_groups,
+    weighted_mean,
 )
 from medvision.metrics.protocols import Protocol
 from medvision.schema import Record, TaskFamily
@@ -89,8 +87,9 @@ class FamilyData:
         family: The task family.
         sample_ids: ``(N,)`` sample ids, in row order.
         scores: Per-sample score columns (see :func:`medvision.metrics.score_columns`).
-        codes: ``(N,)`` official group code of each row (detection: label group @ modality
-            (plane); T/L: label @ modality (plane); A/D: dataset_type_key).
+        codes: ``(N,)`` official group code of each row (:mod:`medvision.metrics.grouping`:
+            detection: parent class @ modality (plane); T/L: renamed label @ modality (plane);
+            A/D: dataset_type_key).
         keys: Official group key of each code.
         dataset_codes: ``(N,)`` dataset code of each row.
         datasets: Dataset name of each dataset code.
@@ -144,11 +143,11 @@ def _box_ratio(table: pa.Table) -> FloatArray:
     """``box_img_ratio`` of each row, else ``|x1-x0| * |y1-y0|`` of the target (official)."""
     n = table.num_rows
     stored = (
-        _np(table, "box_img_ratio").astype(np.float64)
+        column_array(table, "box_img_ratio").astype(np.float64)
         if "box_img_ratio" in table.column_names
         else np.full(n, np.nan)
     )
-    t = [_np(table, f"t{i}").astype(np.float64) for i in range(4)]
+    t = [column_array(table, f"t{i}").astype(np.float64) for i in range(4)]
     fallback = np.abs(t[2] - t[0]) * np.abs(t[3] - t[1])
     return np.where(np.isfinite(stored), stored, fallback)
 
@@ -156,28 +155,21 @@ def _box_ratio(table: pa.Table) -> FloatArray:
 def _family_data(table: pa.Table, fam: TaskFamily, protocol: Protocol) -> FamilyData:
     """Score one family's rows once and compute its group codes."""
     scores = score_columns(table, fam, protocol)
+    is_tl = np.zeros(0, dtype=bool)
     if fam is TaskFamily.ANGLE_DISTANCE:
-        ds_codes, datasets = _strings(table, "dataset")
-        mt_codes, mtypes = _strings(table, "metric_type")
-        mk_codes, mkeys = _strings(table, "metric_key")
-        codes, first = _group_by([ds_codes, mt_codes, mk_codes])
-        keys = [
-            f"{datasets[ds_codes[r]]}_{mtypes[mt_codes[r]]}_{mkeys[mk_codes[r]]}" for r in first
-        ]
+        codes, keys, _ = ad_groups(table)
+    elif fam is TaskFamily.DETECTION:
+        codes, keys, is_tl = detection_groups(table, protocol)
     else:
-        label_col = "label_group" if fam is TaskFamily.DETECTION else "label_name"
-        codes, keys = _keyed_groups(table, label_col)
-        ds_codes, datasets = _strings(table, "dataset")
-    is_tl = np.zeros(len(keys), dtype=bool)
-    if fam is TaskFamily.DETECTION:
-        kind_codes, kinds = _strings(table, "label_kind")
-        tl_kind = np.array([k in TL_LABEL_KINDS for k in kinds], dtype=np.float64)
-        is_tl = np.bincount(codes, weights=tl_kind[kind_codes], minlength=len(keys)) > 0
-    strata, _ = _group_by([codes, ds_codes])
+        codes, keys = tl_groups(table)
+    if not is_tl.size:
+        is_tl = np.zeros(len(keys), dtype=bool)
+    ds_codes, datasets = string_codes(table, "dataset")
+    strata, _ = group_codes([codes, ds_codes])
     ratio = _box_ratio(table) if fam is TaskFamily.DETECTION else np.full(table.num_rows, np.nan)
     return FamilyData(
         family=fam,
-        sample_ids=_np(table, "sample_id").astype(str),
+        sample_ids=column_array(table, "sample_id").astype(str),
         scores={k: np.asarray(v, dtype=np.float64) for k, v in scores.items()},
         codes=codes,
         keys=keys,
@@ -185,13 +177,16 @@ def _family_data(table: pa.Table, fam: TaskFamily, protocol: Protocol) -> Family
         datasets=datasets,
         strata=strata,
         group_is_tl=is_tl,
-        planes=_np(table, "plane").astype(np.int64),
+        planes=column_array(table, "plane").astype(np.int64),
         box_img_ratio=ratio,
         targets=np.stack(
-            [_np(table, f"t{i}").astype(np.float64) for i in range(fam.n_values)], axis=1
+            [column_array(table, f"t{i}").astype(np.float64) for i in range(fam.n_values)], axis=1
         ),
         image_hw=np.stack(
-            [_np(table, "image_h").astype(np.int64), _np(table, "image_w").astype(np.int64)],
+            [
+                column_array(table, "image_h").astype(np.int64),
+                column_array(table, "image_w").astype(np.int64),
+            ],
             axis=1,
         ),
         n_failed=int((scores["success"] == 0).sum()),
@@ -209,11 +204,11 @@ def prepare(data: Iterable[Record] | pa.Table, protocol: Protocol) -> Prepared:
     Returns:
         The :class:`Prepared` run (families without rows are absent).
     """
-    table = _as_table(data)
+    table = as_table(data)
     families: dict[TaskFamily, FamilyData] = {}
     near = 0
     for fam in TaskFamily:
-        rows = _family_rows(table, fam)
+        rows = family_rows(table, fam)
         if fam is TaskFamily.ANGLE_DISTANCE and protocol.ad_near_zero_gt is not None:
             mask = pc.less(rows["t0"], protocol.ad_near_zero_gt)
             near = int(pc.sum(mask).as_py() or 0)
@@ -244,22 +239,17 @@ def _detection(fd: FamilyData, protocol: Protocol, idx: IntArray | None) -> dict
     fam = TaskFamily.DETECTION
     codes, ds, cols = _take(fd, idx)
     rows = grouped_metrics(fam, codes, len(fd.keys), cols)
-    anatomy: list[dict[str, float]] = []
-    tumour: list[dict[str, float]] = []
+    parts: dict[str, list[dict[str, float]]] = {"anatomy": [], "tumor_lesion": [], "excluded": []}
     for g, (key, m) in enumerate(zip(fd.keys, rows, strict=True)):
-        low = key.lower()
-        if any(w in low for w in protocol.excluded_keys) or m["num_samples"] < (
-            protocol.min_group_size
-        ):
-            continue
-        if any(w in low for w in protocol.tumor_lesion_keys) or bool(fd.group_is_tl[g]):
-            tumour.append(m)
-        else:
-            anatomy.append(m)
+        where, _ = classify_detection_group(
+            key, int(m["num_samples"]), bool(fd.group_is_tl[g]), protocol
+        )
+        parts[where].append(m)
+    anatomy, tumour = parts["anatomy"], parts["tumor_lesion"]
     out: dict[str, float] = {}
     pooled = grouped_metrics(fam, np.zeros(codes.size, dtype=np.int64), 1, cols)[0]
     for part, members in (("anatomy", anatomy), ("tl", tumour), ("all", [pooled])):
-        w = _weighted(members, skip_nan_in_denominator=True) if members else {}
+        w = weighted_mean(members, skip_nan_in_denominator=True) if members else {}
         for name, src in (("IoU", "IoU"), ("F1", "F1"), ("SR", "SuccessRate")):
             out[f"det_{part}_{name}"] = w.get(src, math.nan)
         out[f"det_{part}_IoU>=0.5"] = w.get("IoU>0.5", math.nan)
@@ -279,7 +269,7 @@ def _errors(
         groups = {
             k: m for k, m in groups.items() if math.isfinite(m["avgMRE"]) and m["num_samples"]
         }
-    line = _model_line(groups, mre_name="MRE", extra=False)
+    line = model_line(groups, mre_name="MRE", extra=False)
     out = {f"{prefix}_{k}": float(line[k]) for k in ("MAE", "MRE", "SR", "MRE<0.1")}
     if prefix == "tl":
         out["tl_MRE<0.2"] = float(line["MRE<0.2"])

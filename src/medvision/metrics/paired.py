@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medvision.metrics.aggregate import _as_table
 from medvision.metrics.bootstrap import Interval, bootstrap_runs
+from medvision.metrics.columns import as_table
 from medvision.metrics.headline import HEADLINE_KEYS, LOWER_IS_BETTER, headline, prepare
 from medvision.metrics.protocols import Protocol
 from medvision.schema import Record, TaskFamily
@@ -190,7 +190,7 @@ def compare_runs(
         ValueError: If the runs share no sample, a sample appears twice in one run, or a
             shared sample has different targets in the two runs.
     """
-    ta, tb, counts = _align(_as_table(records_a), _as_table(records_b))
+    ta, tb, counts = _align(as_table(records_a), as_table(records_b))
     if ta.num_rows == 0:
         raise ValueError(f"runs {name_a} and {name_b} share no sample; nothing to compare")
     pa_, pb = prepare(ta, protocol), prepare(tb, protocol)

@@ -52,6 +52,9 @@ class Protocol:
         tumor_lesion_keys: Lower-case words; a detection group whose lower-cased key contains
             one is a tumour/lesion group (otherwise anatomy).
         description: One line saying where the preset comes from.
+        label_maps: Which official label maps group detection labels: ``"c221615"`` (the
+            paper's, Knee one class) or ``"1.2.1"`` (medvision-bm 1.2.1: Knee split into
+            ``Knee Bone`` and ``Knee Soft Tissue``); see :mod:`medvision.metrics.grouping`.
     """
 
     name: str
@@ -63,6 +66,7 @@ class Protocol:
     excluded_keys: tuple[str, ...] = ("miscellaneous", "others")
     tumor_lesion_keys: tuple[str, ...] = ("tumor", "lesion", "metastatic")
     description: str = ""
+    label_maps: str = "1.2.1"
 
     def switches(self) -> dict[str, object]:
         """Return the switches as a JSON-serialisable dict (for reports and summaries)."""
@@ -76,6 +80,7 @@ class Protocol:
             "excluded_keys": list(self.excluded_keys),
             "tumor_lesion_keys": list(self.tumor_lesion_keys),
             "description": self.description,
+            "label_maps": self.label_maps,
         }
 
 
@@ -86,6 +91,7 @@ PROTOCOLS: dict[str, Protocol] = {
         det_clamp=False,
         ad_near_zero_gt=None,
         description="GitHub c221615 (paper v1 tables)",
+        label_maps="c221615",
     ),
     "official": Protocol(
         name="official",
