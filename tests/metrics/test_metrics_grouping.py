@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-from record_factory import make_record
-
 from medvision.metrics import get_protocol, summarize_detection, summarize_tl
 from medvision.metrics.grouping import catalog_label_maps, classify_detection_group
 from medvision.metrics.headline import headline, prepare
 from medvision.schema import Record
+from record_factory import make_record
 
 # official-versions.md section 6: 1.2.1 splits Knee into Knee Bone (femur x3, tibia) and Knee
 # Soft Tissue (4 cartilages, 2 menisci).
@@ -32,7 +31,7 @@ def _det(name: str, n: int, iou_box: tuple[float, ...], **kw: object) -> list[Re
             label_group="Knee",
             modality="MRI",
             **kw,
-        )  # fmt: skip
+        )
         for _ in range(n)
     ]
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from medvision.catalog.registry import get_spec
+from medvision.catalog.spec import LabelSpec
 from medvision.geometry.frames import rescale_spacing
 from medvision.metrics import (
     get_protocol,
@@ -41,18 +43,43 @@ DRIVER = Path(__file__).with_name("official_driver.py")
 PROTOCOL = get_protocol("official")
 K = {"detection": 4, "tl": 2, "ad": 1}
 
+# (dataset, label name) as our catalog holds them. Records carry what a build writes: the
+# catalog's name and its c221615 parent class (``group``); the official code receives the raw
+# names and maps them with its own 1.2.1 label_map_regroup / label_map_rename, while our
+# summaries group with the classes the catalog declares (the Knee split, the T/L synonyms).
 DET_LABELS = [
-    "liver",
-    "left lung",
-    "right lung",
-    "kidney tumor",
-    "kidney cyst",
-    "enhancing brain tumor",
-    "implant",
-    "edema of brain",
+    ("FLARE22", "liver"),
+    ("TotalSegmentator", "left lung"),
+    ("TotalSegmentator", "right lung"),
+    ("KiTS23", "kidney tumor"),
+    ("KiTS23", "kidney cyst"),
+    ("BraTS24", "enhancing brain tumor tissue"),
+    ("ToothFairy2", "implant"),
+    ("MSD", "edema of brain"),
+    ("OAIZIB-CM", "femur"),  # Knee Bone in 1.2.1
+    ("OAIZIB-CM", "tibia"),  # Knee Bone
+    ("SKM-TEA", "medial meniscus"),  # Knee Soft Tissue
 ]
-TL_LABELS = ["kidney tumor", "enhancing brain tumor", "gross tumor volume of brain", "liver tumor"]
+# The last label always fails (1.2.1 drops an all-failed label from the model line).
+TL_LABELS = [
+    ("KiTS23", "kidney tumor"),
+    ("BraTS24", "enhancing brain tumor tissue"),  # renamed "enhancing brain tumor"
+    ("BraTS24", "gross tumor volume of brain"),  # renamed "brain tumor"
+    ("MSD", "liver cancer"),  # renamed "liver tumor": pooled with MSD liver tumor
+    ("MSD", "liver tumor"),
+    ("autoPET-III", "tumor"),  # renamed "miscellaneous tumor/lesion"
+]
 MODALITIES = ["CT", "MRI"]
+
+
+def _label(dataset: str, name: str) -> LabelSpec:
+    """The catalog's label of this name (the first task holding it)."""
+    for task in get_spec(dataset).tasks:
+        for lab in task.labels:
+            if lab.name == name:
+                return lab
+    raise KeyError(f"{dataset} has no label {name!r}")
+
 
 ACC_IOU = {f"Acc@IoU>={0.5 + 0.05 * k:.2f}" for k in range(10)} | {"Acc@IoU[0.50:0.95]"}
 
@@ -128,7 +155,9 @@ def _items(
 ) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     items: list[dict[str, Any]] = []
-    det_labels = [lab for lab in DET_LABELS if maps["regroup"][lab]]
+    assert all(maps["regroup"][name] for _, name in DET_LABELS), "official lacks a label"
+    assert all(maps["rename"][name] for _, name in TL_LABELS), "official lacks a T/L label"
+    det_labels = DET_LABELS
     for i in range(n_det):
         x0, y0 = rng.uniform(0, 0.6), rng.uniform(0, 0.6)
         t = [
@@ -142,8 +171,9 @@ def _items(
             p = [p[2], p[3], p[0], p[1]]  # inverted box
         elif rng.random() < 0.05:
             p = [v * 512 for v in p]  # pixel coordinates
-        label = det_labels[i % len(det_labels)] if i < 480 else rng.choice(det_labels[:2])
-        # CT axial pools 40 per label into regrouped groups of 40-80 (some >= 50, some not).
+        ds, label = det_labels[i % len(det_labels)] if i < 480 else rng.choice(det_labels[:2])
+        # CT axial holds ~29 per label: the regrouped groups (Lung, Knee Bone: two labels each)
+        # pass the N >= 50 floor, single-label groups (Knee Soft Tissue...) do not.
         modality = MODALITIES[0] if i < 320 or i >= 480 else MODALITIES[1]
         plane = 0 if i >= 480 else (2 if i < 400 else 1)
         items.append(
@@ -154,19 +184,19 @@ def _items(
                 "plane": plane,
                 "target": t,
                 "raw": _raw(p, rng),
-                "dataset": "D",
+                "dataset": ds,
             }
         )
-    tl_labels = [lab for lab in TL_LABELS if maps["rename"][lab]]
+    tl_labels = TL_LABELS
     for i in range(n_tl):
         major = rng.uniform(5, 60)
         t = [round(major, 3), round(major * rng.uniform(0.3, 1.0), 3)]
         p = [v * rng.uniform(0.5, 1.6) for v in t]
-        label = tl_labels[i % len(tl_labels)]
+        ds, label = tl_labels[i % len(tl_labels)]
         # The last label always fails: 1.2.1 drops it from the model line (SR included).
         raw = (
             _raw(p, rng)
-            if label != tl_labels[-1]
+            if (ds, label) != tl_labels[-1]
             else rng.choice(["nothing", "<answer>n/a</answer>", ""])
         )
         items.append(
@@ -177,7 +207,7 @@ def _items(
                 "plane": 1 if i % 7 == 0 else 2,  # slice_dim 1 and 2 pick other zooms
                 "target": t,
                 "raw": raw,
-                "dataset": "D",
+                "dataset": ds,
                 **_geometry(rng),
             }
         )
@@ -239,12 +269,12 @@ def _items(
         items.append(
             {
                 "family": "detection",
-                "label": det_labels[0],
+                "label": det_labels[0][1],
                 "modality": "CT",
                 "plane": 0,
                 "target": [0.2, 0.2, 0.5, 0.5],
                 "raw": raw,
-                "dataset": "D",
+                "dataset": det_labels[0][0],
             }
         )
     return items
@@ -256,12 +286,11 @@ def _in_plane(zooms: list[float], plane: int) -> tuple[float, float]:
     return zooms[rows], zooms[cols]
 
 
-def _record(i: int, it: dict[str, Any], maps: dict[str, Any]) -> Record:
+def _record(i: int, it: dict[str, Any]) -> Record:
+    """Our record of an item, as a build writes it: catalog name, kind and c221615 group."""
     parsed = parse_last_k(it["raw"], K[it["family"]], version="official")
     fam = it["family"]
-    label = it["label"]
-    name = maps["rename"][label] if fam == "tl" else label
-    group = maps["regroup"][label] if fam == "detection" else ""
+    lab = _label(it["dataset"], it["label"]) if fam != "ad" else None
     image_hw: tuple[int, int] = (100, 100)
     seen_hw, spacing = image_hw, (1.0, 1.0)
     if "zooms" in it:
@@ -279,9 +308,9 @@ def _record(i: int, it: dict[str, Any], maps: dict[str, Any]) -> Record:
         plane=it["plane"],
         slice_index=0,
         label_id=None,
-        label_name=name,
-        label_kind="other",
-        label_group=group or "",
+        label_name=lab.name if lab else "",
+        label_kind=lab.kind if lab else "landmark",
+        label_group=lab.group if lab else "",
         modality=it["modality"],
         metric_type=it.get("metric_type", "axes" if fam == "tl" else ""),
         metric_key=it.get("metric_key", ""),
@@ -339,14 +368,14 @@ def _compare_metrics(ours: dict[str, Any], theirs: dict[str, Any], where: str) -
 
 @pytest.fixture(scope="module")
 def parity(official_python: str) -> dict[str, Any]:
-    labels = sorted(set(DET_LABELS) | set(TL_LABELS))
+    labels = sorted({name for _, name in DET_LABELS} | {name for _, name in TL_LABELS})
     maps = _official(official_python, {"op": "maps", "labels": labels})
     items = _items(maps)
     return {
         "maps": maps,
         "items": items,
         "official": _official(official_python, {"op": "evaluate", "items": items}),
-        "records": [_record(i, it, maps) for i, it in enumerate(items)],
+        "records": [_record(i, it) for i, it in enumerate(items)],
     }
 
 
@@ -408,6 +437,8 @@ def test_detection_groups_and_anatomy_vs_tumour_split_equal_the_official(
     ours = summarize_detection(parity["records"], PROTOCOL)
     theirs = parity["official"]["detection_groups"]
     assert set(ours["groups"]) == set(theirs)
+    # Our records say "Knee" (c221615); the catalog's 1.2.1 classes split it as 1.2.1 does.
+    assert {k.split(" @ ")[0] for k in theirs} >= {"Knee Bone", "Knee Soft Tissue", "Lung"}
     assert any(m["num_samples"] >= 50 for m in theirs.values()) and any(
         m["num_samples"] < 50 for m in theirs.values()
     )
@@ -429,6 +460,10 @@ def test_tl_groups_and_model_line_equal_the_official(parity: dict[str, Any]) -> 
     ours = summarize_tl(parity["records"], PROTOCOL)
     theirs = parity["official"]["tl_groups"]
     assert set(ours["groups"]) == set(theirs)
+    # Our records carry the catalog names; the groups are the official renamed ones.
+    names = {k.split(" @ ")[0] for k in theirs}
+    assert {"enhancing brain tumor", "brain tumor", "liver tumor"} <= names
+    assert not names & {"liver cancer", "gross tumor volume of brain"}
     for key in theirs:
         _compare_metrics(ours["groups"][key], theirs[key], f"tl group {key}")
     # nMAE was computed (not NaN everywhere) from the image metadata.
