@@ -69,3 +69,20 @@ def test_eval_benchmark_on_mini_refuses_with_one_line(
     assert exc.value.code == 1
     out = capsys.readouterr().out
     assert "error: benchmark paper-main" in out and "has none of its 43" in out
+
+
+def test_generation_limit_defaults_to_the_protocols(mini_store: Path, tmp_path: Path) -> None:
+    """1.2.1 generates up to 4096 new tokens, c221615 up to 1024; an explicit value wins."""
+    cases = [
+        ("official", [], 4096),
+        ("paper-v1", [], 1024),
+        ("official", ["--max-new-tokens", "77"], 77),
+    ]
+    for i, (protocol, extra, expected) in enumerate(cases):
+        out = tmp_path / f"r{i}"
+        args = ["eval", str(mini_store), "-o", str(out), "--backend", "oracle",
+                "--protocol", protocol, "--limit", "1", "--families", "ad", *extra]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        spec = json.loads((out / "run.json").read_text())["spec"]
+        assert spec["generation"]["max_new_tokens"] == expected

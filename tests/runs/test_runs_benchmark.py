@@ -136,3 +136,23 @@ def test_fingerprint_of_a_run_without_benchmark_is_unchanged() -> None:
     before.pop("benchmark")
     assert spec.fingerprint() == _hash(before)
     assert spec.fingerprint() != replace(spec, benchmark="all").fingerprint()
+
+
+def test_random_boxes_follow_the_protocols_minimum_side(mini_store: Path, tmp_path: Path) -> None:
+    """1.2.1 draws random boxes of at least 3 x 3 px; c221615 of at least 1 x 1 px."""
+    sides = {}
+    for protocol in ("paper-v1", "official", "strict"):
+        spec = RunSpec(dataset_dir=str(mini_store), backend="random", protocol=protocol)
+        sides[protocol] = Runner(spec, tmp_path / protocol)._create_backend().min_side  # type: ignore[attr-defined]
+    assert sides == {"paper-v1": 1, "official": 3, "strict": 3}
+    spec = RunSpec(dataset_dir=str(mini_store), backend="random", protocol="official",
+                   families=("detection",), limit=0)  # fmt: skip
+    Runner(spec, tmp_path / "boxes").run()
+    records = read_records(tmp_path / "boxes" / "records.jsonl")
+    assert len(records) > 100
+    for r in records:
+        assert r.parsed is not None
+        x0, y0, x1, y1 = r.parsed
+        h, w = r.image_hw
+        # Four decimals in the reply: a 3 px side is at least 3 - 1e-4 * size px.
+        assert (x1 - x0) * w >= 3 - 1e-4 * w and (y1 - y0) * h >= 3 - 1e-4 * h, r.sample_id

@@ -72,6 +72,7 @@ from medvision.runs.spec import (
     DEFAULT_LIMIT,
     DEFAULT_STYLE,
     EXECUTION_OPTIONS,
+    RANDOM_MIN_SIDE,
     RUN_NAME,
     STRUCTURED_OUTPUTS,
     SUMMARY_NAME,
@@ -379,6 +380,8 @@ class Runner:
             options.setdefault("priors", train_statistics(self.dataset, statistic)[0])
         if spec.backend in ("random", "oracle"):
             options.setdefault("seed", spec.seed)
+        if spec.backend == "random":
+            options.setdefault("min_side", RANDOM_MIN_SIDE[spec.protocol])
         factory = BACKENDS.get(spec.backend)
         if factory is not None and "model" in _parameters(factory):
             # Served-model backends (openai) take the run's model name unless told otherwise.

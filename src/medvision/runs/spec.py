@@ -23,6 +23,9 @@ from medvision.tasks import PromptStyle
 RUN_NAME = "run.json"
 SUMMARY_NAME = "summary.json"
 DEFAULT_STYLE = {"paper-v1": "paper-v1", "official": "official", "strict": "official"}
+#: Smallest side in pixels of the random baseline's boxes: 1 in c221615, 3 in 1.2.1
+#: (reference official-versions.md section 5).
+RANDOM_MIN_SIDE = {"paper-v1": 1, "official": 3, "strict": 3}
 #: Samples per task configuration when the spec gives no limit: the official scripts pass
 #: ``--limit 1000`` to every task (reference official-eval-protocol.md section 6.2).
 DEFAULT_LIMIT = 1000
