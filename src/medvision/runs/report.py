@@ -34,6 +34,7 @@ from medvision.reports import (
     write_html_report,
 )
 from medvision.reports.html import RunAnalysis
+from medvision.reports.paper_tables import paper_tables_markdown
 from medvision.reports.plots import render_plots
 from medvision.reports.tables import ci_markdown, failure_notes
 from medvision.runs.integrity import summary_is_current
@@ -170,6 +171,7 @@ def write_reports(
             text += "\n" + ci_markdown(intervals)
         if notes:
             text += "\nParse failures:\n\n" + "\n".join(notes) + "\n"
+        text += "\n" + paper_tables_markdown(summaries)
         (out / "leaderboard.md").write_text(text)
     if "csv" in formats:
         to_csv(rows, out / "leaderboard.csv")
