@@ -220,7 +220,8 @@ def _configs(
                     m.key for m in task.measurements if m.type == mtype and m.plane == plane
                 )
                 if keys:
-                    target = f"{mtype} ({len(keys)} measurements)"
+                    noun = "measurement" if len(keys) == 1 else "measurements"
+                    target = f"{mtype} ({len(keys)} {noun})"
                     out.append(replace(base, target=target, metric_type=mtype, labels=keys))
     return out
 
