@@ -99,3 +99,18 @@ def test_classify_detection_group() -> None:
 def test_protocol_states_its_label_maps() -> None:
     assert get_protocol("paper-v1").switches()["label_maps"] == "c221615"
     assert get_protocol("official").switches()["label_maps"] == "1.2.1"
+
+
+def test_metrics_modules_import_no_private_helper_of_another_module() -> None:
+    """The grouping rules are public (one module); nobody re-implements them on private names."""
+    import ast
+    from pathlib import Path
+
+    import medvision.metrics as metrics
+
+    for path in Path(metrics.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("medvision."):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
