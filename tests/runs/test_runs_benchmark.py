@@ -73,6 +73,12 @@ def test_missing_configurations_are_warned_about_once(caplog: pytest.LogCaptureF
     assert benchmark_manifest(SAMPLES, RunSpec(dataset_dir="DS", backend="oracle")) is None
 
 
+def test_a_benchmark_outside_the_runs_planes_is_a_run_error() -> None:
+    spec = RunSpec(dataset_dir="DS", backend="oracle", benchmark="paper-plane-ood", planes=(2,))
+    with pytest.raises(RunError, match=r"no configuration among .* planes \['A'\]"):
+        benchmark_manifest(SAMPLES, spec)
+
+
 def test_unknown_benchmark_is_a_run_error() -> None:
     with pytest.raises(RunError, match="unknown benchmark 'paper'"):
         benchmark_manifest(SAMPLES, RunSpec(dataset_dir="DS", backend="oracle", benchmark="paper"))

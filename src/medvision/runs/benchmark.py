@@ -8,7 +8,7 @@ from typing import Any
 
 from medvision.runs.selection import benchmark_coverage
 from medvision.runs.spec import RunError, RunSpec
-from medvision.schema import Sample
+from medvision.schema import Plane, Sample
 
 __all__ = ["benchmark_manifest", "log"]
 
@@ -41,6 +41,11 @@ def benchmark_manifest(samples: Sequence[Sample], spec: RunSpec) -> dict[str, An
         present, missing = benchmark_coverage(samples, spec)
     except KeyError as exc:
         raise RunError(str(exc).strip("'\"")) from None
+    if not present and not missing:
+        raise RunError(
+            f"benchmark {spec.benchmark} has no configuration among families "
+            f"{list(spec.families)} and planes {[Plane(p).letter for p in spec.planes]}"
+        )
     names = [c.official_name for c in missing]
     if missing:
         shown = ", ".join(names[:_SHOWN]) + (
