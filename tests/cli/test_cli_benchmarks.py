@@ -86,3 +86,33 @@ def test_generation_limit_defaults_to_the_protocols(mini_store: Path, tmp_path: 
         assert result.exit_code == 0, result.output
         spec = json.loads((out / "run.json").read_text())["spec"]
         assert spec["generation"]["max_new_tokens"] == expected
+
+
+def test_show_counts_the_builds_test_samples_per_configuration(
+    mini_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With mini given official fields, every configuration is present with its test count."""
+    import medvision.catalog.benchmarks as benchmarks
+    from medvision.catalog.registry import catalog
+    from medvision.catalog.spec import DatasetSpec
+    from medvision.cli.benchmark_cmds import benchmark_rows
+    from medvision.store import open_dataset
+
+    data = catalog()["mini"].model_dump()
+    data["tasks"][0]["detection"] |= {"official_task": "01", "official_planes": ["A", "C"]}
+    data["tasks"][1]["official"] = {"ad": "01", "ad_planes": ["S"]}
+    mini = DatasetSpec.model_validate(data)
+    monkeypatch.setattr(benchmarks, "catalog", lambda: {"mini": mini})
+    rows = benchmark_rows(benchmarks.get_benchmark("all"), mini_store)
+    test = open_dataset(mini_store).samples(split="test")
+    expected = {
+        ("detection", "A"): sum(s.family.value == "detection" and s.plane == 2 for s in test),
+        ("detection", "C"): sum(s.family.value == "detection" and s.plane == 1 for s in test),
+        ("ad", "S"): sum(s.family.value == "ad" for s in test),
+    }
+    got: dict[tuple[str, str], int] = {}
+    for r in rows:
+        got[(r["family"], r["plane"])] = got.get((r["family"], r["plane"]), 0) + r["test_samples"]
+    assert got == expected and all(v > 0 for v in expected.values())
+    assert all(r["present"] for r in rows)
+    assert {r["metric_type"] for r in rows if r["family"] == "ad"} == {"distance", "angle"}
