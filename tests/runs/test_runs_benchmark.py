@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import medvision.catalog.benchmarks as benchmarks
+import medvision.runs.spec as spec_module
 from medvision.catalog.registry import catalog
 from medvision.catalog.spec import DatasetSpec, OfficialTLTask
 from medvision.runs.benchmark import benchmark_manifest
 from medvision.runs.records import read_records
 from medvision.runs.runner import RunError, Runner, RunSpec, select_samples
-from medvision.runs.spec import _hash
 from medvision.schema import Plane, Sample, TaskFamily
 
 
@@ -135,13 +135,23 @@ def test_a_benchmark_run_evaluates_its_configurations_and_records_the_name(
     assert plain_summary["num_records"] > summary["num_records"]
 
 
-def test_fingerprint_of_a_run_without_benchmark_is_unchanged() -> None:
+def test_fingerprint_of_a_run_without_benchmark_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A spec without a benchmark hashes the fields runs hashed before benchmarks existed."""
+    hashed: list[dict[str, object]] = []
+    real = spec_module._hash
+
+    def spy(obj: dict[str, object]) -> str:
+        hashed.append(obj)
+        return real(obj)
+
+    monkeypatch.setattr(spec_module, "_hash", spy)
     spec = RunSpec(dataset_dir="DS", backend="oracle")
-    before = asdict(spec)  # the spec fields as runs made before benchmarks hashed them
-    before.pop("batch_size")
-    before.pop("benchmark")
-    assert spec.fingerprint() == _hash(before)
-    assert spec.fingerprint() != replace(spec, benchmark="all").fingerprint()
+    plain = spec.fingerprint()
+    assert "benchmark" not in hashed[-1]
+    assert replace(spec, benchmark="all").fingerprint() != plain
+    assert hashed[-1]["benchmark"] == "all"
 
 
 def test_random_boxes_follow_the_protocols_minimum_side(mini_store: Path, tmp_path: Path) -> None:
