@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from medvision.metrics import get_protocol, summarize_run
@@ -64,3 +65,19 @@ def test_runs_are_grouped_by_benchmark() -> None:
     assert "- a: protocol official, ground truth official-1.4.0" in md
     # Half the boxes are exact, half miss: R, P, F1, IoU and IoU>.5 are 50 %, SR 100 %.
     assert "| a | 50.0 | 50.0 | 50.0 | 50.0 | 100.0 | 50.0 | – |" in md
+
+
+def test_medvision_report_appends_the_tables_to_leaderboard_md(
+    mini_store: Path, tmp_path: Path
+) -> None:
+    from medvision.runs.report import write_reports
+    from medvision.runs.runner import Runner, RunSpec
+
+    run = tmp_path / "oracle"
+    Runner(RunSpec(dataset_dir=str(mini_store), backend="oracle", protocol="official",
+                   limit=5), run).run()  # fmt: skip
+    write_reports([run], tmp_path / "report", bootstrap=0, formats=("md",))
+    text = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert f"### Benchmark: {NO_BENCHMARK}" in text
+    assert "| Model | MAE | MRE | SR | MRE<0.1 | MRE<0.2 | MRE<0.3 |" in text
+    assert "| oracle | 0.0 | 0.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in text
