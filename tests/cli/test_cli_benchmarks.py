@@ -116,3 +116,17 @@ def test_show_counts_the_builds_test_samples_per_configuration(
     assert got == expected and all(v > 0 for v in expected.values())
     assert all(r["present"] for r in rows)
     assert {r["metric_type"] for r in rows if r["family"] == "ad"} == {"distance", "angle"}
+
+
+def test_show_flags_configurations_whose_prompt_text_is_not_verified() -> None:
+    result = runner.invoke(app, ["benchmarks", "show", "paper-main", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {(r["dataset"], r["family"], r["official_task"]): r for r in json.loads(result.output)}
+    skm = rows[("SKM-TEA", "detection", "01")]  # the reference quotes its description and names
+    assert skm["prompt_verified"] is True and skm["prompt_notes"] == []
+    brats = rows[("BraTS24", "detection", "01")]
+    assert brats["prompt_verified"] is False and brats["prompt_notes"]
+    ours = runner.invoke(
+        app, ["benchmarks", "show", "paper-main", "--json", "--prompt-style", "json"]
+    )
+    assert not any(r["prompt_verified"] for r in json.loads(ours.output))

@@ -25,14 +25,23 @@ __all__ = ["benchmark_rows", "register"]
 _TARGET_WIDTH = 48
 
 
-def benchmark_rows(bench: Benchmark, dataset_dir: Path | None = None) -> list[dict[str, Any]]:
+def benchmark_rows(
+    bench: Benchmark, dataset_dir: Path | None = None, prompt_style: str = "paper-v1"
+) -> list[dict[str, Any]]:
     """One JSON-ready dict per configuration of ``bench``.
 
     Keys: ``dataset``, ``official_task``, ``official_name``, ``family``
     (``detection|tl|ad``), ``plane`` (``S|C|A``), ``target``, ``task_id`` (ours),
     ``label_id``, ``metric_type``, ``labels``, ``unverified`` (notes; empty when every fact is
-    verified); with ``dataset_dir`` also ``test_samples`` (int) and ``present`` (bool).
+    verified), ``prompt_verified`` and ``prompt_notes`` (whether the prompt text under
+    ``prompt_style`` is the paper's as far as the reference quotes it;
+    :func:`medvision.tasks.prompt_check.prompt_check`); with ``dataset_dir`` also
+    ``test_samples`` (int) and ``present`` (bool).
     """
+    from medvision.catalog.registry import catalog
+    from medvision.tasks.prompt_check import prompt_check
+
+    specs = catalog()
     counts = None
     if dataset_dir is not None:
         from medvision.store import open_dataset
@@ -53,6 +62,9 @@ def benchmark_rows(bench: Benchmark, dataset_dir: Path | None = None) -> list[di
             "labels": list(c.labels),
             "unverified": list(c.unverified),
         }
+        check = prompt_check(specs[c.dataset], c.task_id, prompt_style)
+        row["prompt_verified"] = check.verified
+        row["prompt_notes"] = list(check.reasons)
         if counts is not None:
             n = counts.get(c.key, 0)
             row["test_samples"] = n
@@ -71,13 +83,14 @@ def _print_show(bench: Benchmark, rows: list[dict[str, Any]], console: Console) 
     cols = ["dataset", "task", "family", "plane", "target"]
     if with_counts:
         cols += ["test samples", "present"]
-    cols.append("unverified")
+    cols += ["prompt", "unverified"]
     for col in cols:
         table.add_column(col, justify="right" if col == "test samples" else "left")
     for r in rows:
         cells = [r["dataset"], r["official_task"], r["family"], r["plane"], _short(r["target"])]
         if with_counts:
             cells += [str(r["test_samples"]), "yes" if r["present"] else "no"]
+        cells.append("verified" if r["prompt_verified"] else "unverified")
         n = len(r["unverified"])
         cells.append(f"{n} note{'s' * (n != 1)}" if n else "")
         table.add_row(*(Text(c) for c in cells))
@@ -89,9 +102,12 @@ def _print_show(bench: Benchmark, rows: list[dict[str, Any]], console: Console) 
         console.print(
             Text(f"build has {have} of {len(rows)} configurations ({total} test samples)")
         )
-    if any(r["unverified"] for r in rows):
+    if any(r["unverified"] for r in rows) or not all(r["prompt_verified"] for r in rows):
         console.print(
-            Text("unverified: facts the reference does not settle; --json lists each note")
+            Text(
+                "prompt: whether the prompt text is the paper's as far as the reference quotes "
+                "it; unverified: facts the reference does not settle; --json lists each note"
+            )
         )
 
 
@@ -136,10 +152,13 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Built dataset: add test-sample counts and presence."),
         ] = None,
+        prompt_style: Annotated[
+            str, typer.Option(help="Prompt style whose text is checked: paper-v1 | official.")
+        ] = "paper-v1",
     ) -> None:
         """Print a benchmark's task configurations (and their presence in a build)."""
         bench = get_benchmark(name)
-        rows = benchmark_rows(bench, dataset_dir)
+        rows = benchmark_rows(bench, dataset_dir, prompt_style)
         if as_json:
             typer.echo(json.dumps(rows, indent=1))
             return
