@@ -507,3 +507,22 @@ def test_ad_labels_and_model_line_equal_the_official(parity: dict[str, Any]) -> 
     _close(line["SR"], model["weighted_avg_sr"], "ad SR")
     for k in ("0.1", "0.2", "0.3"):
         _close(line[f"MRE<{k}"], model[f"weighted_mre<{k}"], f"ad MRE<{k}")
+
+
+@pytest.mark.slow
+def test_every_catalog_label_has_the_official_classes(official_python: str) -> None:
+    """Each label's 1.2.1 parent class (group_1_2_1, else group) and T/L rename are 1.2.1's."""
+    from medvision.catalog.registry import catalog
+
+    rows = [
+        (spec.name, lab.name, lab.group_1_2_1 or lab.group, lab.tl_group or lab.name,
+         task.tl is not None and lab.id in task.tl.labels)
+        for spec in catalog().values() if spec.name != "mini"
+        for task in spec.tasks for lab in task.labels
+    ]  # fmt: skip
+    maps = _official(official_python, {"op": "maps", "labels": sorted({r[1] for r in rows})})
+    assert len(rows) > 400
+    for ds, name, group, renamed, is_tl in rows:
+        assert maps["regroup"][name] == group, f"{ds} {name!r}"
+        if is_tl:
+            assert maps["rename"][name] == renamed, f"{ds} {name!r}"
