@@ -188,6 +188,9 @@ class Record:
             when the build did not record one.
         judge_output: Raw reply of the LLM judge that extracted the answer (``--parser
             judge``, :mod:`medvision.runs.judge`), or ``None`` when a regex parser did.
+        prompt: The rendered prompt text sent with the image (``None`` when the run was made
+            with ``log_prompts=False`` or before prompts were logged; ``prompt_hash`` is
+            always there).
     """
 
     sample_id: str
@@ -224,3 +227,4 @@ class Record:
     finish_reason: str | None = None
     annotation: str | None = None
     judge_output: str | None = None
+    prompt: str | None = None

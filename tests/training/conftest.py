@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from medvision.tasks.config import EvalConfig
 from medvision.training.export import ExportOptions, export_sft
+
+#: The exports the trainer tests use: 1.2.1 (`official`) prompts, native image size.
+OFFICIAL_NATIVE = EvalConfig(protocol="official", image_policy="native")
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +24,7 @@ def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trl_export(mini_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Non-CoT official-style rows, native image policy (the tiny model resizes itself)."""
     out = tmp_path_factory.mktemp("trl_export")
-    export_sft(mini_store, out, ExportOptions(policy="native", limit=12, seed=3))
+    export_sft(mini_store, out, ExportOptions(config=OFFICIAL_NATIVE, limit=12, seed=3))
     return out
 
 
@@ -29,6 +33,12 @@ def cot_export(mini_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """CoT rows mixed at T=5 (every family present)."""
     out = tmp_path_factory.mktemp("cot_export")
     export_sft(
-        mini_store, out, ExportOptions(policy="native", style="cot", temperature=5.0, limit=24)
+        mini_store,
+        out,
+        ExportOptions(
+            config=EvalConfig(prompt_style="cot", image_policy="native"),
+            temperature=5.0,
+            limit=24,
+        ),
     )
     return out

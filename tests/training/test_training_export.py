@@ -13,10 +13,15 @@ from typer.testing import CliRunner
 from medvision.schema import Sample
 from medvision.store import open_dataset
 from medvision.tasks import get_policy, render_prompt
+from medvision.tasks.config import EvalConfig
 from medvision.training import export as export_mod
 from medvision.training.export import ExportOptions, export_sft, read_trl_rows
 from medvision.training.rewards import RewardTarget, score_completion
 from medvision.training.targets import TargetError
+
+
+OFFICIAL_QWEN = EvalConfig(protocol="official", image_policy="qwen2.5-vl")
+COT_QWEN = EvalConfig(prompt_style="cot", image_policy="qwen2.5-vl")
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -24,7 +29,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def test_trl_rows_use_the_eval_prompt_and_images_once(mini_store: Path, tmp_path: Path) -> None:
-    report = export_sft(mini_store, tmp_path, ExportOptions(policy="qwen2.5-vl", limit=40))
+    report = export_sft(mini_store, tmp_path, ExportOptions(config=OFFICIAL_QWEN, limit=40))
     ds = open_dataset(mini_store)
     by_id = {s.sample_id: s for s in ds.samples(split="train")}
     rows = _rows(tmp_path / "train.jsonl")
@@ -51,13 +56,20 @@ def test_trl_rows_use_the_eval_prompt_and_images_once(mini_store: Path, tmp_path
     assert len(pngs) == report.n_images == len({r["images"][0] for r in rows})
     assert all(s.split == "train" for s in (by_id[r["sample_id"]] for r in rows))
     manifest = json.loads((tmp_path / "export.json").read_text())
-    assert manifest["report"]["n_rows"] == 40 and manifest["options"]["style"] == "official"
+    assert manifest["report"]["n_rows"] == 40 and manifest["resolved"]["prompt_style"] == "official"
+    assert manifest["config"] == OFFICIAL_QWEN.to_dict() and manifest["split"] == "train"
+    # Absolute image paths: plain trainers read them from any working directory.
+    assert all(Path(r["images"][0]).is_absolute() for r in rows)
 
 
 def test_llamafactory_and_swift_layouts(mini_store: Path, tmp_path: Path) -> None:
     lf = tmp_path / "lf"
     export_sft(
-        mini_store, lf, ExportOptions(format="llamafactory", limit=10, image_position="before")
+        mini_store,
+        lf,
+        ExportOptions(
+            format="llamafactory", config=OFFICIAL_QWEN, limit=10, image_position="before"
+        ),
     )
     info = json.loads((lf / "dataset_info.json").read_text())["medvision_sft"]
     assert info["formatting"] == "sharegpt" and info["columns"]["images"] == "images"
@@ -67,7 +79,7 @@ def test_llamafactory_and_swift_layouts(mini_store: Path, tmp_path: Path) -> Non
         assert human["value"].count("<image>") == len(row["images"]) == 1
         assert (lf / row["images"][0]).is_file() and gpt["from"] == "gpt"
     sw = tmp_path / "swift"
-    export_sft(mini_store, sw, ExportOptions(format="swift", limit=10, style="cot"))
+    export_sft(mini_store, sw, ExportOptions(format="swift", config=COT_QWEN, limit=10))
     for row in _rows(sw / "train.jsonl"):
         user, assistant = row["messages"]
         assert user["content"].endswith("<image>") and "Reasoning steps:" in user["content"]
@@ -76,7 +88,7 @@ def test_llamafactory_and_swift_layouts(mini_store: Path, tmp_path: Path) -> Non
 
 def test_temperature_mixing_and_repeats(mini_store: Path, tmp_path: Path) -> None:
     report = export_sft(
-        mini_store, tmp_path, ExportOptions(style="cot", temperature=5.0, limit=300)
+        mini_store, tmp_path, ExportOptions(config=COT_QWEN, temperature=5.0, limit=300)
     )
     ds = open_dataset(mini_store)
     natural = Counter(s.family.value for s in ds.samples(split="train"))
@@ -102,14 +114,16 @@ def test_skipped_samples_are_counted(
         return real(sample, options, **kw)
 
     monkeypatch.setattr(export_mod, "build_example", flaky)
-    report = export_sft(mini_store, tmp_path, ExportOptions(families=("tl", "ad")))
+    report = export_sft(
+        mini_store, tmp_path, ExportOptions(config=OFFICIAL_QWEN, families=("tl", "ad"))
+    )
     n_tl = len(open_dataset(mini_store).samples(split="train", families=["tl"]))
     assert report.skipped == {"TargetError": n_tl} and report.rows_by_family.keys() == {"ad"}
     assert "no landmarks" in report.skipped_examples[0]
 
 
 def test_read_trl_rows_refuses_other_formats(mini_store: Path, tmp_path: Path) -> None:
-    export_sft(mini_store, tmp_path, ExportOptions(format="swift", limit=2))
+    export_sft(mini_store, tmp_path, ExportOptions(format="swift", config=OFFICIAL_QWEN, limit=2))
     with pytest.raises(ValueError, match="'swift' export"):
         read_trl_rows(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a medvision SFT export"):
@@ -118,9 +132,11 @@ def test_read_trl_rows_refuses_other_formats(mini_store: Path, tmp_path: Path) -
 
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="unknown export format"):
-        ExportOptions(format="alpaca")  # type: ignore[arg-type]
+        ExportOptions(format="alpaca", config=OFFICIAL_QWEN)  # type: ignore[arg-type]
     with pytest.raises(KeyError, match="unknown image policy"):
-        ExportOptions(policy="nope")
+        ExportOptions(config=EvalConfig(image_policy="nope"))
+    with pytest.raises(KeyError, match="--model"):
+        ExportOptions()  # the default policy is auto: it needs the model to train
 
 
 def test_cli_export_sft(mini_store: Path, tmp_path: Path) -> None:
@@ -138,7 +154,7 @@ def test_cli_export_sft(mini_store: Path, tmp_path: Path) -> None:
             "--out",
             str(out),
             "--cot",
-            "--policy",
+            "--image-policy",
             "qwen2.5-vl",
             "--limit",
             "30",
@@ -153,6 +169,7 @@ def test_cli_export_sft(mini_store: Path, tmp_path: Path) -> None:
         "<think>" in r["completion"][0]["content"][0]["text"] for r in rows
     )
     bad = CliRunner().invoke(
-        app, ["export", "sft", str(mini_store), "--out", str(out), "--cot", "--style", "json"]
+        app,
+        ["export", "sft", str(mini_store), "--out", str(out), "--cot", "--prompt-style", "json"],
     )
     assert bad.exit_code != 0

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from medvision.backends.base import (
     ChatRequest,
     ChatResponse,
+    GenerationConfig,
     content_parts,
     isolate_failures,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "HFBackend",
     "ProcessorError",
     "adapter_base_model",
+    "finish_reason",
     "load_processor",
     "save_processor",
     "to_hf_messages",
@@ -95,6 +97,25 @@ def to_hf_messages(request: ChatRequest) -> list[dict[str, Any]]:
 
         out.append({"role": message.role, "content": content_parts(message, image)})
     return out
+
+
+def finish_reason(n_generated: int, stopped: bool, max_new_tokens: int) -> str:
+    """Why one ``generate`` row ended, in the OpenAI / vLLM words.
+
+    Args:
+        n_generated: Tokens generated for the row (up to and including its end-of-sequence).
+        stopped: Whether an end-of-sequence token ended the row.
+        max_new_tokens: The call's token limit.
+
+    Returns:
+        ``"stop"`` when the model ended the answer itself, ``"length"`` when it was cut at
+        ``max_new_tokens`` without one.
+
+    Example:
+        >>> finish_reason(8, False, 8), finish_reason(3, True, 8)
+        ('length', 'stop')
+    """
+    return "length" if not stopped and n_generated >= max_new_tokens else "stop"
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,8 +241,9 @@ class HFBackend:
         proc_source = (
             adapter_dir if adapter_dir is not None and _has_processor_files(adapter_dir) else base
         )
+        self.processor_kwargs = dict(processor_kwargs or {})
         self.processor = load_processor(
-            proc_source, trust_remote_code=trust_remote_code, **dict(processor_kwargs or {})
+            proc_source, trust_remote_code=trust_remote_code, **self.processor_kwargs
         )
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"  # decoder-only batching: pad on the left
@@ -314,29 +336,75 @@ class HFBackend:
         texts = self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
         elapsed = time.perf_counter() - start
-        return [
-            ChatResponse(
-                request_id=q.request_id,
-                text=text,
-                # Amortised: the batch's wall time shared equally by its requests.
-                latency_s=elapsed / len(chunk),
-                prompt_tokens=int(n_prompt),
-                completion_tokens=self._count_generated(row),
+        limit = int(kwargs["max_new_tokens"])
+        out: list[ChatResponse] = []
+        for q, text, n_prompt, row in zip(chunk, texts, prompt_tokens, new_tokens, strict=True):
+            n_generated, stopped = self._count_generated(row)
+            out.append(
+                ChatResponse(
+                    request_id=q.request_id,
+                    text=text,
+                    # Amortised: the batch's wall time shared equally by its requests.
+                    latency_s=elapsed / len(chunk),
+                    prompt_tokens=int(n_prompt),
+                    completion_tokens=n_generated,
+                    finish_reason=finish_reason(n_generated, stopped, limit),
+                )
             )
-            for q, text, n_prompt, row in zip(chunk, texts, prompt_tokens, new_tokens, strict=True)
-        ]
+        return out
 
-    def _count_generated(self, row: Any) -> int:
-        """Generated tokens up to and including the first end-of-sequence token."""
+    def _count_generated(self, row: Any) -> tuple[int, bool]:
+        """Generated tokens up to and including the first end-of-sequence token.
+
+        Returns:
+            ``(n_tokens, stopped)``: ``stopped`` is whether an end-of-sequence token ended it.
+        """
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         ids = [int(t) for t in row.tolist()]
         for i, t in enumerate(ids):
             if t in eos_ids:
-                return i + 1
+                return i + 1, True
         pad = self._tokenizer.pad_token_id
         # No eos: generation hit max_new_tokens, or ran until padding (other rows went on).
-        return sum(1 for t in ids if t != pad) if pad is not None else len(ids)
+        return (sum(1 for t in ids if t != pad) if pad is not None else len(ids)), False
+
+    def settings(self) -> dict[str, Any]:
+        """Backend settings for the run manifest (model, adapter, device, processor options)."""
+        return {
+            "name": self.name,
+            "model": self.model_id,
+            "base_model": self.base_model,
+            "adapter": self.adapter,
+            "merged": self.merged,
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "processor_kwargs": dict(self.processor_kwargs),
+        }
+
+    def generation_used(self, generation: GenerationConfig) -> dict[str, Any]:
+        """The decoding settings ``generate`` really runs with for ``generation``.
+
+        transformers merges the call's keywords over the checkpoint's ``generation_config``,
+        so settings the run never asked for (e.g. a ``repetition_penalty`` shipped with the
+        model) still apply; this returns that merge (values ``None`` left out).
+
+        Args:
+            generation: The run's generation settings.
+
+        Returns:
+            The checkpoint's generation config (as a dict) updated with the call's keywords.
+        """
+        probe = ChatRequest(request_id="", messages=(), generation=generation)
+        kwargs = self._generation_kwargs(probe)
+        config = self.model.generation_config if self.model is not None else None
+        base: dict[str, Any] = config.to_diff_dict() if config is not None else {}
+        merged = {**base, **kwargs}
+        return {
+            k: v
+            for k, v in sorted(merged.items())
+            if v is not None and not k.startswith("_") and k != "transformers_version"
+        }
 
     def close(self) -> None:
         """Drop the model and free accelerator memory; calling it twice is harmless."""

@@ -50,6 +50,7 @@ from medvision.backends.base import (
     REDACTED,
     ChatRequest,
     ChatResponse,
+    GenerationConfig,
     is_secret_name,
     public_url,
 )
@@ -258,6 +259,18 @@ class OpenAICompatBackend:
             "max_response_bytes": self.max_response_bytes,
             "send_seed": self.send_seed,
         }
+
+    def generation_used(self, generation: GenerationConfig) -> dict[str, Any]:
+        """The decoding fields each request body carries for ``generation``.
+
+        The server applies its own defaults to everything else (for vLLM, the model's
+        ``generation_config`` unless it was started with ``--generation-config vllm``).
+        """
+        probe = ChatRequest(request_id="", messages=(), generation=generation)
+        body = build_payload(
+            probe, self.model, extra_body=self.extra_body, send_seed=self.send_seed
+        )
+        return {k: v for k, v in body.items() if k not in ("model", "messages")}
 
     # -- public API ---------------------------------------------------------------------------
 

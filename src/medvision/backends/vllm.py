@@ -211,6 +211,15 @@ class VLLMBackend:
             kwargs["structured_outputs"] = StructuredOutputsParams(json=schema)
         return SamplingParams(**kwargs)
 
+    def generation_used(self, generation: GenerationConfig) -> dict[str, Any]:
+        """The ``SamplingParams`` keywords a request with ``generation`` gets.
+
+        Fields not set here keep the ``SamplingParams`` defaults (an explicit
+        ``SamplingParams`` is used as given; the model's ``generation_config`` only fills
+        vLLM's defaults when none is passed).
+        """
+        return sampling_params_kwargs(generation)
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         """Answer every request in one ``LLM.chat`` call; on failure, retry one by one."""
         if self._closed:

@@ -16,6 +16,14 @@ from rich.table import Table
 
 from medvision.backends import GenerationConfig
 from medvision.cli.common import parse_families, parse_planes, progress_bar
+from medvision.cli.config_opts import (
+    ImagePolicyOpt,
+    MaxPixelsOpt,
+    MinPixelsOpt,
+    PromptStyleOpt,
+    ProtocolOpt,
+    resolve_config,
+)
 
 app = typer.Typer(
     name="medvision",
@@ -191,18 +199,11 @@ def eval_cmd(
             "adapter folder (hf, vllm); the name recorded for baselines."
         ),
     ] = "",
-    protocol: Annotated[str, typer.Option(help="paper-v1 | official | strict")] = "paper-v1",
-    prompt_style: Annotated[
-        str | None,
-        typer.Option(help="paper-v1 | paper-v1+size | official | cot | json (default: protocol's)"),
-    ] = None,
-    image_policy: Annotated[
-        str | None,
-        typer.Option(
-            help="How the model resizes images: native, qwen2.5-vl, fixed:HxW, or auto "
-            "(the model family's row; default for openai/hf/vllm, native for baselines)."
-        ),
-    ] = None,
+    protocol: ProtocolOpt = None,
+    prompt_style: PromptStyleOpt = None,
+    image_policy: ImagePolicyOpt = None,
+    min_pixels: MinPixelsOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     chat_layout: Annotated[
         str,
         typer.Option(
@@ -299,8 +300,15 @@ def eval_cmd(
         list[str] | None,
         typer.Option(help="OpenAI-compatible base URL of the judge, ending in /v1; repeatable."),
     ] = None,
+    log_prompts: Annotated[
+        bool, typer.Option(help="Keep each prompt's text in its record (demo: +59% records size).")
+    ] = True,
 ) -> None:
     """Evaluate a backend on a built dataset; writes records.jsonl and summary.json.
+
+    Protocol, prompt style and image policy (with --min-pixels/--max-pixels) default to those
+    of `medvision export sft`; for a model folder made by `medvision train`, to the
+    configuration it was trained with (a warning names any flag that departs from it).
 
     Exit status: 0 done; 1 could not run or stopped (one error line); 2 bad option; 3 done
     but some samples got no answer (backend errors; see --retry-errors, --allow-errors).
@@ -379,22 +387,45 @@ def eval_cmd(
         options["structured_outputs"] = True
     judge = judge_spec(parser, judge_model, judge_base_url)
     check_parser(out, judge, overwrite)
+    config = resolve_config(
+        protocol=protocol,
+        prompt_style=prompt_style,
+        image_policy=image_policy,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        model_dirs=(model, adapter) if backend in ("hf", "vllm") else (),
+        console=console,
+    )
+    try:
+        policy = config.policy(model, backend)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     settings = model_settings(
         backend,
         model,
-        protocol,
-        image_policy=image_policy,
+        config.protocol,
+        image_policy=policy.name,
         chat_layout=chat_layout,
         max_new_tokens=max_new_tokens,
     )
     if settings.model_generation_config and backend == "hf":
         options["model_generation_config"] = True
+    if config.processor_kwargs():
+        if backend == "hf":
+            options["processor_kwargs"] = config.processor_kwargs()
+        elif backend == "vllm":
+            options["mm_processor_kwargs"] = config.processor_kwargs()
+        elif backend == "openai":
+            console.print(
+                "[bold yellow]warning:[/] --min-pixels/--max-pixels set the prompt's sizes only; "
+                "start the server with the same processor bounds"
+            )
     spec = RunSpec(
         dataset_dir=str(dataset_dir),
         backend=backend,
         model=model,
-        protocol=protocol,
-        prompt_style=prompt_style,
+        protocol=config.protocol,
+        prompt_style=config.prompt_style,
         image_policy=settings.image_policy,
         chat_layout=settings.chat_layout.name,
         families=parse_families(families),
@@ -407,6 +438,7 @@ def eval_cmd(
         backend_options=options,
         batch_size=batch_size,
         benchmark=benchmark,
+        log_prompts=log_prompts,
     )
     summary = _eval_with_progress(
         spec,

@@ -13,6 +13,14 @@ import typer
 from rich.console import Console
 
 from medvision.cli.common import parse_families, parse_planes
+from medvision.cli.config_opts import (
+    ImagePolicyOpt,
+    MaxPixelsOpt,
+    MinPixelsOpt,
+    PromptStyleOpt,
+    ProtocolOpt,
+    resolve_config,
+)
 
 console = Console()
 
@@ -28,15 +36,21 @@ def export_sft_cmd(
     dataset_dir: Annotated[Path, typer.Argument(help="Built dataset folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Export folder.")],
     format: Annotated[str, typer.Option("--format", help="trl | llamafactory | swift")] = "trl",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The model you will train (name, hub id or folder): --image-policy auto "
+            "picks its family's policy, as `medvision eval --model` does."
+        ),
+    ] = "",
+    protocol: ProtocolOpt = None,
+    prompt_style: PromptStyleOpt = None,
+    image_policy: ImagePolicyOpt = None,
+    min_pixels: MinPixelsOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     cot: Annotated[
         bool, typer.Option("--cot", help="Chain-of-thought prompts and targets.")
     ] = False,
-    style: Annotated[
-        str | None, typer.Option(help="Prompt style: official | paper-v1 | json | cot.")
-    ] = None,
-    policy: Annotated[
-        str, typer.Option(help="Image policy of the model to train (qwen2.5-vl, native, ...).")
-    ] = "qwen2.5-vl",
     split: Annotated[str, typer.Option(help="Split to export.")] = "train",
     families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
     planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
@@ -47,20 +61,42 @@ def export_sft_cmd(
     image_position: Annotated[
         str, typer.Option(help="after (as evaluation sends it) or before the text.")
     ] = "after",
+    ad_decimals: Annotated[
+        int | None,
+        typer.Option(help="Round A/D targets to N decimals (default: the value in full)."),
+    ] = None,
+    image_root: Annotated[
+        str | None,
+        typer.Option(
+            help="Prefix of the rows' image paths (default: this export folder, absolute; "
+            "'' for paths relative to it)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the shuffle and the mixture.")] = 0,
 ) -> None:
-    """Write SFT / GRPO data (evaluation prompts) for TRL, LLaMA-Factory or ms-swift."""
+    """Write SFT / GRPO data (evaluation prompts and images) for TRL, LLaMA-Factory or ms-swift.
+
+    Protocol, prompt style and image policy default to those of `medvision eval`, so a
+    model is trained on the questions and images it is evaluated on; export.json records them.
+    """
     from medvision.training.export import ExportOptions, export_sft
 
-    if cot and style not in (None, "cot"):
-        raise typer.BadParameter(f"--cot conflicts with --style {style}")
+    if cot and prompt_style not in (None, "cot"):
+        raise typer.BadParameter(f"--cot conflicts with --prompt-style {prompt_style}")
     if split not in ("train", "test"):
         raise typer.BadParameter("--split must be train or test")
+    config = resolve_config(
+        protocol=protocol,
+        prompt_style="cot" if cot else prompt_style,
+        image_policy=image_policy,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
     try:
         options = ExportOptions(
             format=format,  # type: ignore[arg-type]
-            style="cot" if cot else (style or "official"),
-            policy=policy,
+            config=config,
+            model=model,
             split=split,  # type: ignore[arg-type]
             families=parse_families(families),
             planes=parse_planes(planes),
@@ -68,18 +104,28 @@ def export_sft_cmd(
             temperature=temperature,
             seed=seed,
             image_position=image_position,  # type: ignore[arg-type]
+            ad_decimals=ad_decimals,
+            image_root=image_root,
         )
     except (ValueError, KeyError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise typer.BadParameter(str(exc.args[0] if exc.args else exc)) from exc
     report = export_sft(dataset_dir, out, options)
     fams = ", ".join(f"{k} {v}" for k, v in sorted(report.rows_by_family.items()))
     console.print(
         f"wrote {report.n_rows} rows ({fams}), {report.n_images} images to "
-        f"{out / report.rows_file} [{report.format}, style {options.style}]"
+        f"{out / report.rows_file} [{report.format}, protocol {config.protocol}, style "
+        f"{options.style.value}, image policy {options.image_policy().name}]"
     )
+    if split == "test":
+        console.print(
+            "[bold yellow]warning:[/] exported the test split: `medvision train` refuses it"
+        )
     if report.mixing_weights:
         weights = ", ".join(f"{k} {v:.1%}" for k, v in sorted(report.mixing_weights.items()))
-        console.print(f"task mixing T={temperature}: {weights}")
+        console.print(
+            f"task mixing T={temperature}: {weights}; {report.n_unique_samples} unique "
+            f"samples, {report.n_repeated_rows} repeated rows"
+        )
     if report.n_skipped:
         console.print(f"[bold red]{report.n_skipped} sample(s) skipped:[/] {report.skipped}")
         for reason in report.skipped_examples[:5]:

@@ -41,6 +41,7 @@ from medvision.metrics import get_protocol, summarize_run, to_jsonable
 from medvision.metrics.jsonvalues import dumps
 from medvision.parsing import ParseStatus
 from medvision.runs.benchmark import benchmark_manifest
+from medvision.runs import provenance
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
 from medvision.runs.ground_truth import warn_ground_truth
 from medvision.runs.inputs import check_spec, open_store
@@ -317,8 +318,7 @@ class Runner:
             if own:
                 backend.close()
             raise
-        settings = getattr(backend, "settings", None)
-        self._write_manifest(self._manifest(settings() if callable(settings) else None))
+        self._write_manifest(self._manifest(provenance.backend_settings(backend, spec.generation)))
         ranges = train_statistics(self.dataset)[1] if spec.backend == "random" else {}
         concurrency = getattr(backend, "concurrency", 1)
         batch_size = max(spec.batch_size, 4 * concurrency if isinstance(concurrency, int) else 1)
@@ -519,6 +519,7 @@ class Runner:
             protocol=self.protocol,
             prompt_hash=prompt_hash(self._prompt(s)),
             annotation=s.annotation or self.annotation,
+            prompt=self._prompt(s) if self.spec.log_prompts else None,
         )
 
 

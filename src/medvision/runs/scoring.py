@@ -39,6 +39,7 @@ def record_of(
     protocol: Protocol,
     prompt_hash: str,
     annotation: str | None = None,
+    prompt: str | None = None,
 ) -> Record:
     """The record of one sample's response: parsed as ``spec.protocol`` says, then scored.
 
@@ -50,6 +51,7 @@ def record_of(
         protocol: The protocol whose switches score the answer.
         prompt_hash: Hash of the prompt sent.
         annotation: The ground-truth version of the sample's target (the build's).
+        prompt: The prompt text to keep in the record (``None``: not logged).
     """
     seen_hw = policy.seen_hw(s.image_hw)
     if r.error is not None:
@@ -95,6 +97,7 @@ def record_of(
         completion_tokens=r.completion_tokens,
         finish_reason=r.finish_reason,
         annotation=annotation,
+        prompt=prompt,
     )
 
 

@@ -92,6 +92,8 @@ class RunSpec:
         benchmark: Named benchmark (``paper-main``, ``paper-plane-ood``, ``paper-task-ood``,
             ``all``; :mod:`medvision.catalog.benchmarks`): only its task configurations are
             evaluated (within ``families`` and ``planes``); ``None`` evaluates every one.
+        log_prompts: Keep each sample's rendered prompt text in its record (``prompt``);
+            the records then show exactly what the model was asked.
     """
 
     dataset_dir: str
@@ -110,6 +112,7 @@ class RunSpec:
     batch_size: int = 32
     chat_layout: str = "generic"
     benchmark: str | None = None
+    log_prompts: bool = True
 
     @property
     def style(self) -> PromptStyle:
@@ -141,6 +144,8 @@ class RunSpec:
             d["chat_layout"] = layout
         if d["benchmark"] is None:  # runs made before benchmarks existed keep their hash
             d.pop("benchmark")
+        if d["log_prompts"]:  # the default: runs made before prompts were logged keep theirs
+            d.pop("log_prompts")
         d["backend_options"] = _answer_options(self.backend_options)
         return _hash(d)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -270,13 +270,31 @@ POLICIES: Mapping[str, ImagePolicy] = MappingProxyType(_REGISTRY)
 """Known policies by name (read-only). ``get_policy`` also accepts ``"fixed:HxW"``."""
 
 _FIXED_SPEC = re.compile(r"fixed:(\d+)x(\d+)")
+_BOUND = r"(?:min_pixels|max_pixels)=\d+"
+_BOUNDS_SPEC = re.compile(rf"([^:]+):({_BOUND}(?:,{_BOUND})?)")
+
+
+def _bounded(base: ImagePolicy, spec: str, name: str) -> ImagePolicy:
+    """``base`` with the pixel bounds of ``"min_pixels=A,max_pixels=B"`` (either or both)."""
+    if base.kind != "qwen_smart":
+        raise KeyError(f"image policy {name!r}: pixel bounds apply to Qwen-style policies only")
+    values = {k: int(v) for k, v in (item.split("=") for item in spec.split(","))}
+    return replace(
+        base,
+        name=name,
+        min_pixels=values.get("min_pixels", base.min_pixels),
+        max_pixels=values.get("max_pixels", base.max_pixels),
+    )
 
 
 def get_policy(name: str) -> ImagePolicy:
     """Return a registered policy, or a fixed-size one for ``"fixed:HxW"``.
 
     Args:
-        name: A key of :data:`POLICIES`, or ``"fixed:<H>x<W>"`` (e.g. ``"fixed:512x512"``).
+        name: A key of :data:`POLICIES`, ``"fixed:<H>x<W>"`` (e.g. ``"fixed:512x512"``), or
+            a Qwen-style key with pixel bounds, ``"<key>:min_pixels=<A>,max_pixels=<B>"``
+            (either bound alone works; :meth:`medvision.tasks.config.EvalConfig.policy`
+            writes these names).
 
     Returns:
         The policy.
@@ -290,6 +308,9 @@ def get_policy(name: str) -> ImagePolicy:
     """
     if name in POLICIES:
         return POLICIES[name]
+    bounds = _BOUNDS_SPEC.fullmatch(name)
+    if bounds is not None and bounds.group(1) in POLICIES:
+        return _bounded(POLICIES[bounds.group(1)], bounds.group(2), name)
     spec = _FIXED_SPEC.fullmatch(name)
     if spec is not None:
         h, w = int(spec.group(1)), int(spec.group(2))

@@ -1,8 +1,11 @@
 """Fine-tuning data from a built dataset: TRL, LLaMA-Factory and ms-swift files.
 
-``export_sft`` turns samples into (prompt, completion, image) rows. The prompt is
-:func:`medvision.tasks.render_prompt` (the renderer evaluation uses) with the image size and
-pixel spacing of the image the model sees under an image policy; the completion is
+``export_sft`` turns samples into (prompt, completion, image) rows. What the model is shown
+is one :class:`~medvision.tasks.config.EvalConfig` (protocol, prompt style, image policy and
+its pixel bounds) with the same defaults as ``medvision eval``, recorded in ``export.json``:
+the prompt is :func:`medvision.tasks.render_prompt` (the renderer evaluation uses) with the
+image size and pixel spacing of the image the model sees under that policy, the image is
+:func:`medvision.store.model_image.model_image` (the one evaluation sends); the completion is
 :func:`medvision.training.targets.render_target` for the same style, so a model is trained on
 exactly the question it is later evaluated on. (The official SFT code trained detection on
 another wording than it evaluated, and its CoT training stated the image size while its CoT
@@ -14,9 +17,14 @@ adapters); ``image_position="before"`` puts the image first (the official SFT or
 
 Output folder::
 
-    export.json            options, counts, skipped samples and why, mixing weights
-    images/ab/<key>.png    each image once, named by its content hash; rows use relative paths
+    export.json            config, split, options, counts (unique and repeated samples),
+                           skipped samples and why, mixing weights
+    images/ab/<key>.png    each image once, named by its content hash
     train.jsonl            trl / swift rows (LLaMA-Factory: medvision_sft.jsonl + dataset_info.json)
+
+Rows name their images by absolute path by default, so TRL, LLaMA-Factory and ms-swift read
+them from any working directory; ``image_root`` writes another prefix (the folder's path on the
+training machine) or, as ``""``, paths relative to the export folder.
 
 Row layouts (one JSON object a line; ``medvision`` is the rewards' ground truth as a JSON
 string, see :class:`medvision.training.rewards.RewardTarget`):
@@ -24,16 +32,15 @@ string, see :class:`medvision.training.rewards.RewardTarget`):
 * ``trl``: TRL's conversational prompt-completion format, so ``SFTTrainer`` puts the loss on
   the completion only: ``{"prompt": [{"role": "user", "content": [{"type": "text", ...},
   {"type": "image"}]}], "completion": [{"role": "assistant", "content": [{"type": "text",
-  ...}]}], "images": ["images/ab/<key>.png"], "medvision": "...", "id", "sample_id",
+  ...}]}], "images": ["<root>/images/ab/<key>.png"], "medvision": "...", "id", "sample_id",
   "family"}``. ``prompt + completion`` is the HF ``messages`` list. GRPO reads the same file
   and ignores ``completion``.
 * ``llamafactory``: ShareGPT ``{"conversations": [{"from": "human", "value": "...<image>"},
   {"from": "gpt", "value": ...}], "images": [...]}`` plus ``dataset_info.json`` registering it
-  as ``medvision_sft`` (``formatting: sharegpt``); image paths are relative to the folder, which
-  is LLaMA-Factory's ``dataset_dir``.
+  as ``medvision_sft`` (``formatting: sharegpt``); with ``image_root=""`` image paths are
+  relative to the folder, which is LLaMA-Factory's ``dataset_dir``.
 * ``swift``: ``{"messages": [{"role": "user", "content": "...<image>"}, {"role": "assistant",
-  "content": ...}], "images": [...], "solution": <completion>, "medvision": "..."}``; paths
-  are relative to the export folder (run ``swift`` from there).
+  "content": ...}], "images": [...], "solution": <completion>, "medvision": "..."}``.
 """
 
 from __future__ import annotations
@@ -50,7 +57,9 @@ from typing import Any, Literal, get_args
 import medvision
 from medvision.schema import Sample, Split, TaskFamily
 from medvision.store import BuiltDataset, open_dataset
-from medvision.tasks import PromptStyle, get_policy, render_prompt
+from medvision.store.model_image import model_image
+from medvision.tasks import ImagePolicy, PromptStyle, render_prompt
+from medvision.tasks.config import EvalConfig
 from medvision.training.rewards import REWARD_COLUMN, RewardTarget
 from medvision.training.sampler import mixing_weights, temperature_mix
 from medvision.training.targets import TargetError, cot_plan, render_cot_target, render_target
@@ -64,7 +73,9 @@ __all__ = [
     "ImagePosition",
     "TrainingExample",
     "build_example",
+    "export_config",
     "export_sft",
+    "read_export_manifest",
     "read_trl_rows",
     "select_samples",
 ]
@@ -91,11 +102,14 @@ class ExportOptions:
 
     Attributes:
         format: ``trl``, ``llamafactory`` or ``swift``.
-        style: Prompt style (``official``, ``paper-v1``, ``json``, ``cot``); the completion
-            answers in that style.
-        policy: Image policy of the model to train (``qwen2.5-vl``, ``native``, ``fixed:HxW``,
-            ...): the prompt states the size and spacing of the image that model sees.
-        split: Split to export (``train`` normally).
+        config: What the model is shown (:class:`~medvision.tasks.config.EvalConfig`:
+            protocol, prompt style, image policy and its pixel bounds), with the same
+            defaults as ``medvision eval``; the completion answers in its prompt style and
+            the prompt states the size and spacing of the image the model sees under its
+            policy.
+        model: The model to train (name, hub id or folder): the ``auto`` image policy picks
+            its family's policy, as ``medvision eval --model`` does.
+        split: Split to export (``train`` normally; ``medvision train`` refuses ``test``).
         families: Task families to export.
         planes: Planes to export (0 sagittal, 1 coronal, 2 axial).
         limit: Rows to write; ``None`` = every selected sample once (or, with a temperature,
@@ -105,11 +119,15 @@ class ExportOptions:
         seed: Seed of the shuffle and the mixture.
         image_position: ``after`` (the evaluation order, text then image) or ``before``.
         ad_decimals: A/D rounding in non-CoT completions (``None``: ``str(value)``, official).
+        image_root: Folder the rows' image paths start from: ``None`` writes absolute paths
+            into the export folder (any trainer, from any working directory); a path (e.g.
+            where the folder will live on the training machine) writes
+            ``<image_root>/images/ab/<key>.png``; ``""`` keeps paths relative to the folder.
     """
 
     format: ExportFormat = "trl"
-    style: str = PromptStyle.OFFICIAL.value
-    policy: str = "qwen2.5-vl"
+    config: EvalConfig = field(default_factory=EvalConfig)
+    model: str = ""
     split: Split = "train"
     families: tuple[str, ...] = ("detection", "tl", "ad")
     planes: tuple[int, ...] = (0, 1, 2)
@@ -118,14 +136,16 @@ class ExportOptions:
     seed: int = 0
     image_position: ImagePosition = EVAL_IMAGE_POSITION
     ad_decimals: int | None = None
+    image_root: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in get_args(ExportFormat):
             raise ValueError(
                 f"unknown export format {self.format!r}; expected one of {get_args(ExportFormat)}"
             )
-        PromptStyle(self.style)  # raises on an unknown style
-        get_policy(self.policy)  # raises on an unknown policy
+        self.image_policy()  # raises on an unknown policy or an unmatched model
+        if self.ad_decimals is not None and not 0 <= self.ad_decimals <= 15:
+            raise ValueError(f"ad_decimals must be in 0..15; found {self.ad_decimals}")
         if self.image_position not in get_args(ImagePosition):
             raise ValueError(
                 f"image_position must be before or after; found {self.image_position!r}"
@@ -134,6 +154,15 @@ class ExportOptions:
             TaskFamily(fam)
         if self.limit is not None and self.limit < 0:
             raise ValueError(f"limit must be >= 0; found {self.limit}")
+
+    @property
+    def style(self) -> PromptStyle:
+        """The prompt style in effect (the configuration's)."""
+        return self.config.style
+
+    def image_policy(self) -> ImagePolicy:
+        """The image policy in effect for :attr:`model` under the configuration."""
+        return self.config.policy(self.model)
 
 
 @dataclass(frozen=True)
@@ -180,6 +209,11 @@ class ExportReport:
         skipped: Samples that could not become a row, by reason class (e.g. ``TargetError``).
         skipped_examples: The first messages of those failures (sample ids included).
         mixing_weights: Task weights used (empty without a temperature).
+        n_unique_samples: Distinct samples among the rows.
+        n_repeated_rows: Rows that repeat a sample already written (temperature mixing
+            draws a small task's pool more than once); ``n_rows = n_unique_samples +
+            n_repeated_rows``.
+        unique_by_family: Distinct samples per task family.
     """
 
     out_dir: str
@@ -192,6 +226,9 @@ class ExportReport:
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_examples: list[str] = field(default_factory=list)
     mixing_weights: dict[str, float] = field(default_factory=dict)
+    n_unique_samples: int = 0
+    n_repeated_rows: int = 0
+    unique_by_family: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_skipped(self) -> int:
@@ -221,10 +258,10 @@ def build_example(
         TargetError: If the completion cannot be built (e.g. CoT without landmarks).
         ValueError: If the prompt cannot be rendered for this sample.
     """
-    policy = get_policy(options.policy)
+    policy = options.image_policy()
     seen_hw = policy.seen_hw(sample.image_hw)
     spacing = policy.seen_spacing(sample.spacing_mm_rc, sample.image_hw)
-    style = PromptStyle(options.style)
+    style = options.style
     prompt = render_prompt(sample, style, seen_hw=seen_hw, seen_spacing_mm_rc=spacing)
     steps: tuple[Any, ...] = ()
     if style is PromptStyle.COT:
@@ -287,16 +324,19 @@ def _with_placeholder(prompt: str, position: ImagePosition) -> str:
     return prompt + "<image>" if position == "after" else "<image>" + prompt
 
 
-def _row(ex: TrainingExample, fmt: ExportFormat, position: ImagePosition) -> dict[str, Any]:
+def _row(
+    ex: TrainingExample, fmt: ExportFormat, position: ImagePosition, image_root: str
+) -> dict[str, Any]:
     meta = {"id": ex.row_id, "sample_id": ex.sample_id, "family": ex.family}
     reward = ex.reward.to_json()
+    image = f"{image_root}/{ex.image_path}" if image_root else ex.image_path
     if fmt == "trl":
         return {
             "prompt": [{"role": "user", "content": _user_parts(ex.prompt, position)}],
             "completion": [
                 {"role": "assistant", "content": [{"type": "text", "text": ex.completion}]}
             ],
-            "images": [ex.image_path],
+            "images": [image],
             REWARD_COLUMN: reward,
             **meta,
         }
@@ -306,7 +346,7 @@ def _row(ex: TrainingExample, fmt: ExportFormat, position: ImagePosition) -> dic
                 {"from": "human", "value": _with_placeholder(ex.prompt, position)},
                 {"from": "gpt", "value": ex.completion},
             ],
-            "images": [ex.image_path],
+            "images": [image],
             REWARD_COLUMN: reward,
             **meta,
         }
@@ -315,7 +355,7 @@ def _row(ex: TrainingExample, fmt: ExportFormat, position: ImagePosition) -> dic
             {"role": "user", "content": _with_placeholder(ex.prompt, position)},
             {"role": "assistant", "content": ex.completion},
         ],
-        "images": [ex.image_path],
+        "images": [image],
         "solution": ex.completion,
         REWARD_COLUMN: reward,
         **meta,
@@ -390,13 +430,22 @@ def export_sft(
         if on_progress is not None and (i + 1) % 1000 == 0:
             on_progress(i + 1, len(chosen))
 
-    for key in dict.fromkeys(ex.image_key for ex in examples):
-        path = out / image_relpath(key)
+    by_id = {s.sample_id: s for s in chosen}
+    for ex in {ex.image_key: ex for ex in examples}.values():
+        path = out / image_relpath(ex.image_key)
         if not path.is_file():
-            _atomic_write_bytes(path, ds.image(key))
+            sample = by_id[ex.sample_id]
+            _atomic_write_bytes(path, model_image(ds, sample, protocol=opts.config.protocol))
 
+    if opts.image_root is None:
+        image_root = out.resolve().as_posix()
+    else:
+        image_root = opts.image_root.rstrip("/") if opts.image_root else ""
     rows_file = ROWS_FILE[opts.format]
-    _write_rows(out / rows_file, (_row(ex, opts.format, opts.image_position) for ex in examples))
+    _write_rows(
+        out / rows_file,
+        (_row(ex, opts.format, opts.image_position, image_root) for ex in examples),
+    )
     if opts.format == "llamafactory":
         info = {
             LLAMAFACTORY_DATASET: {
@@ -411,6 +460,7 @@ def export_sft(
     if opts.temperature is not None:
         counts = Counter(s.family.value for s in samples)
         weights = mixing_weights(dict(counts), opts.temperature) if counts else {}
+    n_unique = len({ex.sample_id for ex in examples})
     report = ExportReport(
         out_dir=str(out),
         format=opts.format,
@@ -422,12 +472,29 @@ def export_sft(
         skipped=dict(skipped),
         skipped_examples=reasons,
         mixing_weights=weights,
+        n_unique_samples=n_unique,
+        n_repeated_rows=len(examples) - n_unique,
+        unique_by_family=dict(Counter(by_id[i].family.value for i in repeats)),
     )
+    options = asdict(opts)
+    options["config"] = opts.config.to_dict()
+    policy = opts.image_policy()
     manifest = {
         "medvision_version": medvision.__version__,
         "dataset": str(ds.root),
         "dataset_build_id": ds.manifest.build_id,
-        "options": asdict(opts),
+        "split": opts.split,
+        # What the model is shown: `medvision train` copies it into its run folder and
+        # `medvision eval --model RUN_DIR` uses it.
+        "config": opts.config.to_dict(),
+        "resolved": {
+            "prompt_style": opts.style.value,
+            "image_policy": policy.name,
+            "processor_kwargs": opts.config.processor_kwargs(),
+            "image_position": opts.image_position,
+            "image_root": image_root,
+        },
+        "options": options,
         "report": asdict(report),
     }
     (out / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -440,19 +507,11 @@ def _replace_id(ex: TrainingExample, row_id: str) -> TrainingExample:
     return TrainingExample(**{**ex.__dict__, "row_id": row_id})
 
 
-def read_trl_rows(export_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a ``trl`` export with image paths made absolute (for the trainers).
-
-    Args:
-        export_dir: Folder written by :func:`export_sft` with ``format="trl"``.
-
-    Returns:
-        The rows, in file order.
+def read_export_manifest(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``export.json`` of an export folder.
 
     Raises:
-        FileNotFoundError: If the folder has no ``export.json`` / ``train.jsonl`` or an image
-            it references is missing.
-        ValueError: If the export is not in the ``trl`` format or a line is not JSON.
+        FileNotFoundError: If the folder has no ``export.json`` (names the folder).
     """
     root = Path(export_dir)
     manifest_path = root / EXPORT_MANIFEST
@@ -461,9 +520,53 @@ def read_trl_rows(export_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
             f"{root} is not a medvision SFT export: missing {EXPORT_MANIFEST} "
             "(run `medvision export sft DATASET --format trl --out DIR` first)"
         )
-    fmt = json.loads(manifest_path.read_text())["options"]["format"]
+    data: dict[str, Any] = json.loads(manifest_path.read_text())
+    return data
+
+
+def export_config(export_dir: str | os.PathLike[str]) -> EvalConfig:
+    """The configuration (:class:`EvalConfig`) an export's prompts and images were made with.
+
+    Exports written before the configuration was recorded give their ``style``/``policy``
+    options as an explicit configuration.
+    """
+    manifest = read_export_manifest(export_dir)
+    if "config" in manifest:
+        return EvalConfig.from_dict(manifest["config"])
+    options = manifest["options"]
+    return EvalConfig(prompt_style=options.get("style"), image_policy=options.get("policy", "auto"))
+
+
+def read_trl_rows(
+    export_dir: str | os.PathLike[str], *, allow_test_split: bool = False
+) -> list[dict[str, Any]]:
+    """Rows of a ``trl`` export with image paths made absolute (for the trainers).
+
+    Args:
+        export_dir: Folder written by :func:`export_sft` with ``format="trl"``.
+        allow_test_split: Read an export of the ``test`` split too (never for training).
+
+    Returns:
+        The rows, in file order.
+
+    Raises:
+        FileNotFoundError: If the folder has no ``export.json`` / ``train.jsonl`` or an image
+            it references is missing.
+        ValueError: If the export is not in the ``trl`` format, was made from the ``test``
+            split (unless ``allow_test_split``) or a line is not JSON.
+    """
+    root = Path(export_dir)
+    manifest = read_export_manifest(root)
+    fmt = manifest["options"]["format"]
     if fmt != "trl":
         raise ValueError(f"{root} holds a {fmt!r} export; the medvision trainers read 'trl'")
+    split = manifest.get("split", manifest["options"].get("split"))
+    if split != "train" and not allow_test_split:
+        raise ValueError(
+            f"{root} was exported from the {split!r} split: training on it would leak the "
+            "benchmark's test samples into the model; export the train split "
+            "(`medvision export sft DATASET --split train`)"
+        )
     rows_path = root / ROWS_FILE["trl"]
     if not rows_path.is_file():
         raise FileNotFoundError(f"{rows_path} is missing (the export did not finish)")

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from medvision.training.export import read_trl_rows
+from medvision.tasks.config import CONFIG_FILE, write_run_config
+from medvision.training.export import export_config, read_export_manifest, read_trl_rows
 
 if TYPE_CHECKING:  # grpo imports this module; the type is only needed by mypy
     from medvision.training.grpo import GrpoSettings
@@ -235,13 +237,19 @@ def build_lora_config(
 
 
 def load_model_and_processor(
-    model: str, *, qlora: bool = False, use_cpu: bool = False
+    model: str,
+    *,
+    qlora: bool = False,
+    use_cpu: bool = False,
+    processor_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Any, Any]:
     """Load a VLM for training: bf16 on CUDA (4-bit NF4 with ``qlora``), float32 on CPU.
 
     ``model`` may be a model folder or an earlier run's output (a LoRA adapter folder, see
     :func:`~medvision.backends.hf_models.load_image_text_model`); the processor comes from
-    that folder when it holds one.
+    that folder when it holds one. ``processor_kwargs`` (e.g. the configuration's
+    ``min_pixels``/``max_pixels``) go to the processor, so training resizes images as the
+    prompts state.
 
     Raises:
         RuntimeError: If ``qlora`` is asked without a CUDA device or without bitsandbytes.
@@ -280,11 +288,12 @@ def load_model_and_processor(
     own = any(
         (Path(model) / n).is_file() for n in ("processor_config.json", "preprocessor_config.json")
     )
+    kwargs = dict(processor_kwargs or {})
     if is_adapter_folder(model) and not own:
         from medvision.backends.hf import adapter_base_model
 
-        return net, load_processor(adapter_base_model(model))
-    return net, load_processor(model)
+        return net, load_processor(adapter_base_model(model), **kwargs)
+    return net, load_processor(model, **kwargs)
 
 
 def rows_to_dataset(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Any:
@@ -320,18 +329,35 @@ def training_inputs(
         ``(dataset, model, processor, peft_config)``; ``peft_config`` is ``None`` for full
         fine-tuning.
 
+    The export's configuration (:class:`~medvision.tasks.config.EvalConfig`) is copied into
+    the run folder (``medvision_config.json``), so ``medvision eval --model RUN_DIR`` shows the
+    model what it was trained on.
+
     Raises:
-        ValueError: If the export (after ``limit``) holds no rows.
+        ValueError: If the export (after ``limit``) holds no rows, or was made from the test
+            split.
     """
     check_qlora(settings.qlora, use_cpu=settings.use_cpu)  # before any data is read
     rows = read_trl_rows(settings.data)
+    config = export_config(settings.data)
+    manifest = read_export_manifest(settings.data)
+    write_run_config(
+        settings.output_dir,
+        config,
+        export=str(Path(settings.data).resolve()),
+        dataset_build_id=manifest.get("dataset_build_id"),
+        resolved=manifest.get("resolved", {}),
+    )
     if settings.limit is not None:
         rows = rows[: settings.limit]
     if not rows:
         raise ValueError(f"{settings.data}: the export holds no rows")
     dataset = rows_to_dataset(rows, columns)
     model, processor = load_model_and_processor(
-        settings.model, qlora=settings.qlora, use_cpu=settings.use_cpu
+        settings.model,
+        qlora=settings.qlora,
+        use_cpu=settings.use_cpu,
+        processor_kwargs=config.processor_kwargs(),
     )
     peft_config = (
         build_lora_config(
@@ -423,6 +449,9 @@ def finish_run(trainer: Any, output_dir: str, *, merge: bool) -> str | None:
     merged = model.merge_and_unload()
     merged.save_pretrained(merged_dir)
     save_processor(processor, merged_dir)
+    config = Path(output_dir) / CONFIG_FILE
+    if config.is_file():  # the merged model was trained on the same configuration
+        shutil.copyfile(config, Path(merged_dir) / CONFIG_FILE)
     return merged_dir
 
 
