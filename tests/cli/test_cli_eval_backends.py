@@ -80,6 +80,14 @@ def test_eval_hf_on_a_tiny_local_model(mini_store: Path, tmp_path: Path) -> None
     # A random tiny model writes gibberish: every answer is recorded and failures counted.
     assert all(r.status in {"ok", "no_answer", "too_few_numbers"} for r in records)
     assert records[0].seen_hw[0] % 28 == 0
+    # Truncation is visible: a random model runs to the 8-token limit without an end token.
+    assert all(r.finish_reason in {"stop", "length"} for r in records)
+    cut = [r for r in records if r.finish_reason == "length"]
+    assert cut and all(r.completion_tokens == 8 for r in cut)
+    assert all(r.prompt and r.prompt.startswith("Task:") for r in records)
+    used = json.loads((tmp_path / "run" / "run.json").read_text())["backend_settings"]
+    assert used["generation_used"]["max_new_tokens"] == 8
+    assert used["generation_used"]["do_sample"] is False
 
 
 def test_eval_structured_outputs_sends_each_family_its_schema(

@@ -365,9 +365,10 @@ class HFBackend:
         for i, t in enumerate(ids):
             if t in eos_ids:
                 return i + 1, True
-        pad = self._tokenizer.pad_token_id
-        # No eos: generation hit max_new_tokens, or ran until padding (other rows went on).
-        return (sum(1 for t in ids if t != pad) if pad is not None else len(ids)), False
+        # No eos: the row never finished, so generate pads nothing in it and every position is
+        # a generated token (a random model may well generate the pad id itself); the batch
+        # only stops with an unfinished row at max_new_tokens.
+        return len(ids), False
 
     def settings(self) -> dict[str, Any]:
         """Backend settings for the run manifest (model, adapter, device, processor options)."""

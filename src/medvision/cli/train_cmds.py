@@ -152,6 +152,16 @@ _Seed = Annotated[int, typer.Option(help="Seed.")]
 _Cpu = Annotated[bool, typer.Option("--cpu", help="Force CPU.")]
 
 
+def _check_data(data: Path) -> None:
+    """Refuse, in one line, data that is not a train-split export."""
+    from medvision.training.export import check_train_split
+
+    try:
+        check_train_split(data)
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from exc
+
+
 def _common_lora(
     lora_r: int, lora_alpha: int, lora_scope: str, no_lora: bool, qlora: bool
 ) -> dict[str, Any]:
@@ -203,10 +213,15 @@ def train_sft_cmd(
     seed: _Seed = 0,
     cpu: _Cpu = False,
 ) -> None:
-    """Supervised fine-tuning (TRL SFTTrainer, LoRA/QLoRA, loss on the completion only)."""
+    """Supervised fine-tuning (TRL SFTTrainer, LoRA/QLoRA, loss on the completion only).
+
+    The export's configuration (export.json) is copied into OUT, so `medvision eval --backend
+    hf --model OUT` asks the questions the model was trained on. Test-split exports are refused.
+    """
     from medvision.training.sft import SftSettings, train_sft
 
     _refuse_qlora(qlora, cpu)
+    _check_data(data)
 
     settings = SftSettings(
         model=model,
@@ -274,6 +289,7 @@ def train_grpo_cmd(
     from medvision.training.grpo import GrpoSettings, train_grpo
 
     _refuse_qlora(qlora, cpu)
+    _check_data(data)
 
     for name, value, allowed in (
         ("--format-reward", format_reward, ("soft", "binary")),

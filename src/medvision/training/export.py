@@ -73,6 +73,7 @@ __all__ = [
     "ImagePosition",
     "TrainingExample",
     "build_example",
+    "check_train_split",
     "export_config",
     "export_sft",
     "read_export_manifest",
@@ -524,6 +525,23 @@ def read_export_manifest(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def check_train_split(export_dir: str | os.PathLike[str]) -> None:
+    """Refuse an export of anything but the train split (training on test leaks it).
+
+    Raises:
+        FileNotFoundError: If the folder is not an export.
+        ValueError: If it was exported from the ``test`` split (names the folder).
+    """
+    manifest = read_export_manifest(export_dir)
+    split = manifest.get("split", manifest.get("options", {}).get("split"))
+    if split != "train":
+        raise ValueError(
+            f"{export_dir} was exported from the {split!r} split: training on it would leak "
+            "the benchmark's test samples into the model; export the train split "
+            "(`medvision export sft DATASET --split train`)"
+        )
+
+
 def export_config(export_dir: str | os.PathLike[str]) -> EvalConfig:
     """The configuration (:class:`EvalConfig`) an export's prompts and images were made with.
 
@@ -560,13 +578,8 @@ def read_trl_rows(
     fmt = manifest["options"]["format"]
     if fmt != "trl":
         raise ValueError(f"{root} holds a {fmt!r} export; the medvision trainers read 'trl'")
-    split = manifest.get("split", manifest["options"].get("split"))
-    if split != "train" and not allow_test_split:
-        raise ValueError(
-            f"{root} was exported from the {split!r} split: training on it would leak the "
-            "benchmark's test samples into the model; export the train split "
-            "(`medvision export sft DATASET --split train`)"
-        )
+    if not allow_test_split:
+        check_train_split(root)
     rows_path = root / ROWS_FILE["trl"]
     if not rows_path.is_file():
         raise FileNotFoundError(f"{rows_path} is missing (the export did not finish)")
