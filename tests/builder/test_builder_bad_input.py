@@ -94,12 +94,26 @@ def test_missing_mask_and_bad_landmarks_are_skipped(source: Path, tmp_path: Path
 
 
 def test_resume_skips_finished_cases(source: Path, tmp_path: Path) -> None:
-    first = build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions())
+    keep = BuildOptions(keep_cases=True)
+    first = build_dataset(get_spec("mini"), source, tmp_path / "store", keep)
     stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "store" / "cases").rglob("*.parquet")}
-    second = build_dataset(get_spec("mini"), source, tmp_path / "store", BuildOptions())
+    assert stamp
+    second = build_dataset(get_spec("mini"), source, tmp_path / "store", keep)
     assert first.n_samples == second.n_samples
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing rewritten
 
+
+def test_cases_are_removed_after_a_build_unless_kept(source: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    first = build_dataset(get_spec("mini"), source, store, BuildOptions())
+    assert not (store / "cases").exists()
+    assert open_dataset(store).samples() and first.n_samples > 0
+    # A later build into the folder rebuilds the cases: same sources, same build.
+    again = build_dataset(get_spec("mini"), source, store, BuildOptions())
+    assert (again.build_id, again.n_samples) == (first.build_id, first.n_samples)
+    kept = build_dataset(get_spec("mini"), source, tmp_path / "kept", BuildOptions(keep_cases=True))
+    assert kept.build_id == first.build_id
+    assert any((tmp_path / "kept" / "cases" / "mini").glob("*.samples.parquet"))
 
 def test_resume_with_other_options_is_refused(source: Path, tmp_path: Path) -> None:
     from medvision.builder.engine import BuildOptionsMismatch

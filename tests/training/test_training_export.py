@@ -19,7 +19,6 @@ from medvision.training.export import ExportOptions, export_sft, read_trl_rows
 from medvision.training.rewards import RewardTarget, score_completion
 from medvision.training.targets import TargetError
 
-
 OFFICIAL_QWEN = EvalConfig(protocol="official", image_policy="qwen2.5-vl")
 COT_QWEN = EvalConfig(prompt_style="cot", image_policy="qwen2.5-vl")
 

@@ -122,6 +122,10 @@ class BuildOptions:
             case: ``"skip"`` (default; the case is skipped and the ids named) or ``"ignore"``.
         annotation: Ground-truth version of the T/L targets (``official-1.0.0``,
             ``official-1.4.0``, ``precise``; see :mod:`medvision.annotate.tl_versions`).
+        keep_cases: Keep the per-case working files (``cases/``) after the build is
+            finalized; by default they are removed (they double the disk use). A later build
+            into the same folder then rebuilds every case; with ``cases/`` kept it rebuilds
+            only the cases whose source files changed.
     """
 
     workers: int = 1
@@ -132,6 +136,7 @@ class BuildOptions:
     split_from: str | None = None
     on_unknown_label: UnknownLabelPolicy = "skip"
     annotation: Annotation = DEFAULT_ANNOTATION
+    keep_cases: bool = False
 
     def __post_init__(self) -> None:
         check_annotation(self.annotation)
@@ -571,7 +576,8 @@ def _check_same_options(out_dir: Path, dataset: str, options: dict[str, Any]) ->
     ident = json.dumps(
         {k: v for k, v in options.items() if k != "max_cases"}, sort_keys=True, default=str
     )
-    stamp = out_dir / "cases" / dataset / ".build-options.json"
+    # Beside cases/, not in it: the stamp outlives the per-case files a build removes.
+    stamp = out_dir / f".build-options-{dataset}.json"
     if stamp.exists() and stamp.read_text() != ident:
         raise BuildOptionsMismatch(
             f"{out_dir} holds cases of {dataset} built with other options "
@@ -659,4 +665,8 @@ def run_build(
     manifest.options["data_dir"] = str(data_dir)
     manifest.options["engine"] = options.engine
     manifest.options["skipped_by_reason"] = dict(sorted(kinds.items()))
-    return writer.finalize(manifest, only={(dataset, j.key) for j in jobs})
+    final = writer.finalize(manifest, only={(dataset, j.key) for j in jobs})
+    if not options.keep_cases:
+        writer.remove_cases(dataset)
+    return final
+

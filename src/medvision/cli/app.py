@@ -131,6 +131,9 @@ def build(
         str, typer.Option(help="skip (default) or ignore cases whose mask has unknown label ids.")
     ] = "skip",
     annotation: Annotated[str, typer.Option(help=_ANNOTATION_HELP)] = "official-1.4.0",
+    keep_cases: Annotated[
+        bool, typer.Option(help="Keep the per-case working files (cases/) after the build.")
+    ] = False,
 ) -> None:
     """Build a dataset's images, masks and landmarks into MedVision samples (resumable)."""
     from medvision.builder.engine import BuildOptions
@@ -156,6 +159,7 @@ def build(
         split_from=str(split_from) if split_from else None,
         on_unknown_label=on_unknown_label,  # type: ignore[arg-type]
         annotation=_annotation(annotation),
+        keep_cases=keep_cases,
     )
     manifest = _build_with_progress(ds_spec, data_dir, out, options)
     _print_manifest(manifest)

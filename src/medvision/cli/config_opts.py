@@ -1,4 +1,4 @@
-"""The options of :class:`~medvision.tasks.config.EvalConfig`, shared by ``eval`` and ``export sft``.
+"""The options of :class:`~medvision.tasks.config.EvalConfig`, shared by eval and export sft.
 
 Both commands take the same five flags with the same defaults (those of ``EvalConfig``), so
 a default export and a default evaluation show a model byte-identical prompts. A flag left

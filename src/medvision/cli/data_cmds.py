@@ -103,6 +103,9 @@ def build_plan(
         bool, typer.Option(help="Apply the official loader filters (single instance, 10 px).")
     ] = True,
     max_cases: Annotated[int | None, typer.Option(help="Only the first N cases per task.")] = None,
+    keep_cases: Annotated[
+        bool, typer.Option(help="Keep the per-case working files (cases/) after the build.")
+    ] = False,
 ) -> None:
     """Build exactly the samples of an official plan (its boxes, measurements and splits)."""
     from medvision.builder.engine import BuildOptions
@@ -119,6 +122,7 @@ def build_plan(
         render=render,  # type: ignore[arg-type]
         engine=engine,  # type: ignore[arg-type]
         max_cases=max_cases,
+        keep_cases=keep_cases,
     )
     spec = get_spec(dataset) if dataset else None
     with progress_bar(console, f"build {plan.name}") as progress:

@@ -132,6 +132,28 @@ def export_sft_cmd(
             console.print(f"  {reason}")
 
 
+@export_app.command("hf")
+def export_hf_cmd(
+    dataset_dir: Annotated[Path, typer.Argument(help="Built dataset folder.")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (Hub-ready).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty folder's data.")] = False,
+) -> None:
+    """Write a Hub-ready HF dataset: Parquet with the images embedded, a dataset card.
+
+    `datasets.load_dataset(OUT)` loads it with an `image` column (PIL); publish it with
+    `datasets.load_dataset(OUT).push_to_hub("user/name")` (needs the network).
+    """
+    from medvision.store import open_dataset
+    from medvision.store.hf import export_hf
+
+    try:
+        shards = export_hf(open_dataset(dataset_dir), out, overwrite=overwrite)
+    except FileExistsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    n = sum(len(v) for v in shards.values())
+    console.print(f"wrote {n} Parquet shard(s) ({', '.join(shards)}) and README.md to {out}")
+
+
 # Options ``train sft`` and ``train grpo`` share (same flag, type and help; defaults per command).
 _Data = Annotated[Path, typer.Option(help="`medvision export sft --format trl` folder.")]
 _Epochs = Annotated[float, typer.Option(help="Epochs.")]

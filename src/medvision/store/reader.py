@@ -6,6 +6,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -83,6 +84,23 @@ class BuiltDataset:
             left out.
         """
         return {s: [str(p.resolve()) for p in self._sample_files[s]] for s in self.splits}
+
+    def to_hf(self, split: Split | None = None, *, protocol: str = "paper-v1") -> Any:
+        """The samples with an ``image`` column, as HF ``datasets`` (needs ``datasets``).
+
+        Args:
+            split: ``"train"`` or ``"test"`` for a ``datasets.Dataset``; ``None`` for a
+                ``datasets.DatasetDict`` of every split.
+            protocol: The protocol whose rendering the images follow (default: the default
+                configuration's).
+
+        Returns:
+            See :func:`medvision.store.hf.to_hf`: every samples column plus ``image``
+            (``datasets.Image()``, decodes to PIL).
+        """
+        from medvision.store.hf import to_hf
+
+        return to_hf(self, split, protocol=protocol)
 
     # -- samples --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ Layout of a dataset root (``/``-separated, relative to the root)::
 
     cases/<dataset>/<case_id>.samples.parquet   one case's samples (written last = done marker)
     cases/<dataset>/<case_id>.images.parquet    that case's PNGs, by content key
+                                                (cases/ is removed after a build unless kept)
     data/train-00000-of-0000N.parquet           merged samples of the train split
     data/test-00000-of-0000N.parquet            merged samples of the test split
     images/images-00000-of-0000M.parquet        all PNGs, each key once
@@ -430,6 +431,20 @@ class DatasetWriter:
         )
         final.save(self.root / MANIFEST_NAME)
         return final
+
+    def remove_cases(self, dataset: str) -> None:
+        """Delete one dataset's per-case files (and ``cases/`` once it is empty).
+
+        Call it after :meth:`finalize`: the merged shards hold everything; the case files only
+        serve a build that is resumed or extended.
+        """
+        _check_name("dataset", dataset)
+        cases = self.root / CASES_DIR
+        folder = cases / dataset
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        if cases.is_dir() and not any(cases.iterdir()):
+            cases.rmdir()
 
     def _partition(
         self, cases: list[_CaseFiles], staging: Path

@@ -477,8 +477,7 @@ def export_sft(
         n_repeated_rows=len(examples) - n_unique,
         unique_by_family=dict(Counter(by_id[i].family.value for i in repeats)),
     )
-    options = asdict(opts)
-    options["config"] = opts.config.to_dict()
+    recorded = asdict(opts)  # asdict recurses: the config is a plain dict in it
     policy = opts.image_policy()
     manifest = {
         "medvision_version": medvision.__version__,
@@ -495,7 +494,7 @@ def export_sft(
             "image_position": opts.image_position,
             "image_root": image_root,
         },
-        "options": options,
+        "options": recorded,
         "report": asdict(report),
     }
     (out / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
