@@ -53,4 +53,4 @@ def test_grpo_runs_two_steps_with_medvision_rewards(
     assert len(ours) == 8
     logged = [h["rewards/medvision_reward/mean"] for h in logs]
     assert abs(sum(logged) / 2 - sum(ours) / 8) < 1e-6
-    assert json.loads((cot_export / "export.json").read_text())["options"]["style"] == "cot"
+    assert json.loads((cot_export / "export.json").read_text())["resolved"]["prompt_style"] == "cot"

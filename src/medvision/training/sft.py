@@ -23,11 +23,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from medvision.tasks.config import CONFIG_FILE, write_run_config
+from medvision.tasks.config import AUTO_POLICY, CONFIG_FILE, write_run_config
 from medvision.training.export import export_config, read_export_manifest, read_trl_rows
 
 if TYPE_CHECKING:  # grpo imports this module; the type is only needed by mypy
@@ -341,6 +341,10 @@ def training_inputs(
     rows = read_trl_rows(settings.data)
     config = export_config(settings.data)
     manifest = read_export_manifest(settings.data)
+    resolved = manifest.get("resolved", {}).get("image_policy")
+    if config.image_policy == AUTO_POLICY and resolved:
+        # The run folder's name matches no model family: keep the policy `auto` resolved to.
+        config = replace(config, image_policy=str(resolved).split(":", 1)[0])
     write_run_config(
         settings.output_dir,
         config,
