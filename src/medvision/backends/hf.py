@@ -231,6 +231,7 @@ class HFBackend:
             raise ValueError(f"hf backend: batch_size must be >= 1; found {batch_size}")
         self.batch_size = batch_size
         self.device = device
+        self.dtype = dtype
         self.model_id = str(model)
         base, adapter_dir = resolve_adapter(model, adapter)
         self.adapter = str(adapter_dir) if adapter_dir is not None else None
@@ -379,6 +380,7 @@ class HFBackend:
             "adapter": self.adapter,
             "merged": self.merged,
             "device": self.device,
+            "dtype": self.dtype,
             "batch_size": self.batch_size,
             "processor_kwargs": dict(self.processor_kwargs),
         }
