@@ -383,6 +383,7 @@ class HFBackend:
             "dtype": self.dtype,
             "batch_size": self.batch_size,
             "processor_kwargs": dict(self.processor_kwargs),
+            "model_generation_config": self.model_generation_config,
         }
 
     def generation_used(self, generation: GenerationConfig) -> dict[str, Any]:
