@@ -64,22 +64,48 @@ def _pixels(png: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+def _turns(request: ChatRequest) -> list[dict[str, Any]]:
+    """A request's turns in TRL's conversational form (images as their PNG bytes)."""
+    out = []
+    for m in request.messages:
+        parts: list[dict[str, Any]] = [
+            {"type": "text", "text": p.text} if isinstance(p, TextPart) else {"type": "image"}
+            for p in m.content
+        ]
+        out.append({"role": m.role, "content": parts})
+    return out
+
+
+@pytest.mark.parametrize(
+    ("model", "policy", "layout"),
+    [
+        (MODEL, "qwen2.5-vl", "qwen2.5-vl"),  # text then image
+        ("google/medgemma-4b-it", "medgemma", "medgemma"),  # a system turn
+        ("lingshu-medical-mllm/Lingshu-7B", "lingshu", "lingshu"),  # image then text
+    ],
+)
 def test_default_export_and_default_eval_show_identical_prompts_and_pixels(
-    mini_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mini_store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model: str,
+    policy: str,
+    layout: str,
 ) -> None:
     export = tmp_path / "export"
     result = runner.invoke(
         app,
-        ["export", "sft", str(mini_store), "-o", str(export), "--model", MODEL, "--split", "test"],
+        ["export", "sft", str(mini_store), "-o", str(export), "--model", model, "--split", "test"],
     )
     assert result.exit_code == 0, result.output
     spec, recorder = _eval_requests(
-        mini_store, tmp_path / "run", monkeypatch, "--backend", "hf", "--model", MODEL
+        mini_store, tmp_path / "run", monkeypatch, "--backend", "hf", "--model", model
     )
-    assert (spec.protocol, spec.style.value, spec.image_policy) == (
+    assert (spec.protocol, spec.style.value, spec.image_policy, spec.chat_layout) == (
         "paper-v1",
         "paper-v1",
-        "qwen2.5-vl",
+        policy,
+        layout,
     )
     rows = {r["sample_id"]: r for r in read_trl_rows(export, allow_test_split=True)}
     sent = {q.request_id: q for q in recorder.requests}
@@ -87,13 +113,11 @@ def test_default_export_and_default_eval_show_identical_prompts_and_pixels(
     assert len(common) >= 40  # every family, every plane of the mini test split
     for sid in common:
         row, request = rows[sid], sent[sid]
-        (message,) = request.messages
-        text, image = message.content
-        assert isinstance(text, TextPart) and isinstance(image, ImagePart)
-        assert row["prompt"][0]["content"][0] == {"type": "text", "text": text.text}
-        png = Path(row["images"][0]).read_bytes()
-        assert png == image.png  # byte-identical files, so pixel-identical images
-        assert np.array_equal(_pixels(png), _pixels(image.png))
+        assert row["prompt"] == _turns(request)  # same turns, same text, same image place
+        (png,) = [p.png for m in request.messages for p in m.content if isinstance(p, ImagePart)]
+        stored = Path(row["images"][0]).read_bytes()
+        assert stored == png  # byte-identical files, so pixel-identical images
+        assert np.array_equal(_pixels(stored), _pixels(png))
     manifest = json.loads((export / "export.json").read_text())
     assert manifest["config"] == {
         "protocol": "paper-v1",
@@ -101,8 +125,10 @@ def test_default_export_and_default_eval_show_identical_prompts_and_pixels(
         "image_policy": "auto",
         "min_pixels": None,
         "max_pixels": None,
+        "chat_layout": "auto",
     }
-    assert manifest["resolved"]["image_policy"] == "qwen2.5-vl"
+    assert manifest["resolved"]["image_policy"] == policy
+    assert manifest["resolved"]["chat_layout"] == layout
 
 
 def test_eval_uses_a_training_run_folders_configuration_and_warns_on_a_change(

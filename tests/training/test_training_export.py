@@ -172,3 +172,24 @@ def test_cli_export_sft(mini_store: Path, tmp_path: Path) -> None:
         ["export", "sft", str(mini_store), "--out", str(out), "--cot", "--prompt-style", "json"],
     )
     assert bad.exit_code != 0
+
+
+def test_a_layouts_system_prompt_reaches_every_format(mini_store: Path, tmp_path: Path) -> None:
+    from medvision.tasks.model_families import get_layout
+
+    system = get_layout("medgemma").system_prompt
+    assert system
+    model = "google/medgemma-4b-it"
+    trl = tmp_path / "trl"
+    export_sft(mini_store, trl, ExportOptions(model=model, limit=3))
+    for row in _rows(trl / "train.jsonl"):
+        assert row["prompt"][0] == {"role": "system", "content": [{"type": "text", "text": system}]}
+    lf = tmp_path / "lf"
+    export_sft(mini_store, lf, ExportOptions(format="llamafactory", model=model, limit=3))
+    info = json.loads((lf / "dataset_info.json").read_text())["medvision_sft"]
+    assert info["columns"]["system"] == "system"
+    assert all(r["system"] == system for r in _rows(lf / info["file_name"]))
+    sw = tmp_path / "swift"
+    export_sft(mini_store, sw, ExportOptions(format="swift", model=model, limit=3))
+    for row in _rows(sw / "train.jsonl"):
+        assert row["messages"][0] == {"role": "system", "content": system}

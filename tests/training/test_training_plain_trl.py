@@ -78,7 +78,8 @@ def test_medvision_train_carries_the_configuration_into_the_run_folder(
             merge=True,
         )
     )
-    expected = EvalConfig(image_policy="qwen2-vl")  # the defaults, auto resolved
+    # The defaults, auto resolved.
+    expected = EvalConfig(image_policy="qwen2-vl", chat_layout="qwen2-vl")
     assert read_run_config(out) == expected
     assert read_run_config(out / "merged") == expected
     assert json.loads((out / CONFIG_FILE).read_text())["export"] == str(export.resolve())

@@ -17,6 +17,7 @@ from rich.table import Table
 from medvision.backends import GenerationConfig
 from medvision.cli.common import parse_families, parse_planes, progress_bar
 from medvision.cli.config_opts import (
+    ChatLayoutOpt,
     ImagePolicyOpt,
     MaxPixelsOpt,
     MinPixelsOpt,
@@ -208,13 +209,7 @@ def eval_cmd(
     image_policy: ImagePolicyOpt = None,
     min_pixels: MinPixelsOpt = None,
     max_pixels: MaxPixelsOpt = None,
-    chat_layout: Annotated[
-        str,
-        typer.Option(
-            help="Chat layout: auto (the model family's row: system prompt, image placement, "
-            "text template), generic, or a family name."
-        ),
-    ] = "auto",
+    chat_layout: ChatLayoutOpt = None,
     families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
     planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
     benchmark: Annotated[
@@ -397,6 +392,7 @@ def eval_cmd(
         image_policy=image_policy,
         min_pixels=min_pixels,
         max_pixels=max_pixels,
+        chat_layout=chat_layout,
         model_dirs=(model, adapter) if backend in ("hf", "vllm") else (),
         console=console,
     )
@@ -409,7 +405,7 @@ def eval_cmd(
         model,
         config.protocol,
         image_policy=policy.name,
-        chat_layout=chat_layout,
+        chat_layout=config.chat_layout,
         max_new_tokens=max_new_tokens,
     )
     if settings.model_generation_config and backend == "hf":

@@ -1,6 +1,6 @@
 """The options of :class:`~medvision.tasks.config.EvalConfig`, shared by eval and export sft.
 
-Both commands take the same five flags with the same defaults (those of ``EvalConfig``), so
+Both commands take the same six flags with the same defaults (those of ``EvalConfig``), so
 a default export and a default evaluation show a model byte-identical prompts. A flag left
 out is ``None`` here: the value then comes from the model's training run folder (its
 ``medvision_config.json``) when there is one, else from the defaults.
@@ -18,6 +18,7 @@ from rich.console import Console
 from medvision.tasks.config import EvalConfig, config_mismatches, read_run_config
 
 __all__ = [
+    "ChatLayoutOpt",
     "ImagePolicyOpt",
     "MaxPixelsOpt",
     "MinPixelsOpt",
@@ -53,6 +54,13 @@ MaxPixelsOpt = Annotated[
     int | None,
     typer.Option(help="Qwen-style max_pixels for the prompt's size and the processor."),
 ]
+ChatLayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Chat layout: auto (the model family's row: system prompt, image placement, "
+        f"text template), generic, or a family name (default {_DEFAULT.chat_layout})."
+    ),
+]
 
 
 def resolve_config(
@@ -62,6 +70,7 @@ def resolve_config(
     image_policy: str | None,
     min_pixels: int | None,
     max_pixels: int | None,
+    chat_layout: str | None = None,
     model_dirs: tuple[str | Path | None, ...] = (),
     console: Console | None = None,
 ) -> EvalConfig:
@@ -73,6 +82,7 @@ def resolve_config(
         image_policy: ``--image-policy`` or ``None``.
         min_pixels: ``--min-pixels`` or ``None``.
         max_pixels: ``--max-pixels`` or ``None``.
+        chat_layout: ``--chat-layout`` or ``None``.
         model_dirs: Folders the model comes from (``--model``, ``--adapter``); the first
             holding a ``medvision_config.json`` gives the trained configuration.
         console: Where the mismatch warning goes (default: stderr).
@@ -91,6 +101,7 @@ def resolve_config(
             ("image_policy", image_policy),
             ("min_pixels", min_pixels),
             ("max_pixels", max_pixels),
+            ("chat_layout", chat_layout),
         )
         if v is not None
     }

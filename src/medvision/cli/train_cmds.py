@@ -14,6 +14,7 @@ from rich.console import Console
 
 from medvision.cli.common import parse_families, parse_planes
 from medvision.cli.config_opts import (
+    ChatLayoutOpt,
     ImagePolicyOpt,
     MaxPixelsOpt,
     MinPixelsOpt,
@@ -48,6 +49,7 @@ def export_sft_cmd(
     image_policy: ImagePolicyOpt = None,
     min_pixels: MinPixelsOpt = None,
     max_pixels: MaxPixelsOpt = None,
+    chat_layout: ChatLayoutOpt = None,
     cot: Annotated[
         bool, typer.Option("--cot", help="Chain-of-thought prompts and targets.")
     ] = False,
@@ -59,8 +61,9 @@ def export_sft_cmd(
         float | None, typer.Option(help="Task-mixing temperature T (weights N^(1/T); V0: 5).")
     ] = None,
     image_position: Annotated[
-        str, typer.Option(help="after (as evaluation sends it) or before the text.")
-    ] = "after",
+        str | None,
+        typer.Option(help="after or before the text (default: where the chat layout puts it)."),
+    ] = None,
     ad_decimals: Annotated[
         int | None,
         typer.Option(help="Round A/D targets to N decimals (default: the value in full)."),
@@ -91,6 +94,7 @@ def export_sft_cmd(
         image_policy=image_policy,
         min_pixels=min_pixels,
         max_pixels=max_pixels,
+        chat_layout=chat_layout,
     )
     try:
         options = ExportOptions(
@@ -114,7 +118,8 @@ def export_sft_cmd(
     console.print(
         f"wrote {report.n_rows} rows ({fams}), {report.n_images} images to "
         f"{out / report.rows_file} [{report.format}, protocol {config.protocol}, style "
-        f"{options.style.value}, image policy {options.image_policy().name}]"
+        f"{options.style.value}, image policy {options.image_policy().name}, chat layout "
+        f"{options.layout().name}]"
     )
     if split == "test":
         console.print(

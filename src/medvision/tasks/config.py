@@ -20,6 +20,9 @@ Fields:
 * ``min_pixels`` / ``max_pixels``: override a Qwen-style policy's pixel bounds (area in
   pixels); the same numbers must reach the model's processor, so the ``hf`` backend and the
   trainers pass them as processor options (:meth:`EvalConfig.processor_kwargs`).
+* ``chat_layout``: ``auto`` (default: the model family's row, ``generic`` when none fits:
+  system prompt, image before or after the text, text template), ``generic`` or a family
+  name (:data:`~medvision.tasks.model_families.CHAT_LAYOUTS`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from medvision.tasks.image_policy import ImagePolicy, get_policy
-from medvision.tasks.model_families import resolve_image_policy
+from medvision.tasks.model_families import (
+    GENERIC_LAYOUT,
+    ChatLayout,
+    get_layout,
+    layout_for_model,
+    resolve_image_policy,
+)
 from medvision.tasks.prompts import PromptStyle
 
 __all__ = [
@@ -65,6 +74,7 @@ class EvalConfig:
         image_policy: ``auto``, a policy name or ``fixed:HxW``.
         min_pixels: Override of a Qwen-style policy's ``min_pixels`` (area, pixels).
         max_pixels: Override of a Qwen-style policy's ``max_pixels`` (area, pixels).
+        chat_layout: ``auto``, ``generic`` or a family's layout name.
     """
 
     protocol: str = "paper-v1"
@@ -72,6 +82,7 @@ class EvalConfig:
     image_policy: str = AUTO_POLICY
     min_pixels: int | None = None
     max_pixels: int | None = None
+    chat_layout: str = AUTO_POLICY
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOL_STYLE:
@@ -82,6 +93,8 @@ class EvalConfig:
             PromptStyle(self.prompt_style)  # raises on an unknown style
         if self.image_policy != AUTO_POLICY:
             get_policy(self.image_policy)  # raises KeyError on an unknown policy
+        if self.chat_layout != AUTO_POLICY:
+            get_layout(self.chat_layout)  # raises on an unknown layout
         for name, value in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0; found {value}")
@@ -128,6 +141,21 @@ class EvalConfig:
         else:  # the family by name, else a local folder's config.json
             base = get_policy(resolve_image_policy(AUTO_POLICY, model, self.protocol))
         return _with_pixels(base, self.min_pixels, self.max_pixels)
+
+    def layout(self, model: str = "", backend: str = "") -> ChatLayout:
+        """The chat layout in effect for a model (``generic`` for the baselines).
+
+        Args:
+            model: Model name, hub id or folder (``auto`` matches it against the families,
+                falling back to ``generic``).
+            backend: Backend name.
+
+        Returns:
+            The layout: system prompt, image placement, text template.
+        """
+        if backend in BASELINE_BACKENDS:
+            return GENERIC_LAYOUT
+        return layout_for_model(self.chat_layout, model)
 
     def processor_kwargs(self) -> dict[str, int]:
         """Processor options that make the model's own resize follow the policy's bounds."""

@@ -11,9 +11,12 @@ exactly the question it is later evaluated on. (The official SFT code trained de
 another wording than it evaluated, and its CoT training stated the image size while its CoT
 evaluation did not; official-eval-protocol §8.6–8.7.)
 
-The user turn holds the text and one image in the order evaluation sends them
-(:data:`EVAL_IMAGE_POSITION`: text first, as ``medvision.runs`` does for the official vLLM
-adapters); ``image_position="before"`` puts the image first (the official SFT order).
+The turns follow the chat layout evaluation uses for the model
+(:meth:`~medvision.tasks.config.EvalConfig.layout`, :mod:`medvision.runs.messages`): the
+family's system prompt, if any, then one user turn with the layout's text template around the
+prompt and the image before or after the text as the layout places it (text first for the
+official vLLM adapters and models without a family row); ``image_position`` overrides the
+placement (``"before"`` is the official SFT order).
 
 Output folder::
 
@@ -60,6 +63,7 @@ from medvision.store import BuiltDataset, open_dataset
 from medvision.store.model_image import model_image
 from medvision.tasks import ImagePolicy, PromptStyle, render_prompt
 from medvision.tasks.config import EvalConfig
+from medvision.tasks.model_families import ChatLayout
 from medvision.training.rewards import REWARD_COLUMN, RewardTarget
 from medvision.training.sampler import mixing_weights, temperature_mix
 from medvision.training.targets import TargetError, cot_plan, render_cot_target, render_target
@@ -118,7 +122,8 @@ class ExportOptions:
         temperature: Task-mixing temperature ``T`` (weights ``N^(1/T)`` per family, V0 uses 5);
             ``None`` keeps the natural mixture (each sample at most once).
         seed: Seed of the shuffle and the mixture.
-        image_position: ``after`` (the evaluation order, text then image) or ``before``.
+        image_position: ``after`` (text then image) or ``before``; ``None`` (default) places
+            the image where the chat layout does, as evaluation sends it.
         ad_decimals: A/D rounding in non-CoT completions (``None``: ``str(value)``, official).
         image_root: Folder the rows' image paths start from: ``None`` writes absolute paths
             into the export folder (any trainer, from any working directory); a path (e.g.
@@ -135,7 +140,7 @@ class ExportOptions:
     limit: int | None = None
     temperature: float | None = None
     seed: int = 0
-    image_position: ImagePosition = EVAL_IMAGE_POSITION
+    image_position: ImagePosition | None = None
     ad_decimals: int | None = None
     image_root: str | None = None
 
@@ -147,7 +152,8 @@ class ExportOptions:
         self.image_policy()  # raises on an unknown policy or an unmatched model
         if self.ad_decimals is not None and not 0 <= self.ad_decimals <= 15:
             raise ValueError(f"ad_decimals must be in 0..15; found {self.ad_decimals}")
-        if self.image_position not in get_args(ImagePosition):
+        self.config.layout(self.model)  # raises on an unknown layout
+        if self.image_position is not None and self.image_position not in get_args(ImagePosition):
             raise ValueError(
                 f"image_position must be before or after; found {self.image_position!r}"
             )
@@ -165,6 +171,16 @@ class ExportOptions:
         """The image policy in effect for :attr:`model` under the configuration."""
         return self.config.policy(self.model)
 
+    def layout(self) -> ChatLayout:
+        """The chat layout in effect for :attr:`model` under the configuration."""
+        return self.config.layout(self.model)
+
+    def position(self) -> ImagePosition:
+        """Where the image goes: :attr:`image_position`, else where the layout puts it."""
+        if self.image_position is not None:
+            return self.image_position
+        return "before" if self.layout().image_placement == "before_text" else "after"
+
 
 @dataclass(frozen=True)
 class TrainingExample:
@@ -174,7 +190,9 @@ class TrainingExample:
         row_id: Unique row id (``<sample_id>`` or ``<sample_id>-r<k>`` for a repeat).
         sample_id: The sample.
         family: Task family value.
-        prompt: User prompt text (from the evaluation renderer).
+        prompt: The user turn's text: the evaluation renderer's prompt inside the chat
+            layout's text template.
+        system: The layout's system prompt, or ``None``.
         completion: Target completion text.
         image_key: Content hash of the image (PNG bytes as stored).
         image_path: Image path relative to the export folder.
@@ -193,6 +211,7 @@ class TrainingExample:
     seen_hw: tuple[int, int]
     seen_spacing_mm_rc: tuple[float, float]
     reward: RewardTarget
+    system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +279,7 @@ def build_example(
         ValueError: If the prompt cannot be rendered for this sample.
     """
     policy = options.image_policy()
+    layout = options.layout()
     seen_hw = policy.seen_hw(sample.image_hw)
     spacing = policy.seen_spacing(sample.spacing_mm_rc, sample.image_hw)
     style = options.style
@@ -287,7 +307,8 @@ def build_example(
         row_id=row_id or sample.sample_id,
         sample_id=sample.sample_id,
         family=sample.family.value,
-        prompt=prompt,
+        prompt=layout.user_text(prompt),
+        system=layout.system_prompt,
         completion=completion,
         image_key=sample.image_key,
         image_path=image_relpath(sample.image_key),
@@ -321,6 +342,10 @@ def _user_parts(prompt: str, position: ImagePosition) -> list[dict[str, str]]:
     return [text, image] if position == "after" else [image, text]
 
 
+def _system_turn(text: str) -> dict[str, Any]:
+    return {"role": "system", "content": [{"type": "text", "text": text}]}
+
+
 def _with_placeholder(prompt: str, position: ImagePosition) -> str:
     return prompt + "<image>" if position == "after" else "<image>" + prompt
 
@@ -332,8 +357,9 @@ def _row(
     reward = ex.reward.to_json()
     image = f"{image_root}/{ex.image_path}" if image_root else ex.image_path
     if fmt == "trl":
+        system = [] if ex.system is None else [_system_turn(ex.system)]
         return {
-            "prompt": [{"role": "user", "content": _user_parts(ex.prompt, position)}],
+            "prompt": [*system, {"role": "user", "content": _user_parts(ex.prompt, position)}],
             "completion": [
                 {"role": "assistant", "content": [{"type": "text", "text": ex.completion}]}
             ],
@@ -347,12 +373,14 @@ def _row(
                 {"from": "human", "value": _with_placeholder(ex.prompt, position)},
                 {"from": "gpt", "value": ex.completion},
             ],
+            **({} if ex.system is None else {"system": ex.system}),
             "images": [image],
             REWARD_COLUMN: reward,
             **meta,
         }
     return {
         "messages": [
+            *([] if ex.system is None else [{"role": "system", "content": ex.system}]),
             {"role": "user", "content": _with_placeholder(ex.prompt, position)},
             {"role": "assistant", "content": ex.completion},
         ],
@@ -445,14 +473,18 @@ def export_sft(
     rows_file = ROWS_FILE[opts.format]
     _write_rows(
         out / rows_file,
-        (_row(ex, opts.format, opts.image_position, image_root) for ex in examples),
+        (_row(ex, opts.format, opts.position(), image_root) for ex in examples),
     )
     if opts.format == "llamafactory":
         info = {
             LLAMAFACTORY_DATASET: {
                 "file_name": rows_file,
                 "formatting": "sharegpt",
-                "columns": {"messages": "conversations", "images": "images"},
+                "columns": {
+                    "messages": "conversations",
+                    "images": "images",
+                    **({} if opts.layout().system_prompt is None else {"system": "system"}),
+                },
             }
         }
         (out / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -491,7 +523,8 @@ def export_sft(
             "prompt_style": opts.style.value,
             "image_policy": policy.name,
             "processor_kwargs": opts.config.processor_kwargs(),
-            "image_position": opts.image_position,
+            "chat_layout": opts.layout().name,
+            "image_position": opts.position(),
             "image_root": image_root,
         },
         "options": recorded,

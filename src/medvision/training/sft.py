@@ -345,6 +345,9 @@ def training_inputs(
     if config.image_policy == AUTO_POLICY and resolved:
         # The run folder's name matches no model family: keep the policy `auto` resolved to.
         config = replace(config, image_policy=str(resolved).split(":", 1)[0])
+    layout = manifest.get("resolved", {}).get("chat_layout")
+    if config.chat_layout == AUTO_POLICY and layout:
+        config = replace(config, chat_layout=str(layout))
     write_run_config(
         settings.output_dir,
         config,
