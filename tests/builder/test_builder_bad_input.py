@@ -115,6 +115,7 @@ def test_cases_are_removed_after_a_build_unless_kept(source: Path, tmp_path: Pat
     assert kept.build_id == first.build_id
     assert any((tmp_path / "kept" / "cases" / "mini").glob("*.samples.parquet"))
 
+
 def test_resume_with_other_options_is_refused(source: Path, tmp_path: Path) -> None:
     from medvision.builder.engine import BuildOptionsMismatch
 

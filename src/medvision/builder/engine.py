@@ -669,4 +669,3 @@ def run_build(
     if not options.keep_cases:
         writer.remove_cases(dataset)
     return final
-
