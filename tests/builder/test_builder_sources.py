@@ -27,7 +27,8 @@ def source(mini_source: Path, tmp_path: Path) -> Path:
 
 
 def _build(source: Path, store: Path) -> BuildManifest:
-    return build_dataset(get_spec("mini"), source, store, BuildOptions())
+    # Rebuilds compare with the kept per-case files (a build removes them by default).
+    return build_dataset(get_spec("mini"), source, store, BuildOptions(keep_cases=True))
 
 
 def _case_mtimes(store: Path, key: str) -> list[int]:

@@ -49,7 +49,7 @@ def _eval_requests(
     recorder = Recorder()
     seen: dict[str, Any] = {}
 
-    def fake_eval(spec: Any, out_dir: Path, overwrite: bool, retry: bool = False) -> Any:
+    def fake_eval(spec: Any, out_dir: Path, overwrite: bool, *args: Any, **kw: Any) -> Any:
         seen["spec"] = spec
         return Runner(spec, out_dir, overwrite=overwrite).run(backend=recorder)
 

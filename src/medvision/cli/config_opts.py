@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from medvision.runs.spec import RunError
 from medvision.tasks.config import EvalConfig, config_mismatches, read_run_config
 
 __all__ = [
@@ -91,7 +92,8 @@ def resolve_config(
         The configuration in effect.
 
     Raises:
-        typer.BadParameter: If a value is invalid (one line naming it).
+        RunError: If a value is unknown or invalid (one line naming it).
+        typer.BadParameter: If the run folder's configuration file is broken.
     """
     given: dict[str, Any] = {
         k: v
@@ -119,7 +121,8 @@ def resolve_config(
     try:
         config = replace(trained or _DEFAULT, **given)
     except (ValueError, KeyError) as exc:
-        raise typer.BadParameter(str(exc.args[0] if exc.args else exc)) from exc
+        # An unknown name: one error line, exit status 1 (as the run's own checks).
+        raise RunError(str(exc.args[0] if exc.args else exc)) from exc
     if trained is not None:
         out = console or Console(stderr=True)
         lines = config_mismatches(trained, config)

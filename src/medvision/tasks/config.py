@@ -89,8 +89,9 @@ class EvalConfig:
             raise ValueError(
                 f"unknown protocol {self.protocol!r}; expected one of {sorted(PROTOCOL_STYLE)}"
             )
-        if self.prompt_style is not None:
-            PromptStyle(self.prompt_style)  # raises on an unknown style
+        if self.prompt_style is not None and self.prompt_style not in set(PromptStyle):
+            known = ", ".join(s.value for s in PromptStyle)
+            raise ValueError(f"unknown prompt style {self.prompt_style!r}; choose one of: {known}")
         if self.image_policy != AUTO_POLICY:
             get_policy(self.image_policy)  # raises KeyError on an unknown policy
         if self.chat_layout != AUTO_POLICY:
