@@ -40,8 +40,8 @@ from medvision.backends.registry import BACKENDS
 from medvision.metrics import get_protocol, summarize_run, to_jsonable
 from medvision.metrics.jsonvalues import dumps
 from medvision.parsing import ParseStatus
-from medvision.runs.benchmark import benchmark_manifest
 from medvision.runs import provenance
+from medvision.runs.benchmark import benchmark_manifest
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
 from medvision.runs.ground_truth import warn_ground_truth
 from medvision.runs.inputs import check_spec, open_store
