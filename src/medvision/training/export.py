@@ -52,7 +52,7 @@ import json
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -64,7 +64,16 @@ from medvision.store.model_image import model_image
 from medvision.tasks import ImagePolicy, PromptStyle, render_prompt
 from medvision.tasks.config import EvalConfig
 from medvision.tasks.model_families import ChatLayout
-from medvision.training.rewards import REWARD_COLUMN, RewardTarget
+from medvision.training.export_read import (
+    EXPORT_MANIFEST,
+    ROWS_FILE_TRL,
+    check_train_split,
+    export_config,
+    read_export_manifest,
+    read_trl_rows,
+)
+from medvision.training.formats import atomic_write_bytes, layout_row, write_rows
+from medvision.training.rewards import RewardTarget
 from medvision.training.sampler import mixing_weights, temperature_mix
 from medvision.training.targets import TargetError, cot_plan, render_cot_target, render_target
 
@@ -91,9 +100,8 @@ ImagePosition = Literal["before", "after"]
 EVAL_IMAGE_POSITION: ImagePosition = "after"
 """Where evaluation puts the image relative to the prompt text (``medvision.runs`` sends
 ``(text, image)``); training uses the same order by default."""
-EXPORT_MANIFEST = "export.json"
 ROWS_FILE: dict[str, str] = {
-    "trl": "train.jsonl",
+    "trl": ROWS_FILE_TRL,
     "llamafactory": "medvision_sft.jsonl",
     "swift": "train.jsonl",
 }
@@ -336,76 +344,6 @@ def select_samples(samples: Sequence[Sample], options: ExportOptions) -> list[Sa
     )
 
 
-def _user_parts(prompt: str, position: ImagePosition) -> list[dict[str, str]]:
-    text = {"type": "text", "text": prompt}
-    image = {"type": "image"}
-    return [text, image] if position == "after" else [image, text]
-
-
-def _system_turn(text: str) -> dict[str, Any]:
-    return {"role": "system", "content": [{"type": "text", "text": text}]}
-
-
-def _with_placeholder(prompt: str, position: ImagePosition) -> str:
-    return prompt + "<image>" if position == "after" else "<image>" + prompt
-
-
-def _row(
-    ex: TrainingExample, fmt: ExportFormat, position: ImagePosition, image_root: str
-) -> dict[str, Any]:
-    meta = {"id": ex.row_id, "sample_id": ex.sample_id, "family": ex.family}
-    reward = ex.reward.to_json()
-    image = f"{image_root}/{ex.image_path}" if image_root else ex.image_path
-    if fmt == "trl":
-        system = [] if ex.system is None else [_system_turn(ex.system)]
-        return {
-            "prompt": [*system, {"role": "user", "content": _user_parts(ex.prompt, position)}],
-            "completion": [
-                {"role": "assistant", "content": [{"type": "text", "text": ex.completion}]}
-            ],
-            "images": [image],
-            REWARD_COLUMN: reward,
-            **meta,
-        }
-    if fmt == "llamafactory":
-        return {
-            "conversations": [
-                {"from": "human", "value": _with_placeholder(ex.prompt, position)},
-                {"from": "gpt", "value": ex.completion},
-            ],
-            **({} if ex.system is None else {"system": ex.system}),
-            "images": [image],
-            REWARD_COLUMN: reward,
-            **meta,
-        }
-    return {
-        "messages": [
-            *([] if ex.system is None else [{"role": "system", "content": ex.system}]),
-            {"role": "user", "content": _with_placeholder(ex.prompt, position)},
-            {"role": "assistant", "content": ex.completion},
-        ],
-        "images": [image],
-        "solution": ex.completion,
-        REWARD_COLUMN: reward,
-        **meta,
-    }
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-def _write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
 def export_sft(
     dataset: str | os.PathLike[str] | BuiltDataset,
     out_dir: str | os.PathLike[str],
@@ -464,16 +402,16 @@ def export_sft(
         path = out / image_relpath(ex.image_key)
         if not path.is_file():
             sample = by_id[ex.sample_id]
-            _atomic_write_bytes(path, model_image(ds, sample, protocol=opts.config.protocol))
+            atomic_write_bytes(path, model_image(ds, sample, protocol=opts.config.protocol))
 
     if opts.image_root is None:
         image_root = out.resolve().as_posix()
     else:
         image_root = opts.image_root.rstrip("/") if opts.image_root else ""
     rows_file = ROWS_FILE[opts.format]
-    _write_rows(
+    write_rows(
         out / rows_file,
-        (_row(ex, opts.format, opts.position(), image_root) for ex in examples),
+        (layout_row(ex, opts.format, opts.position(), image_root) for ex in examples),
     )
     if opts.format == "llamafactory":
         info = {
@@ -538,94 +476,3 @@ def export_sft(
 
 def _replace_id(ex: TrainingExample, row_id: str) -> TrainingExample:
     return TrainingExample(**{**ex.__dict__, "row_id": row_id})
-
-
-def read_export_manifest(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``export.json`` of an export folder.
-
-    Raises:
-        FileNotFoundError: If the folder has no ``export.json`` (names the folder).
-    """
-    root = Path(export_dir)
-    manifest_path = root / EXPORT_MANIFEST
-    if not manifest_path.is_file():
-        raise FileNotFoundError(
-            f"{root} is not a medvision SFT export: missing {EXPORT_MANIFEST} "
-            "(run `medvision export sft DATASET --format trl --out DIR` first)"
-        )
-    data: dict[str, Any] = json.loads(manifest_path.read_text())
-    return data
-
-
-def check_train_split(export_dir: str | os.PathLike[str]) -> None:
-    """Refuse an export of anything but the train split (training on test leaks it).
-
-    Raises:
-        FileNotFoundError: If the folder is not an export.
-        ValueError: If it was exported from the ``test`` split (names the folder).
-    """
-    manifest = read_export_manifest(export_dir)
-    split = manifest.get("split", manifest.get("options", {}).get("split"))
-    if split != "train":
-        raise ValueError(
-            f"{export_dir} was exported from the {split!r} split: training on it would leak "
-            "the benchmark's test samples into the model; export the train split "
-            "(`medvision export sft DATASET --split train`)"
-        )
-
-
-def export_config(export_dir: str | os.PathLike[str]) -> EvalConfig:
-    """The configuration (:class:`EvalConfig`) an export's prompts and images were made with.
-
-    Exports written before the configuration was recorded give their ``style``/``policy``
-    options as an explicit configuration.
-    """
-    manifest = read_export_manifest(export_dir)
-    if "config" in manifest:
-        return EvalConfig.from_dict(manifest["config"])
-    options = manifest["options"]
-    return EvalConfig(prompt_style=options.get("style"), image_policy=options.get("policy", "auto"))
-
-
-def read_trl_rows(
-    export_dir: str | os.PathLike[str], *, allow_test_split: bool = False
-) -> list[dict[str, Any]]:
-    """Rows of a ``trl`` export with image paths made absolute (for the trainers).
-
-    Args:
-        export_dir: Folder written by :func:`export_sft` with ``format="trl"``.
-        allow_test_split: Read an export of the ``test`` split too (never for training).
-
-    Returns:
-        The rows, in file order.
-
-    Raises:
-        FileNotFoundError: If the folder has no ``export.json`` / ``train.jsonl`` or an image
-            it references is missing.
-        ValueError: If the export is not in the ``trl`` format, was made from the ``test``
-            split (unless ``allow_test_split``) or a line is not JSON.
-    """
-    root = Path(export_dir)
-    manifest = read_export_manifest(root)
-    fmt = manifest["options"]["format"]
-    if fmt != "trl":
-        raise ValueError(f"{root} holds a {fmt!r} export; the medvision trainers read 'trl'")
-    if not allow_test_split:
-        check_train_split(root)
-    rows_path = root / ROWS_FILE["trl"]
-    if not rows_path.is_file():
-        raise FileNotFoundError(f"{rows_path} is missing (the export did not finish)")
-    rows: list[dict[str, Any]] = []
-    with rows_path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{rows_path}:{n}: not a JSON object ({exc})") from exc
-            images = [str(root / p) for p in row["images"]]
-            missing = [p for p in images if not Path(p).is_file()]
-            if missing:
-                raise FileNotFoundError(f"{rows_path}:{n}: image file(s) missing: {missing}")
-            row["images"] = images
-            rows.append(row)
-    return rows
