@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from rich.console import Console
 from typer.testing import CliRunner
 
 from medvision.backends import ChatRequest, ChatResponse, ImagePart, TextPart
-from medvision.cli import app as app_mod
+from medvision.cli import eval_cmds as app_mod
 from medvision.cli.app import app
 from medvision.store import open_dataset
 from medvision.training.export import read_trl_rows
@@ -155,7 +156,7 @@ def test_eval_uses_a_training_run_folders_configuration_and_warns_on_a_change(
     assert spec.protocol == "official" and spec.image_policy == "qwen2.5-vl:max_pixels=200704"
     assert spec.backend_options["processor_kwargs"] == {"max_pixels": 200704}
 
-    monkeypatch.setattr(app_mod, "console", app_mod.Console(width=200))
+    monkeypatch.setattr(app_mod, "console", Console(width=200))
     result = runner.invoke(
         app,
         [

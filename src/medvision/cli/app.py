@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from medvision.backends import GenerationConfig
-from medvision.cli.common import parse_families, parse_planes, progress_bar
-from medvision.cli.config_opts import (
-    ChatLayoutOpt,
-    ImagePolicyOpt,
-    MaxPixelsOpt,
-    MinPixelsOpt,
-    PromptStyleOpt,
-    ProtocolOpt,
-    resolve_config,
-)
+from medvision.cli.common import console, print_summary, progress_bar
 
 app = typer.Typer(
     name="medvision",
     help="Build, evaluate, score and report the MedVision quantitative medical-imaging benchmark.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain click help: rich's option tables cut long flag names at 80 columns.
+    rich_markup_mode=None,
 )
 datasets_app = typer.Typer(help="The dataset catalog.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
-# Piped output (logs, CI) gets a width that fits the leaderboard instead of rich's 80 columns.
-console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 130)
 
 
 @datasets_app.command("list")
@@ -190,306 +177,6 @@ def _print_manifest(manifest: Any) -> None:
     print_skipped(manifest)
 
 
-@app.command("eval")
-def eval_cmd(
-    dataset_dir: Annotated[Path, typer.Argument(help="Built dataset folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumes if it exists).")],
-    backend: Annotated[
-        str, typer.Option(help="random | prior | oracle | openai | hf | vllm")
-    ] = "oracle",
-    model: Annotated[
-        str,
-        typer.Option(
-            help="Model: the served name (openai), a hub id or local folder, or a LoRA "
-            "adapter folder (hf, vllm); the name recorded for baselines."
-        ),
-    ] = "",
-    protocol: ProtocolOpt = None,
-    prompt_style: PromptStyleOpt = None,
-    image_policy: ImagePolicyOpt = None,
-    min_pixels: MinPixelsOpt = None,
-    max_pixels: MaxPixelsOpt = None,
-    chat_layout: ChatLayoutOpt = None,
-    families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
-    planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
-    benchmark: Annotated[
-        str | None,
-        typer.Option(help="Named benchmark: paper-main | paper-plane-ood | paper-task-ood | all."),
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option(help="Samples per task configuration (default 1000; 0 = all).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    noise: Annotated[float | None, typer.Option(help="Oracle noise (relative).")] = None,
-    prior_statistic: Annotated[
-        str | None, typer.Option(help="Train-set statistic the prior answers: mean or median.")
-    ] = None,
-    max_new_tokens: Annotated[
-        int | None,
-        typer.Option(
-            help="Generation limit (default: 4096 under official, else the model family's, "
-            "else 1024)."
-        ),
-    ] = None,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
-    base_url: Annotated[
-        list[str] | None,
-        typer.Option("--base-url", help="OpenAI-compatible base URL ending in /v1; repeatable."),
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(help="Requests in flight (openai; 16).")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(help="Seconds per request attempt (openai; 120).")
-    ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(help="Environment variable holding the API key (openai; OPENAI_API_KEY)."),
-    ] = None,
-    response_format: Annotated[
-        Path | None, typer.Option(help="JSON file with an OpenAI response_format (openai).")
-    ] = None,
-    dtype: Annotated[
-        str | None, typer.Option(help="Weights dtype (hf, vllm): auto, bfloat16, ...")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="Device (hf): cpu, cuda, cuda:0, ...")] = None,
-    adapter: Annotated[
-        Path | None, typer.Option(help="LoRA adapter folder on top of --model (hf, vllm).")
-    ] = None,
-    merge_adapter: Annotated[bool, typer.Option(help="Merge the LoRA adapter (hf).")] = False,
-    backend_batch_size: Annotated[
-        int | None, typer.Option(help="Generation batch size inside the backend (hf; 1).")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Requests per backend call and append.")] = 32,
-    structured_outputs: Annotated[
-        bool,
-        typer.Option(
-            help="With --prompt-style json, constrain each answer to its task family's JSON "
-            "schema (openai, vllm; hf ignores it)."
-        ),
-    ] = False,
-    retry_errors: Annotated[
-        bool, typer.Option(help="Re-ask samples whose record is a backend error.")
-    ] = False,
-    max_retries: Annotated[
-        int | None, typer.Option(help="Retries per request after the first try (openai; 4).")
-    ] = None,
-    max_retry_wait: Annotated[
-        float | None,
-        typer.Option(help="Longest wait before a retry, Retry-After included (openai; 120 s)."),
-    ] = None,
-    stop_after_errors: Annotated[
-        int, typer.Option(help="Stop after N fatal backend errors in a row (0 = never).")
-    ] = 5,
-    allow_errors: Annotated[
-        bool, typer.Option(help="Exit 0 even if some samples end as backend errors.")
-    ] = False,
-    rescore_changed: Annotated[
-        bool,
-        typer.Option(help="Resume over a store rebuilt at the same path: drop stale records."),
-    ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Discard existing records.")] = False,
-    parser: Annotated[
-        str, typer.Option(help="protocol (the protocol's own parser) or judge (an LLM judge).")
-    ] = "protocol",
-    judge_model: Annotated[
-        str | None, typer.Option(help="Served model name of the judge (--parser judge).")
-    ] = None,
-    judge_base_url: Annotated[
-        list[str] | None,
-        typer.Option(help="OpenAI-compatible base URL of the judge, ending in /v1; repeatable."),
-    ] = None,
-    log_prompts: Annotated[
-        bool, typer.Option(help="Keep each prompt's text in its record (demo: +59% records size).")
-    ] = True,
-) -> None:
-    """Evaluate a backend on a built dataset; writes records.jsonl and summary.json.
-
-    Protocol, prompt style and image policy (with --min-pixels/--max-pixels) default to those
-    of `medvision export sft`; for a model folder made by `medvision train`, to the
-    configuration it was trained with (a warning names any flag that departs from it).
-
-    Exit status: 0 done; 1 could not run or stopped (one error line); 2 bad option; 3 done
-    but some samples got no answer (backend errors; see --retry-errors, --allow-errors).
-    """
-    from medvision.cli.eval_checks import check_model_arg, finish_eval
-    from medvision.cli.eval_setup import model_settings
-    from medvision.cli.judge_cmds import check_parser, judge_spec
-    from medvision.runs.runner import RunSpec
-
-    # Options that belong to one backend family are refused elsewhere rather than ignored.
-    owned: dict[str, tuple[set[str], object]] = {
-        "--noise": ({"oracle"}, noise),
-        "--prior-statistic": ({"prior"}, prior_statistic),
-        "--base-url": ({"openai"}, base_url),
-        "--concurrency": ({"openai"}, concurrency),
-        "--timeout": ({"openai"}, timeout),
-        "--api-key-env": ({"openai"}, api_key_env),
-        "--response-format": ({"openai"}, response_format),
-        "--dtype": ({"hf", "vllm"}, dtype),
-        "--adapter": ({"hf", "vllm"}, adapter),
-        "--device": ({"hf"}, device),
-        "--merge-adapter": ({"hf"}, merge_adapter or None),
-        "--backend-batch-size": ({"hf"}, backend_batch_size),
-        "--max-retries": ({"openai"}, max_retries),
-        "--max-retry-wait": ({"openai"}, max_retry_wait),
-    }
-    for flag, (backends, value) in owned.items():
-        if value is not None and backend not in backends:
-            raise typer.BadParameter(
-                f"{flag} applies to the {'/'.join(sorted(backends))} backend, not {backend!r}"
-            )
-    options: dict[str, Any] = {}
-    if backend == "oracle":
-        options["noise"] = noise or 0.0
-    elif backend == "prior" and prior_statistic is not None:
-        if prior_statistic not in ("mean", "median"):
-            raise typer.BadParameter("--prior-statistic must be mean or median")
-        options["statistic"] = prior_statistic
-    elif backend == "openai":
-        if not model:
-            raise typer.BadParameter("--model (the served model name) is required for openai")
-        options = {
-            "model": model,
-            "base_url": base_url or ["http://127.0.0.1:8000/v1"],
-            "concurrency": concurrency or 16,
-            "timeout_s": timeout or 120.0,
-            "api_key_env": api_key_env or "OPENAI_API_KEY",
-        }
-        if response_format is not None:
-            options["response_format"] = json.loads(response_format.read_text())
-        if max_retries is not None:
-            if max_retries < 0:
-                raise typer.BadParameter("--max-retries must be >= 0")
-            options["max_retries"] = max_retries
-        if max_retry_wait is not None:
-            if max_retry_wait < 0:
-                raise typer.BadParameter("--max-retry-wait must be >= 0 seconds")
-            # Caps a server's Retry-After and the exponential backoff alike.
-            options["max_retry_after_s"] = max_retry_wait
-            options["max_backoff_s"] = min(30.0, max_retry_wait)
-    elif backend in ("hf", "vllm"):
-        if not model:
-            raise typer.BadParameter(
-                f"--model (hub id, folder or adapter) is required for {backend}"
-            )
-        check_model_arg(model)
-        if adapter is not None:
-            check_model_arg(str(adapter), "--adapter")
-        options = {"model": model, "dtype": dtype or "auto"}
-        if adapter is not None:
-            options["adapter"] = str(adapter)
-        if backend == "hf":
-            options |= {"device": device or "cpu", "merge_adapter": merge_adapter}
-            options["batch_size"] = backend_batch_size or 1
-    if structured_outputs:
-        options["structured_outputs"] = True
-    judge = judge_spec(parser, judge_model, judge_base_url)
-    check_parser(out, judge, overwrite)
-    config = resolve_config(
-        protocol=protocol,
-        prompt_style=prompt_style,
-        image_policy=image_policy,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        chat_layout=chat_layout,
-        model_dirs=(model, adapter) if backend in ("hf", "vllm") else (),
-        console=console,
-    )
-    try:
-        policy = config.policy(model, backend)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    settings = model_settings(
-        backend,
-        model,
-        config.protocol,
-        image_policy=policy.name,
-        chat_layout=config.chat_layout,
-        max_new_tokens=max_new_tokens,
-    )
-    if settings.model_generation_config and backend == "hf":
-        options["model_generation_config"] = True
-    if config.processor_kwargs():
-        if backend == "hf":
-            options["processor_kwargs"] = config.processor_kwargs()
-        elif backend == "vllm":
-            options["mm_processor_kwargs"] = config.processor_kwargs()
-        elif backend == "openai":
-            console.print(
-                "[bold yellow]warning:[/] --min-pixels/--max-pixels set the prompt's sizes only; "
-                "start the server with the same processor bounds"
-            )
-    spec = RunSpec(
-        dataset_dir=str(dataset_dir),
-        backend=backend,
-        model=model,
-        protocol=config.protocol,
-        prompt_style=config.prompt_style,
-        image_policy=settings.image_policy,
-        chat_layout=settings.chat_layout.name,
-        families=parse_families(families),
-        planes=parse_planes(planes),
-        limit=limit,
-        seed=seed,
-        generation=GenerationConfig(
-            max_new_tokens=settings.max_new_tokens, temperature=temperature, seed=seed
-        ),
-        backend_options=options,
-        batch_size=batch_size,
-        benchmark=benchmark,
-        log_prompts=log_prompts,
-    )
-    summary = _eval_with_progress(
-        spec,
-        out,
-        overwrite,
-        retry_errors,
-        run_options={"stop_after_errors": stop_after_errors},
-        rescore_changed=rescore_changed,
-    )
-    if judge is not None:
-        from medvision.cli.judge_cmds import judge_with_progress
-
-        summary = judge_with_progress(out, judge, console)
-    _print_summary(spec.model_name, summary)
-    finish_eval(summary, allow_errors, console)
-
-
-def _eval_with_progress(
-    spec: Any,
-    out: Path,
-    overwrite: bool,
-    retry_errors: bool = False,
-    *,
-    run_options: dict[str, Any] | None = None,
-    rescore_changed: bool = False,
-) -> dict[str, Any]:
-    import warnings
-
-    from medvision.runs.runner import Runner
-
-    with warnings.catch_warnings():
-        # The runner's ground-truth warning is printed once, as one line.
-        warnings.simplefilter("ignore")
-        runner = Runner(spec, out, overwrite=overwrite, rescore_changed=rescore_changed)
-    if runner.ground_truth_note is not None:
-        console.print(f"[yellow]warning:[/yellow] {runner.ground_truth_note}", highlight=False)
-    with progress_bar(console) as progress:
-        task = progress.add_task(f"eval {spec.model_name}", total=None)
-
-        def tick(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        return runner.run(on_progress=tick, retry_errors=retry_errors, **(run_options or {}))
-
-
-def _print_summary(name: str, summary: dict[str, Any]) -> None:
-    from medvision.reports import leaderboard, print_leaderboard
-
-    print_leaderboard(leaderboard({name: summary}), console)
-
-
 @app.command()
 def score(
     run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
@@ -500,7 +187,7 @@ def score(
     from medvision.runs.runner import rescore
 
     summary = rescore(run_dir, protocol=protocol, reparse=reparse)
-    _print_summary(run_dir.name, summary)
+    print_summary(run_dir.name, summary)
     dropped = summary.get("run", {}).get("duplicates_dropped")
     if dropped:
         console.print(f"dropped {dropped} duplicate records (one record per sample id counts)")
@@ -577,13 +264,14 @@ def _register_areas() -> None:
         backend_cmds,
         benchmark_cmds,
         data_cmds,
+        eval_cmds,
         import_cmds,
         judge_cmds,
         report_cmds,
         train_cmds,
     )
 
-    areas = (data_cmds, backend_cmds, report_cmds, train_cmds, import_cmds, judge_cmds)
+    areas = (eval_cmds, data_cmds, backend_cmds, report_cmds, train_cmds, import_cmds, judge_cmds)
     for module in (*areas, benchmark_cmds):
         module.register(app)
 

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Any
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["FAMILIES", "PLANE_CODES", "parse_families", "parse_planes", "progress_bar"]
+__all__ = [
+    "FAMILIES",
+    "PLANE_CODES",
+    "console",
+    "parse_families",
+    "parse_planes",
+    "print_summary",
+    "progress_bar",
+]
+
+# Piped output (logs, CI) gets a width that fits the leaderboard instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 130)
 
 #: Task family names accepted by ``--families`` (``medvision.schema.TaskFamily`` values).
 FAMILIES = ("detection", "tl", "ad")
@@ -54,3 +69,10 @@ def progress_bar(console: Console, text: str = "[bold]{task.description}") -> Pr
         console=console,
         transient=False,
     )
+
+
+def print_summary(name: str, summary: dict[str, Any]) -> None:
+    """Print one run's leaderboard row(s) to the console."""
+    from medvision.reports import leaderboard, print_leaderboard
+
+    print_leaderboard(leaderboard({name: summary}), console)

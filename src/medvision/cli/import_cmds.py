@@ -27,7 +27,7 @@ def lmms_eval(
     """Import sample logs of the official MedVision lmms-eval tasks as a run folder."""
     import json
 
-    from medvision.cli.app import console
+    from medvision.cli.common import console
     from medvision.reports import leaderboard, print_leaderboard
     from medvision.runs.lmms_import import import_lmms_eval
     from medvision.runs.spec import SUMMARY_NAME
