@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medvision.catalog.layout_models import FcsvLayout
 from medvision.catalog.readers.base import (
     CaseFiles,
     CaseInputs,
@@ -20,7 +21,7 @@ from medvision.catalog.readers.base import (
     read_landmarks_json,
     strip_suffix,
 )
-from medvision.catalog.spec import FcsvLayout, FoldersLayout, TaskSpec
+from medvision.catalog.spec import FoldersLayout, TaskSpec
 
 
 def _landmark_path(base: Path, task: TaskSpec, case_id: str) -> Path:

@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from medvision.catalog.layout_models import VerseLayout
 from medvision.catalog.readers.base import (
     CaseFiles,
     CaseInputs,
@@ -30,7 +31,7 @@ from medvision.catalog.readers.base import (
     excluded,
     load_any,
 )
-from medvision.catalog.spec import TaskSpec, VerseLayout
+from medvision.catalog.spec import TaskSpec
 
 _IMAGE = "_ct.nii.gz"
 _MASK = "_seg-vert_msk.nii.gz"
@@ -67,15 +68,16 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
 
 def _direction(path: Path, entry: Any) -> list[tuple[int, int]]:
     codes = entry.get("direction") if isinstance(entry, dict) else None
-    ok = isinstance(codes, list | tuple) and len(codes) == 3
-    axes = [_CODES.get(str(c).upper()) for c in codes] if ok else []
-    if not ok or None in axes or len({a[0] for a in axes if a}) != 3:
+    axes: list[tuple[int, int]] = []
+    if isinstance(codes, list | tuple) and len(codes) == 3:
+        axes = [_CODES[str(c).upper()] for c in codes if str(c).upper() in _CODES]
+    if len(axes) != 3 or len({a[0] for a in axes}) != 3:
         raise LandmarkError(
             str(path),
             f"centroid file {path}: first entry must be {{'direction': [3 axis codes of "
             f"R/L, A/P, S/I]}}, found {entry!r}",
         )
-    return [a for a in axes if a is not None]
+    return axes
 
 
 def read_centroids(path: Path, shape: tuple[int, ...]) -> dict[int, tuple[float, float, float]]:
