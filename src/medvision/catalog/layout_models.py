@@ -60,3 +60,27 @@ class FcsvLayout(_Model):
 
     kind: Literal["fcsv"]
     exclude: list[str] = ["._*"]
+
+
+class LidcLayout(_Model):
+    """LIDC-IDRI as TCIA ships it: DICOM series folders, each with one reader-XML file.
+
+    ``<image_folder>/LIDC-IDRI-0001/<study>/<series>/*.dcm`` + ``<series>/069.xml``. A case
+    is one CT series whose XML root is ``LidcReadMessage`` (radiograph series carry an
+    ``IdriReadMessage`` and are skipped); a patient with several CT series gives case ids
+    ``<patient>_1``, ``<patient>_2`` in folder order. Each reading session's
+    ``unblindedReadNodule`` is one reader's outline of one nodule: ``roi`` polygons
+    (``edgeMap`` x = column, y = row of the slice named by ``imageSOP_UID``; ``inclusion``
+    FALSE cuts a hole). Outlines of different readers that share a voxel form one nodule;
+    a voxel is in the mask when at least ``consensus`` of that nodule's outlines hold it
+    (the 50% consensus the official release builds with pylidc). Nodules under 3 mm
+    (single-point ROIs) have no outline and are left out.
+
+    Attributes:
+        case_glob: Pattern of patient folders.
+        consensus: Fraction of a nodule's outlines a voxel needs (0 < c <= 1).
+    """
+
+    kind: Literal["lidc"]
+    case_glob: str = "LIDC-IDRI-*"
+    consensus: float = Field(default=0.5, gt=0.0, le=1.0)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medvision.catalog.download_spec import DownloadSpec
-from medvision.catalog.layout_models import FcsvLayout, VerseLayout
+from medvision.catalog.layout_models import FcsvLayout, LidcLayout, VerseLayout
 from medvision.schema import LabelKind, Plane
 
 Modality = Literal["MRI", "CT", "ultrasound", "X-ray", "PET"]
@@ -359,7 +359,8 @@ Layout = Annotated[
     | CephLayout
     | FetaLayout
     | VerseLayout
-    | FcsvLayout,
+    | FcsvLayout
+    | LidcLayout,
     Field(discriminator="kind"),
 ]
 LayoutKind = Literal[
@@ -375,10 +376,11 @@ LayoutKind = Literal[
     "feta",
     "verse",
     "fcsv",
+    "lidc",
 ]
 
 #: Layouts whose masks come with the case, whatever ``mask_folder`` says.
-_MASKED_LAYOUTS = frozenset({"brats", "kits23", "amos", "totalseg", "camus", "verse"})
+_MASKED_LAYOUTS = frozenset({"brats", "kits23", "amos", "totalseg", "camus", "verse", "lidc"})
 #: Layouts whose landmarks come with the case.
 _LANDMARK_LAYOUTS = frozenset({"ceph", "feta", "verse"})
 

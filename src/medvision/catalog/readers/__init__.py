@@ -16,6 +16,7 @@ One module per layout family, registered in :data:`READERS` by the ``kind`` of
 ``feta``                  FeTA 2.4 BIDS + biometry masks, realigned with ITK transforms
 ``verse``                 VerSe'19/'20 rawdata/derivatives, vertebra masks + centroid JSON
 ``fcsv``                  flat image folders + 3D Slicer ``.fcsv`` landmarks (AFIDs)
+``lidc``                  LIDC-IDRI DICOM series + reader XML, 50% consensus nodule mask
 ========================  ============================================================
 """
 
@@ -33,6 +34,7 @@ from medvision.catalog.readers import (
     fcsv,
     feta,
     folders,
+    lidc,
     nnunet,
     totalseg,
     verse,
@@ -75,6 +77,7 @@ READERS: dict[LayoutKind, LayoutReader] = {
     "feta": LayoutReader(feta.discover, feta.read, "FeTA 2.4 BIDS + biometry masks"),
     "verse": LayoutReader(verse.discover, verse.read, "VerSe rawdata/derivatives + centroids"),
     "fcsv": LayoutReader(fcsv.discover, fcsv.read, "image folders + Slicer fcsv landmarks"),
+    "lidc": LayoutReader(lidc.discover, lidc.read, "LIDC-IDRI DICOM + reader XML consensus"),
 }
 
 
