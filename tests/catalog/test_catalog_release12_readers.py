@@ -92,6 +92,26 @@ def test_verse_excludes_and_missing_files(tmp_path: Path) -> None:
     assert all(not c.missing for c in discover_cases(box, tmp_path))
 
 
+def test_verse_subject_based_copy_with_files_in_one_folder(tmp_path: Path) -> None:
+    make_verse_case(tmp_path, "d", "sub-verse012", LAS, list("LAS"))
+    flat = tmp_path / "verse19" / "sub-verse012"
+    flat.mkdir(parents=True)
+    for part in ("rawdata", "derivatives"):
+        for f in (tmp_path / "d" / part / "sub-verse012").iterdir():
+            f.rename(flat / f.name)
+    task = get_spec("VerSe").task("02")
+    task = task.model_copy(
+        update={
+            "image_folder": "verse19",
+            "layout": task.layout.model_copy(update={"derivatives": "."}),
+        }
+    )
+    (case,) = discover_cases(task, tmp_path)
+    assert not case.missing
+    marks = read_case(task, case).landmarks
+    assert marks is not None and len(marks) == 5
+
+
 def test_verse_missing_lumbar_centroid_or_direction_is_a_named_error(tmp_path: Path) -> None:
     make_verse_case(tmp_path, "d", "sub-verse500", PIR, list("PIR"), drop=24)
     task = get_spec("VerSe").task("02")
@@ -153,7 +173,8 @@ def make_afids(root: Path, case: str, system: str, seed: int) -> dict[str, tuple
         "# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID",
     ]
     (root / "afids-fcsv").mkdir(exist_ok=True)
-    (root / "afids-fcsv" / f"{case}.fcsv").write_text("\n".join(header + rows) + "\n")
+    gt = root / "afids-fcsv" / f"{case}_space-T1w_desc-groundtruth_afids.fcsv"
+    gt.write_text("\n".join(header + rows) + "\n")
     return voxels
 
 
