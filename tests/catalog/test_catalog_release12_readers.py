@@ -5,6 +5,7 @@ every landmark is checked against the world position it was written at."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -226,7 +227,7 @@ STRUCTURES = {"BrainStem": 1, "Chiasm": 2, "OpticNerve_L": 4, "Parotid_R": 7}
 
 def test_pddca_nrrd_structures_merge_and_absent_ones_are_skipped(tmp_path: Path) -> None:
     sitk = pytest.importorskip("SimpleITK")  # the [itk] extra; installed in the test env
-    case = tmp_path / "PDDCA-1.4.1_part1" / "0522c0001"
+    case = tmp_path / "PDDCA-1.4.1_part1" / "0522c0001"  # found at any depth
     (case / "structures").mkdir(parents=True)
     shape_zyx = (5, 6, 7)
     img = sitk.GetImageFromArray(np.arange(210, dtype=np.int16).reshape(shape_zyx))
@@ -242,8 +243,11 @@ def test_pddca_nrrd_structures_merge_and_absent_ones_are_skipped(tmp_path: Path)
         m.CopyInformation(img)
         sitk.WriteImage(m, str(case / "structures" / f"{name}.nrrd"))
         where[name] = (zyx[2], zyx[1], zyx[0])  # ITK index (x, y, z)
+    shutil.copytree(case, tmp_path / "0522c0002")  # a zip unpacked without its part folder
     task = get_spec("PDDCA").task("01")
-    (files,) = discover_cases(task, tmp_path)
+    found = discover_cases(task, tmp_path)
+    assert [c.case_id for c in found] == ["0522c0001", "0522c0002"]
+    files = found[0]
     inputs = read_case(task, files)
     assert inputs.labels is not None
     assert sorted(int(v) for v in np.unique(inputs.labels.array)) == [0, 1, 2, 4, 7]
