@@ -257,3 +257,35 @@ def test_pddca_nrrd_structures_merge_and_absent_ones_are_skipped(tmp_path: Path)
         ras = np.array([-lps[0], -lps[1], lps[2], 1.0])
         ijk = tuple(round(v) for v in (inv @ ras)[:3])
         assert inputs.labels.array[ijk] == STRUCTURES[name]
+
+
+# ------------------------------------------------------------------------------ DEEP-PSMA
+
+
+def test_deep_psma_tracers_are_two_tasks_with_one_split(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for n in range(1, 5):
+        for t, tracer in enumerate(("PSMA", "FDG")):
+            d = src / "CHALLENGE_DATA" / f"train_{n:04d}" / tracer
+            d.mkdir(parents=True)
+            pet = np.full((14, 14, 12), 100.0 * n + t, dtype=np.float32)
+            ttb = np.zeros((14, 14, 12), dtype=np.uint8)
+            ttb[2:13, 2:13, 3:8] = 1  # one lesion big enough for the 10 px box floor
+            nib.save(nib.Nifti1Image(pet, np.eye(4)), d / "PET.nii.gz")
+            nib.save(nib.Nifti1Image(ttb, np.eye(4)), d / "TTB.nii.gz")
+    spec = get_spec("DEEP-PSMA")
+    psma, fdg = spec.task("01"), spec.task("02")
+    cases = discover_cases(psma, src)
+    assert [c.case_id for c in cases] == [f"train_{n:04d}" for n in range(1, 5)]
+    assert float(read_case(psma, cases[1]).image.array.max()) == 200.0  # PSMA PET
+    assert float(read_case(fdg, discover_cases(fdg, src)[1]).image.array.max()) == 201.0
+    build_dataset(spec, src, tmp_path / "out", BuildOptions())
+    split: dict[tuple[str, str], set[str]] = {}
+    for s in open_dataset(tmp_path / "out").samples():
+        case = s.case_id.removeprefix(f"{s.task_id}-")  # stored ids carry the task
+        split.setdefault((s.task_id, case), set()).add(s.split)
+    assert {k[0] for k in split} == {"01", "02"}
+    for n in range(1, 5):  # a patient's two tracers sit on one side of the split
+        case = f"train_{n:04d}"
+        assert split[("01", case)] == split[("02", case)] and len(split[("01", case)]) == 1
+    assert {s for v in split.values() for s in v} == {"train", "test"}
