@@ -289,3 +289,24 @@ def test_deep_psma_tracers_are_two_tasks_with_one_split(tmp_path: Path) -> None:
         case = f"train_{n:04d}"
         assert split[("01", case)] == split[("02", case)] and len(split[("01", case)]) == 1
     assert {s for v in split.values() for s in v} == {"train", "test"}
+
+
+def test_mama_mia_reads_the_first_post_contrast_phase_and_the_expert_mask(tmp_path: Path) -> None:
+    for case in ("DUKE_001", "ISPY2_100899"):
+        d = tmp_path / "images" / case
+        d.mkdir(parents=True)
+        for phase in range(3):
+            img = np.full((6, 6, 4), 10.0 * phase, dtype=np.float32)
+            nib.save(nib.Nifti1Image(img, np.eye(4)), d / f"{case}_000{phase}.nii.gz")
+    seg = tmp_path / "segmentations" / "expert"
+    seg.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.ones((6, 6, 4), np.uint8), np.eye(4)), seg / "DUKE_001.nii.gz")
+    task = get_spec("MAMA-MIA").task("01")
+    cases = discover_cases(task, tmp_path)
+    assert [(c.case_id, bool(c.missing)) for c in cases] == [
+        ("DUKE_001", False),
+        ("ISPY2_100899", True),  # no expert mask: listed, then skipped by the build
+    ]
+    inputs = read_case(task, cases[0])
+    assert float(inputs.image.array.max()) == 10.0  # phase _0001
+    assert inputs.labels is not None and int(inputs.labels.array.sum()) == 6 * 6 * 4
