@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from medvision.catalog.layout_models import LidcLayout
 from medvision.catalog.readers.base import CaseFiles, CaseInputs, ReaderError, case_dirs
@@ -109,6 +108,8 @@ def _slice_geometry(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def _fill(points: list[tuple[int, int]], shape: tuple[int, int]) -> np.ndarray:
     """Filled polygon with its boundary, (row, col) pixel mask of ``shape``."""
+    from PIL import Image, ImageDraw  # lazy: only LIDC builds need it
+
     canvas = Image.new("1", (shape[1], shape[0]), 0)
     ImageDraw.Draw(canvas).polygon(points, fill=1, outline=1)
     return np.asarray(canvas, dtype=bool)
