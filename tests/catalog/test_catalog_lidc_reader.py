@@ -167,3 +167,6 @@ def test_lidc_roi_on_no_slice_is_a_named_error(tmp_path: Path) -> None:
     xml.write_text(text.replace(f"{_z(4):.6f}", "999.000000"))
     with pytest.raises(ReaderError, match="matches no slice"):
         read_case(_task(), discover_cases(_task(), tmp_path)[0])
+    xml.write_text(text.replace("<xCoord>7</xCoord>", "<xCoord>seven</xCoord>", 1))
+    with pytest.raises(ReaderError, match="malformed"):
+        read_case(_task(), discover_cases(_task(), tmp_path)[0])

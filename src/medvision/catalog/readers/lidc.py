@@ -81,9 +81,11 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
 
 
 def _slice_geometry(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per slice file: SOP UID -> (3x3 pixel (col, row, 1) -> LPS mm, LPS origin).
+    """Per slice file: SOP UID -> (axes, origin), with LPS mm = origin + axes @ (col, row).
 
-    Also keyed by ``"z:<ImagePositionPatient z>"`` for the XML's imageZposition fallback.
+    ``axes`` is (3, 2): the ImageOrientationPatient row and column directions scaled by the
+    column and row spacing; ``origin`` is ImagePositionPatient. Each slice is also keyed by
+    ``"z:<ImagePositionPatient z>"`` for the XML's imageZposition fallback.
     """
     sitk = _sitk(folder)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -121,14 +123,20 @@ def _outline(nodule: ET.Element, geometry: dict[str, Any], image: Volume, xml: P
     keep: Voxels = set()
     holes: Voxels = set()
     for roi in _children(nodule, "roi"):
-        pts = [
-            (int(float(_text(e, "xCoord"))), int(float(_text(e, "yCoord"))))
-            for e in _children(roi, "edgeMap")
-        ]
+        key = _text(roi, "imageSOP_UID")
+        try:
+            pts = [
+                (int(float(_text(e, "xCoord"))), int(float(_text(e, "yCoord"))))
+                for e in _children(roi, "edgeMap")
+            ]
+            z = _text(roi, "imageZposition")
+            geo = geometry.get(key) or (geometry.get(f"z:{float(z):.2f}") if z else None)
+        except ValueError as exc:
+            raise ReaderError(
+                str(xml), f"LIDC annotation {xml}: ROI on slice {key or '?'} is malformed ({exc})"
+            ) from exc
         if len(pts) < 3:
             continue  # a point, not an outline (nodules under 3 mm)
-        key = _text(roi, "imageSOP_UID")
-        geo = geometry.get(key) or geometry.get(f"z:{float(_text(roi, 'imageZposition')):.2f}")
         if geo is None:
             raise ReaderError(
                 str(xml),
