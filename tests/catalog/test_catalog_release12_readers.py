@@ -310,3 +310,47 @@ def test_mama_mia_reads_the_first_post_contrast_phase_and_the_expert_mask(tmp_pa
     inputs = read_case(task, cases[0])
     assert float(inputs.image.array.max()) == 10.0  # phase _0001
     assert inputs.labels is not None and int(inputs.labels.array.sum()) == 6 * 6 * 4
+
+
+# ---------------------------------------------------------------- official mirror layouts
+
+
+@pytest.mark.parametrize("name", ["LIDC-IDRI", "LNQ2023", "PI-CAI", "MSWAL"])
+def test_mirror_layout_entries_read_images_and_masks(tmp_path: Path, name: str) -> None:
+    task = get_spec(name).tasks[0]
+    ids = [lab.id for lab in task.labels]
+    for n, case in enumerate(("case_a", "case_b")):
+        msk = np.zeros((16, 16, 10), dtype=np.uint8)
+        for k, label in enumerate(ids):  # one 12 x 12 blob per label on its own slice
+            msk[2:14, 2:14, k % 10] = label
+        img = np.full(msk.shape, float(n), dtype=np.float32)
+        (tmp_path / "Images").mkdir(exist_ok=True)
+        (tmp_path / "Masks").mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(img, np.eye(4)), tmp_path / "Images" / f"{case}.nii.gz")
+        nib.save(nib.Nifti1Image(msk, np.eye(4)), tmp_path / "Masks" / f"{case}.nii.gz")
+    cases = discover_cases(task, tmp_path)
+    assert [(c.case_id, c.missing) for c in cases] == [("case_a", ()), ("case_b", ())]
+    labels = read_case(task, cases[1]).labels
+    assert labels is not None and sorted(np.unique(labels.array).tolist()) == [0, *ids]
+
+
+def test_mswal_stones_feed_detection_and_the_five_lesions_feed_tl(tmp_path: Path) -> None:
+    for n in range(3):
+        msk = np.zeros((16, 16, 10), dtype=np.uint8)
+        for label in range(1, 8):
+            msk[2:14, 2:14, label] = label
+        nib.save(
+            nib.Nifti1Image(np.ones(msk.shape, np.float32), np.eye(4)), _p(tmp_path, "Images", n)
+        )
+        nib.save(nib.Nifti1Image(msk, np.eye(4)), _p(tmp_path, "Masks", n))
+    build_dataset(get_spec("MSWAL"), tmp_path, tmp_path / "out", BuildOptions())
+    samples = list(open_dataset(tmp_path / "out").samples())
+    det = {s.label_name for s in samples if s.family.value == "detection"}
+    tl = {s.label_name for s in samples if s.family.value == "tl"}
+    assert {"gallstone", "kidney stone"} <= det
+    assert tl == {"liver tumor", "kidney tumor", "pancreatic cancer", "liver cyst", "kidney cyst"}
+
+
+def _p(root: Path, folder: str, n: int) -> Path:
+    (root / folder).mkdir(exist_ok=True)
+    return root / folder / f"mswal_{n:03d}.nii.gz"
