@@ -70,6 +70,11 @@ TL_TARGETS = {
     # Release note v1.3.0: labels 3-7, in its listing order [R for the order].
     "MSWAL": {"01": "liver tumor", "02": "kidney tumor", "03": "pancreatic cancer",
               "04": "liver cyst", "05": "kidney cyst"},
+    # medvision-bm 1.2.1 label maps (the only candidate names of these datasets).
+    "DEEP-PSMA": {"01": "total tumor burden", "02": "total tumor burden"},
+    "PI-CAI": {"01": "clinically significant prostate cancer lesion"},
+    "LNQ2023": {"01": "mediastinal lymph node"},
+    "LIDC-IDRI": {"01": "lung nodule"}, "MAMA-MIA": {"01": "breast tumor"},
 }  # fmt: skip
 
 
