@@ -21,7 +21,10 @@ parent classes (paper-v1 spelling: `Knee`), so detection groups pool as in the o
 Official task numbers are per family (Box / T/L / A/D) as in the official configs.
 
 Facts the reference marks unverified ([R]) are listed per dataset under "Unverified"; everything
-else comes from the official code or documentation as summarised in the reference.
+else comes from the official code or documentation as summarised in the reference, and for the
+nine datasets of official releases 1.2.0 and 1.3.0 from the official release notes, dataset
+index (`datasets_info.json`) and configuration lists. A/D "ours" marks landmark tasks whose
+measurements are ours, not numbered as an official task.
 
 | dataset | modality | layout | Box tasks | T/L tasks | A/D | licence |
 |---|---|---|---|---|---|---|
@@ -41,9 +44,11 @@ def _row(spec: DatasetSpec) -> str:
     box = [b for b in box if b]
     tl = [o.task for t in spec.tasks if t.tl for o in t.tl.official]
     ad = [t.official.ad for t in spec.tasks if t.official.ad]
+    ours = sum(len(t.measurements) for t in spec.tasks if t.measurements and not t.official.ad)
+    ad_text = _fmt(ad) if ad or not ours else f"ours ({ours} measurements)"
     return (
         f"| {spec.name} | {', '.join(mods)} | {', '.join(layouts)} | {_fmt(box)} | {_fmt(tl)} | "
-        f"{_fmt(ad)} | {spec.licence} |"
+        f"{ad_text} | {spec.licence} |"
     )
 
 
@@ -70,6 +75,8 @@ def _details(spec: DatasetSpec) -> str:
         tl = ", ".join(f"{o.label}: T{o.task}" for o in t.tl.official) if t.tl else "-"
         box = f"T{t.detection.official_task}" if t.detection and t.detection.official_task else "-"
         ad = f"T{t.official.ad} ({len(t.measurements)} measurements)" if t.official.ad else "-"
+        if t.measurements and not t.official.ad:
+            ad = f"ours ({len(t.measurements)} measurements)"
         out.append(
             f"| {t.id} | {t.modality} | {t.layout.kind} | `{t.image_folder}` | {len(t.labels)} | "
             f"{box} | {tl} | {ad} |"

@@ -1,5 +1,6 @@
-"""The 22 MedVision source datasets in the catalog: every entry and cross-reference checked
-against the reference (official task numbering, label vocabulary and parent groups)."""
+"""The 31 MedVision source datasets in the catalog (the paper's 22 plus the nine of official
+releases 1.2.0 and 1.3.0): every entry and cross-reference checked against the reference and
+the official release notes (task numbering, label vocabulary and parent groups)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ OFFICIAL_22 = {
     "TotalSegmentator",
 }  # fmt: skip
 
+# The datasets added by official releases 1.2.0 (eight) and 1.3.0 (MSWAL).
+RELEASE_12_13 = {
+    "AFIDs", "DEEP-PSMA", "LIDC-IDRI", "LNQ2023", "MAMA-MIA", "PDDCA", "PI-CAI", "VerSe", "MSWAL",
+}  # fmt: skip
+OFFICIAL_31 = OFFICIAL_22 | RELEASE_12_13
+
 # Parent classes of the official label_map_regroup (official-eval-protocol section 9, paper v1)
 # plus the 1.2.1 names used for labels v1 lacked.
 PARENT_CLASSES = {
@@ -31,6 +38,8 @@ PARENT_CLASSES = {
     "Head-Neck Tumor/Lesion", "Hip", "Rib", "Spine", "Knee", "Metastatic Lymph Node",
     "Miscellaneous Tumor/Lesion", "Jawbone", "Tooth", "Others",
 }  # fmt: skip
+# Groups new in the official 1.2.x/1.3.0 label_map_regroup (reference official-versions 6).
+PARENT_CLASSES_12 = {"Breast Tumor/Lesion", "Prostate Tumor/Lesion", "Calculus"}
 
 # Official task numbers per family (reference dataset-construction 2.1 / eval-protocol 9).
 OFFICIAL_TASKS: dict[str, tuple[int, int, int]] = {  # (n Box, n T/L, n A/D)
@@ -41,6 +50,11 @@ OFFICIAL_TASKS: dict[str, tuple[int, int, int]] = {  # (n Box, n T/L, n A/D)
     "KiPA22": (1, 1, 0), "KiTS23": (1, 1, 0), "MSD": (14, 8, 0), "OAIZIB-CM": (1, 0, 0),
     "SKM-TEA": (2, 0, 0), "ToothFairy2": (1, 0, 0), "TopCoW24": (2, 0, 0),
     "TotalSegmentator": (2, 0, 0),
+    # Official ConfigurationsList v1.3.0. The A/D tasks of AFIDs, PDDCA and VerSe exist
+    # officially (paused plans, measurement definitions unpublished) and are not numbered.
+    "AFIDs": (0, 0, 0), "DEEP-PSMA": (2, 2, 0), "LIDC-IDRI": (1, 1, 0), "LNQ2023": (1, 1, 0),
+    "MAMA-MIA": (1, 1, 0), "PDDCA": (1, 0, 0), "PI-CAI": (1, 1, 0), "VerSe": (1, 0, 0),
+    "MSWAL": (1, 5, 0),
 }  # fmt: skip
 
 # Official T/L target labels (reference 2.2): dataset -> {official T/L task: label name}.
@@ -53,6 +67,14 @@ TL_TARGETS = {
                 "08": "enhancing brain tumor tissue", "12": "peritumoral edema of brain"},
     "MSD": {"03": "enhancing brain tumor", "04": "colon cancer primaries", "05": "liver tumor",
             "06": "liver cancer", "07": "lung cancer", "08": "pancreas cancer"},
+    # Release note v1.3.0: labels 3-7, in its listing order [R for the order].
+    "MSWAL": {"01": "liver tumor", "02": "kidney tumor", "03": "pancreatic cancer",
+              "04": "liver cyst", "05": "kidney cyst"},
+    # medvision-bm 1.2.1 label maps (the only candidate names of these datasets).
+    "DEEP-PSMA": {"01": "total tumor burden", "02": "total tumor burden"},
+    "PI-CAI": {"01": "clinically significant prostate cancer lesion"},
+    "LNQ2023": {"01": "mediastinal lymph node"},
+    "LIDC-IDRI": {"01": "lung nodule"}, "MAMA-MIA": {"01": "breast tumor"},
 }  # fmt: skip
 
 
@@ -66,11 +88,12 @@ def _numbers(name: str) -> tuple[list[str], list[str], list[str]]:
     return sorted(box), sorted(tl), sorted(ad)
 
 
-def test_the_22_official_datasets_are_in_the_catalog() -> None:
-    assert set(catalog()) == OFFICIAL_22 | {"mini"}
+def test_the_31_official_datasets_are_in_the_catalog() -> None:
+    assert len(OFFICIAL_31) == 31
+    assert set(catalog()) == OFFICIAL_31 | {"mini"}
 
 
-@pytest.mark.parametrize("name", sorted(OFFICIAL_22))
+@pytest.mark.parametrize("name", sorted(OFFICIAL_31))
 def test_entry_is_complete_and_numbered_like_the_official_tasks(name: str) -> None:
     spec = catalog()[name]
     assert spec.licence and spec.citation and spec.source.urls and spec.homepage
@@ -81,8 +104,9 @@ def test_entry_is_complete_and_numbered_like_the_official_tasks(name: str) -> No
     assert ad == [f"{i:02d}" for i in range(1, n_ad + 1)]
     for task in spec.tasks:
         assert task.layout.kind in READERS
+        groups = PARENT_CLASSES | (PARENT_CLASSES_12 if name in RELEASE_12_13 else set())
         for lab in task.labels:
-            assert lab.group in PARENT_CLASSES, (name, lab.name, lab.group)
+            assert lab.group in groups, (name, lab.name, lab.group)
             is_tl_group = "Tumor/Lesion" in lab.group or "Metastatic" in lab.group
             assert is_tl_group == (lab.kind in ("tumour", "lesion")), (name, lab.name)
 
@@ -160,3 +184,31 @@ def test_docs_catalog_page_is_generated_from_the_yamls() -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "catalog_table.py"
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True)
     assert done.returncode == 0, "docs/datasets.md is stale: run python scripts/catalog_table.py"
+
+
+@pytest.mark.parametrize("name", sorted(RELEASE_12_13))
+def test_release_12_13_entries_name_their_mirror_and_say_what_is_reconstructed(name: str) -> None:
+    spec = catalog()[name]
+    assert spec.source.mirror == f"YongchengYAO/{name}-Lite"
+    assert spec.unverified, name  # every one of them has reconstructed facts, listed
+    assert all("[R]" in u or "ours" in u for u in spec.unverified), name
+
+
+def test_release_12_13_landmark_tasks() -> None:
+    afids = catalog()["AFIDs"].task("01")
+    assert len(afids.landmarks) == 32 and afids.landmarks["P1"] == "anterior commissure"
+    # Six measurements per case, like the official 432 A/D annotations over 72 cases.
+    assert len(afids.measurements) == 6
+    assert {m.plane for m in afids.measurements} == {"S", "A"}  # official planes
+    verse = catalog()["VerSe"].task("02")
+    assert len(verse.measurements) == 6  # official: 1,500 annotations over 250 scans
+    assert {m.plane for m in verse.measurements} == {"S"}
+    assert [t.modality for t in catalog()["DEEP-PSMA"].tasks] == ["PET", "PET"]
+
+
+def test_cli_lists_31_datasets_plus_mini() -> None:
+    runner = CliRunner()
+    out = runner.invoke(app, ["datasets", "list"], terminal_width=300)
+    assert out.exit_code == 0, out.output
+    for name in ("AFIDs", "VerSe", "PDDCA", "MSWAL", "LNQ2023", "PI-CAI"):
+        assert name in out.output

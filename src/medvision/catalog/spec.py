@@ -14,6 +14,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medvision.catalog.download_spec import DownloadSpec
+from medvision.catalog.layout_models import FcsvLayout, LidcLayout, VerseLayout
 from medvision.schema import LabelKind, Plane
 
 Modality = Literal["MRI", "CT", "ultrasound", "X-ray", "PET"]
@@ -265,12 +266,17 @@ class TotalSegLayout(_Model):
         case_glob: Pattern of case folder names (``s0000``...).
         image_file: ``"ct.nii.gz"`` (CT release) or ``"mri.nii.gz"`` (MR release).
         segmentations_folder: Folder of the per-structure masks inside a case folder.
+        structure_suffix: File name ending of a structure mask (PDDCA: ``".nrrd"``).
+        missing_structures: ``"error"`` (a missing file is a damaged download) or ``"skip"``
+            (the release omits absent structures, as PDDCA does: the label stays empty).
     """
 
     kind: Literal["totalseg"]
     case_glob: str = "s*"
     image_file: str = "ct.nii.gz"
     segmentations_folder: str = "segmentations"
+    structure_suffix: str = ".nii.gz"
+    missing_structures: Literal["error", "skip"] = "error"
 
 
 class CamusLayout(_Model):
@@ -351,7 +357,10 @@ Layout = Annotated[
     | TotalSegLayout
     | CamusLayout
     | CephLayout
-    | FetaLayout,
+    | FetaLayout
+    | VerseLayout
+    | FcsvLayout
+    | LidcLayout,
     Field(discriminator="kind"),
 ]
 LayoutKind = Literal[
@@ -365,12 +374,15 @@ LayoutKind = Literal[
     "camus",
     "ceph",
     "feta",
+    "verse",
+    "fcsv",
+    "lidc",
 ]
 
 #: Layouts whose masks come with the case, whatever ``mask_folder`` says.
-_MASKED_LAYOUTS = frozenset({"brats", "kits23", "amos", "totalseg", "camus"})
+_MASKED_LAYOUTS = frozenset({"brats", "kits23", "amos", "totalseg", "camus", "verse", "lidc"})
 #: Layouts whose landmarks come with the case.
-_LANDMARK_LAYOUTS = frozenset({"ceph", "feta"})
+_LANDMARK_LAYOUTS = frozenset({"ceph", "feta", "verse"})
 
 
 class OfficialIds(_Model):

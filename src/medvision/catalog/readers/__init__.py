@@ -14,6 +14,9 @@ One module per layout family, registered in :data:`READERS` by the ``kind`` of
 ``camus``                 CAMUS 2D+t sequences, one case per patient and view
 ``ceph``                  ISBI 2015 cephalograms: BMP + senior/junior landmark txt files
 ``feta``                  FeTA 2.4 BIDS + biometry masks, realigned with ITK transforms
+``verse``                 VerSe'19/'20 rawdata/derivatives, vertebra masks + centroid JSON
+``fcsv``                  flat image folders + 3D Slicer ``.fcsv`` landmarks (AFIDs)
+``lidc``                  LIDC-IDRI DICOM series + reader XML, 50% consensus nodule mask
 ========================  ============================================================
 """
 
@@ -28,10 +31,13 @@ from medvision.catalog.readers import (
     camus,
     case_folders,
     ceph,
+    fcsv,
     feta,
     folders,
+    lidc,
     nnunet,
     totalseg,
+    verse,
 )
 from medvision.catalog.readers.base import (
     CaseFiles,
@@ -69,6 +75,9 @@ READERS: dict[LayoutKind, LayoutReader] = {
     "camus": LayoutReader(camus.discover, camus.read, "CAMUS 2D+t sequences per view"),
     "ceph": LayoutReader(ceph.discover, ceph.read, "ISBI 2015 BMP + annotator txt"),
     "feta": LayoutReader(feta.discover, feta.read, "FeTA 2.4 BIDS + biometry masks"),
+    "verse": LayoutReader(verse.discover, verse.read, "VerSe rawdata/derivatives + centroids"),
+    "fcsv": LayoutReader(fcsv.discover, fcsv.read, "image folders + Slicer fcsv landmarks"),
+    "lidc": LayoutReader(lidc.discover, lidc.read, "LIDC-IDRI DICOM + reader XML consensus"),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medvision.catalog.layout_models import FcsvLayout
 from medvision.catalog.readers.base import (
     CaseFiles,
     CaseInputs,
@@ -35,19 +36,21 @@ def _landmark_path(base: Path, task: TaskSpec, case_id: str) -> Path:
 
 
 def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
-    """List the cases of a ``folders`` task, sorted by case id.
+    """List the cases of a ``folders`` (or ``fcsv``) task, sorted by case id.
 
     Raises:
         FileNotFoundError: No folder matches ``image_folder``.
         LayoutError: Two image files give the same case id.
     """
     layout = task.layout
-    assert isinstance(layout, FoldersLayout)
+    assert isinstance(layout, FoldersLayout | FcsvLayout)
+    dicom_series = isinstance(layout, FoldersLayout) and layout.dicom_series
+    masks_beside = isinstance(layout, FoldersLayout) and layout.masks_beside_images
     base = Path(root)
     folders = image_folders(task, base, "image folder")
     found: dict[str, CaseFiles] = {}
     for folder in folders:
-        if layout.dicom_series:
+        if dicom_series:
             entries = [(p, p.name[len(task.image_prefix) :]) for p in sorted(folder.iterdir())]
             entries = [
                 (p, c) for p, c in entries if p.is_dir() and p.name.startswith(task.image_prefix)
@@ -69,7 +72,7 @@ def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
             missing: list[str] = []
             mask = None
             if task.mask_folder is not None:
-                mask_dir = folder if layout.masks_beside_images else base / task.mask_folder
+                mask_dir = folder if masks_beside else base / task.mask_folder
                 mask = mask_dir / f"{task.mask_prefix}{case_id}{task.mask_suffix}"
                 if not mask.exists():
                     missing.append(f"mask file {mask} not found")

@@ -6,6 +6,10 @@ into one label map with the ids of the spec's label table, matching each label's
 larger id (the structures of one release do not overlap; the rule only makes the merge
 deterministic). Every structure the spec names must have its file: TotalSegmentator writes
 an empty mask for an absent structure, so a missing file means a damaged download.
+
+PDDCA uses the same layout (``0522c0001/img.nrrd`` + ``structures/<Name>.nrrd``, read through
+SimpleITK) with ``missing_structures: skip``: its release simply omits a structure that was
+not delineated, so the label stays empty there.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from medvision.catalog.readers.base import (
     load_any,
 )
 from medvision.catalog.spec import TaskSpec, TotalSegLayout
-from medvision.volumes import Volume, check_same_grid, from_array, load_volume
+from medvision.volumes import Volume, check_same_grid, from_array
 
 
 def discover(task: TaskSpec, root: Path) -> list[CaseFiles]:
@@ -53,17 +57,21 @@ def merge_structures(task: TaskSpec, seg_dir: Path, image: Volume) -> np.ndarray
         ReaderError: A structure's file is missing.
         VolumeError: A mask is unreadable or not on the image's grid.
     """
+    lay = task.layout
+    assert isinstance(lay, TotalSegLayout)
     merged = np.zeros(image.shape, dtype=np.uint16)
     for lab in sorted(task.labels, key=lambda x: x.id):
         assert lab.structure is not None  # validated by TaskSpec
-        path = seg_dir / f"{lab.structure}.nii.gz"
+        path = seg_dir / f"{lab.structure}{lay.structure_suffix}"
+        if not path.exists() and lay.missing_structures == "skip":
+            continue  # the release omits structures absent from the scan; the label stays 0
         if not path.exists():
             raise ReaderError(
                 str(path),
                 f"structure mask {path} not found (label {lab.id} {lab.name!r}); expected one "
                 f"file per structure in {seg_dir}",
             )
-        mask = load_volume(path, "labels")
+        mask = load_any(path, "labels")
         check_same_grid(image, mask)
         merged[mask.array > 0] = lab.id
     return merged
