@@ -35,6 +35,7 @@ def random_records(seed: int, n: int) -> list[Record]:
         fam = ("detection", "tl", "ad")[i % 3]
         fail = rng.random() < 0.2
         kw: dict[str, Any] = {
+            "case_id": f"case{i}",  # independent samples: one case each
             "dataset": str(rng.choice(["D1", "D2", "D3"])),
             "modality": str(rng.choice(["CT", "CT", "CT", "MRI"])),
             "plane": int(rng.choice([2, 2, 2, 1, 0])),
@@ -143,9 +144,15 @@ def test_bootstrap_width_matches_the_normal_approximation() -> None:
     prep = prepare(records, get_protocol("official"))
     iou = prep.families[TaskFamily.DETECTION].scores["iou"]
     half = 1.96 * iou.std(ddof=1) / math.sqrt(iou.size)
-    iv = bootstrap_headline(prep, n_boot=2000, seed=0)["det_all_IoU"]
+    iv = bootstrap_headline(prep, n_boot=2000, seed=0, method="slice")["det_all_IoU"]
     assert (iv.high - iv.low) / 2 == pytest.approx(half, rel=0.12)
     assert iv.estimate == pytest.approx(iou.mean())
+    # All 400 slices come from one case: the cluster bootstrap has one volume to draw and
+    # cannot see any spread between volumes, so it gives no interval (not a zero-width one).
+    one = bootstrap_headline(prep, n_boot=200, seed=0)["det_all_IoU"]
+    assert one.method == "cluster" and one.estimate == pytest.approx(iou.mean())
+    assert math.isnan(one.low) and math.isnan(one.high) and one.n_valid == 0
+    assert one.to_dict()["low"] is None
 
 
 def test_percentile_interval_and_bad_arguments() -> None:

@@ -38,7 +38,7 @@ def _det_run(n: int, seed: int, noise: float) -> list[Record]:
         x0, y0 = rng.uniform(0, 0.5, 2)
         t = (float(x0), float(y0), float(x0 + 0.3), float(y0 + 0.3))
         p = tuple(float(v) for v in np.asarray(t) + rng.normal(0, noise, 4))
-        out.append(rec("detection", p, t, sample_id=f"det{i}"))
+        out.append(rec("detection", p, t, sample_id=f"det{i}", case_id=f"case{i // 4}"))
     return out
 
 

@@ -93,7 +93,8 @@ def test_gallery_draws_tl_axes_and_ad_landmarks_in_pixels(tmp_path: Path) -> Non
     assert ((40.0, 30.0, 60.0, 30.0), red) in got  # predicted 40 mm minor: 20 px
     assert ((20.0, 20.0, 120.0, 20.0), green) in got  # true distance
     assert ((20.0, 20.0, 70.0, 20.0), red) in got  # predicted 100 mm from the first landmark
-    assert text.count("<circle") == 2
+    gallery = text[text.index("<h2>Runs</h2>") :]  # the charts above draw circles too
+    assert gallery.count("<circle") == 2
     # Without the dataset the report still renders and says why there are no axes.
     write_html_report(out, summaries={"r": {}}, records_by_run={"r": records}, image_loader=None)
     assert "axes/landmarks unavailable" in out.read_text()
@@ -119,7 +120,7 @@ def test_interval_formatting() -> None:
     assert format_interval(iv) == "0.5000 [0.4000, 0.6100]"
     assert format_interval({"estimate": None}) == "\u2014"
     md = ci_markdown({"a|b": {"tl_MRE": iv}})
-    assert "95% bootstrap intervals (200 replicates" in md
+    assert "95% slice bootstrap intervals (200 replicates" in md  # no method: slice
     assert "| a\\|b | 0.5000 [0.4000, 0.6100] |" in md
     assert "det_all_IoU" not in md  # columns without numbers are left out
 
@@ -179,12 +180,27 @@ def test_write_reports_all_formats(two_runs: list[Path], tmp_path: Path) -> None
     rows = write_reports(two_runs, tmp_path, bootstrap=60, seed=1, random_draws=20)
     assert [r["run"] for r in rows] == ["oracle", "random"]
     md = (tmp_path / "leaderboard.md").read_text()
-    assert "95% bootstrap intervals (60 replicates" in md
+    assert md.startswith(
+        "Benchmark: n/a \u00b7 Protocol: official \u00b7 Ground truth (T/L): not recorded"
+    )
+    assert "Intervals: 95% cluster bootstrap, 60 replicates, cases/subjects" in md
+    assert "| parse failures | truncated | refused | backend errors |" in md
     with (tmp_path / "leaderboard.csv").open() as fh:
         assert [r["run"] for r in csv.DictReader(fh)] == ["oracle", "random"]
     analysis = json.loads((tmp_path / "analysis.json").read_text())
     iv = analysis["oracle"]["intervals"]["det_all_IoU"]
-    assert iv["low"] <= iv["estimate"] <= iv["high"] and iv["n_boot"] == 60
+    assert iv["n_boot"] == 60 and iv["method"] == "cluster"
+    if iv["low"] is None:  # every group holds one case of the 4-case mini store: no interval
+        assert iv["n_valid"] == 0 and iv["estimate"] is not None
+    else:
+        assert iv["low"] <= iv["estimate"] <= iv["high"]
+    sl = tmp_path / "slice"
+    write_reports(
+        two_runs, sl, bootstrap=60, seed=1, random_draws=20, formats=("json",),
+        bootstrap_method="slice",
+    )  # fmt: skip
+    iv = json.loads((sl / "analysis.json").read_text())["oracle"]["intervals"]["det_all_IoU"]
+    assert iv["method"] == "slice" and iv["low"] <= iv["estimate"] <= iv["high"]
     assert analysis["random"]["box_size"]["n_draws"] == 20
     assert "by_dataset" in analysis["random"]["macro"]["tl"]
     html = (tmp_path / "report.html").read_text()
@@ -207,8 +223,10 @@ def test_compare_command(two_runs: list[Path], tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "det_all_IoU" in result.output and "shared samples" in result.output
+    assert "Holm" in result.output and "Primary numbers" in result.output
     data = json.loads(out.read_text())
     assert data["run_a"] == "random" and data["run_b"] == "oracle"
+    assert data["correction"]["method"] == "holm" and data["bootstrap"] == "cluster"
     m = data["metrics"]["det_all_IoU"]
     assert m["better"] == "B" and m["diff"]["low"] > 0
     assert data["n_only_a"] == {k: 0 for k in data["n_shared"]}

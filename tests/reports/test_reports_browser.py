@@ -18,6 +18,7 @@ import pytest
 from medvision.runs.records import RECORDS_NAME, append_records, read_records
 from medvision.runs.report import write_reports
 from medvision.runs.runner import Runner, RunSpec, rescore
+from medvision.testing.browser import load_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -106,3 +107,51 @@ def test_report_loads_cleanly_and_model_script_does_not_run(
     assert '<div id="pwned">' not in dom  # no such element (escaped text is fine)
     assert "&lt;script&gt;document.title='PWNED'" in dom  # the answer is text in the page
     assert dom.count("<svg") >= 3 and "data:image/png;base64," in dom
+
+
+def test_width_harness_sees_overflow_and_console_errors(tmp_path: Path) -> None:
+    page = tmp_path / "wide.html"
+    page.write_text(
+        "<!DOCTYPE html><html><head><title>w</title></head><body>"
+        "<div style='width:3000px'>wide</div><script>console.error('seen')</script></body></html>"
+    )
+    got = load_report(page, width=1400)
+    assert got.metrics["closed"]["scroll"] > got.metrics["closed"]["client"]
+    assert got.metrics["overflowing"]
+    assert any("seen" in line for line in got.console)
+
+
+def test_report_of_four_runs_fits_1400px_and_leads_with_the_answer(
+    mini_store: Path, tmp_path: Path
+) -> None:
+    runs = []
+    for name, backend, opts in (
+        ("oracle", "oracle", {"noise": 0.0}),
+        ("oracle-noisy", "oracle", {"noise": 0.1}),
+        ("prior", "prior", {}),
+        ("random-baseline-with-a-rather-long-run-name", "random", {}),
+    ):
+        spec = RunSpec(
+            dataset_dir=str(mini_store), backend=backend, model=name, protocol="paper-v1",
+            limit=30, backend_options=opts,
+        )  # fmt: skip
+        Runner(spec, tmp_path / name).run()
+        runs.append(tmp_path / name)
+    out = tmp_path / "report"
+    write_reports(runs, out, bootstrap=50, random_draws=10)
+    html = (out / "report.html").read_text()
+    got = load_report(out / "report.html", width=1400, height=900)
+    m = got.metrics
+    assert got.console == []
+    assert m["title"] == "MedVision report"
+    # No horizontal scrollbar at 1400 px, neither as loaded nor with every section opened.
+    assert m["closed"]["scroll"] <= m["closed"]["client"] <= 1400
+    assert m["opened"]["scroll"] <= m["opened"]["client"]
+    assert m["overflowing"] == []
+    # First screen: the leaderboard (every run) ends within the 900 px window; then one
+    # chart per family; the per-run details (4 runs + "all columns") start closed.
+    assert m["board_bottom"] is not None and m["board_bottom"] < 900
+    assert m["charts"] == 3
+    assert m["details"] == 5 and m["details_open"] == 0
+    board = html[html.index('<table class="board">') : html.index("</table>")]
+    assert board.count("<tr>") == 5 and board.count('class="ci"') >= 4

@@ -104,7 +104,9 @@ def test_report_escapes_model_output_and_is_self_contained(tmp_path: Path) -> No
     assert "<script" not in text.lower()
     assert "kidney &lt;b&gt;left&lt;/b&gt;" in text
     assert "http://" not in text and "https://" not in text
-    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", text)
+    # Only data: URIs and same-document references (each image once, drawn by <use>).
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:|#)""", text)
+    assert re.search(r'<use href="#img\d+"/>', text)
     # The PNG is embedded as is; the JPEG was re-encoded to PNG.
     assert "data:image/png;base64," + base64.b64encode(images["imgA"]).decode() in text
     assert "data:image/jpeg" not in text

@@ -208,9 +208,15 @@ def report(
     random_draws: Annotated[
         int, typer.Option(help="Random boxes per sample in the box-size analysis.")
     ] = 100,
+    bootstrap_method: Annotated[
+        str, typer.Option(help="cluster (cases/subjects, default) | slice.")
+    ] = "cluster",
 ) -> None:
     """Leaderboard (terminal, Markdown, CSV, JSON), analysis and a self-contained HTML report."""
     from medvision.runs.report import write_reports
+
+    if bootstrap_method not in ("cluster", "slice"):
+        raise typer.BadParameter(f"unknown bootstrap method {bootstrap_method!r}")
 
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     rows = write_reports(
@@ -222,6 +228,7 @@ def report(
         formats=chosen,
         max_gallery=max_gallery,
         random_draws=random_draws,
+        bootstrap_method="slice" if bootstrap_method == "slice" else "cluster",
     )
     console.print(
         f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out} ({len(rows)} runs)"

@@ -39,6 +39,7 @@ _SCHEMA: Final[pa.Schema] = pa.schema(
     [
         ("sample_id", pa.string()),
         ("dataset", pa.string()),
+        ("case_id", pa.string()),
         ("family", pa.string()),
         ("plane", pa.int8()),
         ("label_name", pa.string()),
@@ -101,6 +102,7 @@ def _value_columns(
 _STR_FIELDS: Final[tuple[str, ...]] = (
     "sample_id",
     "dataset",
+    "case_id",
     "family",
     "label_name",
     "label_kind",
@@ -133,7 +135,8 @@ def records_to_table(records: Iterable[Record]) -> pa.Table:
 
     Returns:
         A table with one row per record: identifying strings (``sample_id``, ``dataset``,
-        ``family``, ``label_name``, ``label_kind``, ``label_group``, ``modality``,
+        ``case_id`` (the cluster of the bootstrap), ``family``, ``label_name``, ``label_kind``,
+        ``label_group``, ``modality``,
         ``metric_type``, ``metric_key``, ``model``, ``protocol``, ``status``), ``plane``
         (int8), ``n_parsed`` (number of parsed values, -1 when ``parsed is None``),
         ``p0..p3`` (parsed values, NaN-padded), ``n_target`` and ``t0..t3`` (target,

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from medvision.metrics.clusters import cluster_codes
 from medvision.metrics.columns import as_table, column_array, family_rows, string_codes
 from medvision.metrics.counters import grouped_metrics, score_columns
 from medvision.metrics.grouping import (
@@ -93,8 +94,11 @@ class FamilyData:
         keys: Official group key of each code.
         dataset_codes: ``(N,)`` dataset code of each row.
         datasets: Dataset name of each dataset code.
-        strata: ``(N,)`` code of (official group, dataset): the bootstrap resamples within it,
-            so every group keeps its size (and its place in the N >= 50 rule).
+        strata: ``(N,)`` code of (official group, dataset): the bootstrap resamples within it.
+        clusters: ``(N,)`` code of (dataset, subject or case) of each row: the unit the cluster
+            bootstrap draws (see :mod:`medvision.metrics.clusters`).
+        group_sizes: ``(G,)`` rows of each official group on the full data; the N >= 50 rule
+            is decided on these, so a resample never moves a group in or out of a split.
         group_is_tl: Per group, detection only: tumour/lesion by key word or label kind.
         planes: ``(N,)`` plane value of each row (0 sagittal, 1 coronal, 2 axial).
         box_img_ratio: ``(N,)`` ground-truth box area over image area (detection), else NaN.
@@ -111,6 +115,8 @@ class FamilyData:
     dataset_codes: IntArray
     datasets: list[str]
     strata: IntArray
+    clusters: IntArray
+    group_sizes: IntArray
     group_is_tl: NDArray[np.bool_]
     planes: IntArray
     box_img_ratio: FloatArray
@@ -166,6 +172,7 @@ def _family_data(table: pa.Table, fam: TaskFamily, protocol: Protocol) -> Family
         is_tl = np.zeros(len(keys), dtype=bool)
     ds_codes, datasets = string_codes(table, "dataset")
     strata, _ = group_codes([codes, ds_codes])
+    ds_names = np.asarray(datasets, dtype=object)[ds_codes].astype(str)
     ratio = _box_ratio(table) if fam is TaskFamily.DETECTION else np.full(table.num_rows, np.nan)
     return FamilyData(
         family=fam,
@@ -176,6 +183,8 @@ def _family_data(table: pa.Table, fam: TaskFamily, protocol: Protocol) -> Family
         dataset_codes=ds_codes,
         datasets=datasets,
         strata=strata,
+        clusters=cluster_codes(ds_names, column_array(table, "case_id").astype(str)),
+        group_sizes=np.bincount(codes, minlength=len(keys)).astype(np.int64),
         group_is_tl=is_tl,
         planes=column_array(table, "plane").astype(np.int64),
         box_img_ratio=ratio,
@@ -241,8 +250,10 @@ def _detection(fd: FamilyData, protocol: Protocol, idx: IntArray | None) -> dict
     rows = grouped_metrics(fam, codes, len(fd.keys), cols)
     parts: dict[str, list[dict[str, float]]] = {"anatomy": [], "tumor_lesion": [], "excluded": []}
     for g, (key, m) in enumerate(zip(fd.keys, rows, strict=True)):
+        # The size rule reads the full data (equal to the resample's size for the identity
+        # and the slice bootstrap; the cluster bootstrap varies sizes, not the split).
         where, _ = classify_detection_group(
-            key, int(m["num_samples"]), bool(fd.group_is_tl[g]), protocol
+            key, int(fd.group_sizes[g]), bool(fd.group_is_tl[g]), protocol
         )
         parts[where].append(m)
     anatomy, tumour = parts["anatomy"], parts["tumor_lesion"]

@@ -1,4 +1,9 @@
-"""A single self-contained HTML report: tables for every run and a gallery of samples.
+"""A single self-contained HTML report that leads with the answer.
+
+First screen (:mod:`medvision.reports.overview`): one leaderboard across all runs with the
+headline numbers, their bootstrap intervals and failures by kind, then one chart per task
+family with every run side by side. Below, every run's details (tables, analyses, plots and a
+gallery of samples) sit in a ``<details>`` element, closed by default.
 
 The file references nothing outside itself: CSS is inline, images are ``data:`` URIs of base64
 PNG, boxes are inline SVG, and there is no script. Every text that came from a record or a
@@ -28,16 +33,15 @@ from PIL import Image
 from medvision.geometry.frames import rel_to_box_rc
 from medvision.metrics.per_sample import sample_metrics
 from medvision.metrics.protocols import PROTOCOLS
+from medvision.reports.failures import FAILURE_KINDS, failure_counts, failure_text
+from medvision.reports.overview import OVERVIEW_CSS, overview_html
 from medvision.reports.plots import Plot
 from medvision.reports.tables import (
     CI_KEYS,
-    COLUMNS,
     failure_notes,
     format_interval,
     format_value,
-    ground_truth_line,
     leaderboard,
-    protocol_line,
 )
 from medvision.schema import Plane, Record, Sample, TaskFamily
 
@@ -227,6 +231,46 @@ def _load_image(loader: ImageLoader | None, key: str) -> tuple[str | None, str]:
         return None, f"image {key[:16]} unavailable: {type(exc).__name__}: {exc}"
 
 
+class _Images:
+    """Each distinct image once, referenced from every figure that shows it.
+
+    The first use of an image key adds ``<image id=...>`` to one hidden ``<svg><defs>`` at the
+    top of the page; every figure then draws ``<use href="#id">`` (a same-document reference,
+    no request). Runs evaluated on the same samples share their gallery images, so a report of
+    several runs holds each PNG once instead of once per run.
+    """
+
+    def __init__(self, loader: ImageLoader | None) -> None:
+        self._loader = loader
+        self._refs: dict[str, tuple[str | None, str]] = {}
+        self._defs: list[str] = []
+
+    def ref(self, key: str, hw: tuple[int, int]) -> tuple[str | None, str]:
+        """``(element id or None, reason)`` of image ``key`` of size ``hw`` (rows, cols)."""
+        if key not in self._refs:
+            uri, reason = _load_image(self._loader, key)
+            if uri is None:
+                self._refs[key] = (None, reason)
+            else:
+                iid = f"img{len(self._defs)}"
+                self._defs.append(
+                    f'<image id="{iid}" href="{_e(uri)}" x="0" y="0" width="{hw[1]}" '
+                    f'height="{hw[0]}"/>'
+                )
+                self._refs[key] = (iid, "")
+        return self._refs[key]
+
+    def defs(self) -> str:
+        """The hidden ``<svg>`` holding every image used (empty when none)."""
+        if not self._defs:
+            return ""
+        return (
+            '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
+            + "".join(self._defs)
+            + "</defs></svg>"
+        )
+
+
 def _svg_rect(box_rel: Sequence[float], hw: tuple[int, int], colour: str, dash: bool) -> str:
     """An SVG rectangle for a relative lower-left box, or ``""`` when it cannot be drawn."""
     if len(box_rel) != 4 or not all(math.isfinite(float(v)) for v in box_rel):
@@ -338,11 +382,11 @@ def _overlays(rec: Record, sample: Sample | None, hw: tuple[int, int]) -> tuple[
     return svg, "green: landmarks"
 
 
-def _svg(uri: str | None, hw: tuple[int, int], overlays: str) -> str:
-    """Inline SVG of size ``hw`` (rows, cols) with the image and the overlays."""
+def _svg(image_id: str | None, hw: tuple[int, int], overlays: str) -> str:
+    """Inline SVG of size ``hw`` (rows, cols) with the image (by reference) and the overlays."""
     h, w = hw
     scale = _DISPLAY_PX / max(h, w)
-    image = f'<image href="{_e(uri)}" x="0" y="0" width="{w}" height="{h}"/>' if uri else ""
+    image = f'<use href="#{_e(image_id)}"/>' if image_id else ""
     return (
         f'<svg viewBox="0 0 {w} {h}" width="{w * scale:.0f}" height="{h * scale:.0f}" '
         f'role="img">{image}{overlays}</svg>'
@@ -356,12 +400,10 @@ def _values(v: Sequence[float] | None) -> str:
     return "[" + ", ".join(f"{float(x):.4g}" for x in v) + "]"
 
 
-def _figure(
-    rec: Record, loader: ImageLoader | None, protocol_name: str, lookup: SampleLookup | None
-) -> str:
+def _figure(rec: Record, images: _Images, protocol_name: str, lookup: SampleLookup | None) -> str:
     """One gallery figure: image + overlays, target vs prediction, scores, raw output."""
-    uri, reason = _load_image(loader, rec.image_key)
     hw = (int(rec.image_hw[0]), int(rec.image_hw[1]))
+    image_id, reason = images.ref(rec.image_key, hw)
     fam = TaskFamily(rec.family)
     scores: dict[str, float] = {}
     protocol = PROTOCOLS.get(protocol_name)
@@ -396,7 +438,7 @@ def _figure(
     ]
     # A record without a known image size (imported from logs that hold no image) has no
     # picture to draw on: the caption alone.
-    picture = _svg(uri, hw, overlays) if min(hw) > 0 else ""
+    picture = _svg(image_id, hw, overlays) if min(hw) > 0 else ""
     return f"<figure>{picture}{''.join(lines)}</figure>"
 
 
@@ -453,7 +495,7 @@ def select_gallery(records: Sequence[Record], family: TaskFamily, n: int) -> lis
 
 def _gallery(
     records: Sequence[Record],
-    loader: ImageLoader | None,
+    images: _Images,
     protocol_name: str,
     max_gallery: int,
     lookup: SampleLookup | None,
@@ -469,7 +511,7 @@ def _gallery(
         chosen = select_gallery(records, fam, max(0, max_gallery))
         if not chosen:
             continue
-        figures = "".join(_figure(r, loader, protocol_name, lookup) for r in chosen)
+        figures = "".join(_figure(r, images, protocol_name, lookup) for r in chosen)
         parts.append(f'<h3>{_e(titles[fam.value])}</h3><div class="gallery">{figures}</div>')
     return "".join(parts)
 
@@ -488,8 +530,10 @@ def _analysis_section(analysis: RunAnalysis) -> str:
         parts.append(
             "<h3>Confidence intervals</h3><p class=muted>"
             f"{_e(format(first.get('level', 0.95), '.0%'))}"
-            f" percentile bootstrap, {_e(first.get('n_boot', ''))} replicates, samples resampled "
-            "within their official group and dataset.</p>"
+            f" percentile {_e(first.get('method', 'slice'))} bootstrap, "
+            f"{_e(first.get('n_boot', ''))} replicates, "
+            + ("cases/subjects" if first.get("method") == "cluster" else "samples")
+            + " resampled within their official group and dataset.</p>"
         )
         parts.append(
             _table(["number", "estimate [interval]"], [[k, format_interval(iv[k])] for k in shown])
@@ -571,22 +615,27 @@ def _run_section(
     run: str,
     summary: Mapping[str, Any],
     records: Sequence[Record],
-    loader: ImageLoader | None,
+    images: _Images,
     max_gallery: int,
     analysis: RunAnalysis | None,
     lookup: SampleLookup | None,
 ) -> str:
     """Everything about one run."""
+    counts = failure_counts(summary, records)
     proto = summary.get("protocol") or {}
     name = str(proto.get("name", "unknown"))
     switches = ", ".join(f"{k}={v}" for k, v in proto.items() if k not in ("name", "description"))
     parts = [
-        f"<section><h2>{_e(run)}</h2>",
+        f"<section><h3>{_e(run)}</h3>",
         f'<p class="proto">Protocol: <b>{_e(name)}</b> \u2014 {_e(proto.get("description", ""))}'
         f"<br><span class=muted>{_e(switches)}</span></p>",
         "<p>Models: "
         + _e(", ".join(summary.get("models") or []) or "\u2014")
         + f" \u00b7 records: {_e(summary.get('num_records'))}</p>",
+        _table(
+            ["failure kind", "count"],
+            [[label, counts.get(key)] for key, label in FAILURE_KINDS],
+        ),
         _table(["parse status", "count"], list((summary.get("status_counts") or {}).items())),
         *(f'<p class="warn">{_e(note)}</p>' for note in failure_notes(summary)),
     ]
@@ -598,7 +647,7 @@ def _run_section(
         parts.append(_ad_section(summary["ad"]))
     if analysis is not None:
         parts.append(_analysis_section(analysis))
-    parts.append(_gallery(records, loader, name, max_gallery, lookup))
+    parts.append(_gallery(records, images, name, max_gallery, lookup))
     parts.append("</section>")
     return "".join(parts)
 
@@ -628,32 +677,35 @@ def write_html_report(
         analyses: Run name -> intervals, breakdowns, box-size analysis and plots.
         sample_lookup: ``sample_id -> Sample`` for T/L axes and A/D landmarks.
     """
-    rows = leaderboard(summaries)
-    board = _table(
-        [label for _, label in COLUMNS],
-        [[r.get(k) for k, _ in COLUMNS] for r in rows],
-        key_cols=2,
-    )
+    failures = {run: failure_counts(s, records_by_run.get(run)) for run, s in summaries.items()}
+    rows = leaderboard(summaries, failures)
+    intervals = {run: a.intervals for run, a in (analyses or {}).items() if a.intervals}
+    images = _Images(image_loader)
     sections = "".join(
-        _run_section(
+        '<details class="run"><summary>'
+        + _e(f"{run} \u2014 protocol {(s.get('protocol') or {}).get('name', 'unknown')}, ")
+        + _e(f"{s.get('num_records')} records; {failure_text(failures[run])}")
+        + "</summary>"
+        + _run_section(
             run,
             s,
             records_by_run.get(run, ()),
-            image_loader,
+            images,
             max_gallery,
             (analyses or {}).get(run),
             sample_lookup,
         )
+        + "</details>"
         for run, s in summaries.items()
     )
     doc = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>MedVision report</title><style>{_CSS}</style></head><body>"
-        "<h1>MedVision report</h1>"
-        f'<p class="proto">{_e(protocol_line(rows))}</p>'
-        f'<p class="proto">{_e(ground_truth_line(rows))}</p>'
-        f"<h2>Leaderboard</h2>{board}{sections}</body></html>\n"
+        f"<title>MedVision report</title><style>{_CSS}{OVERVIEW_CSS}</style></head><body>"
+        f"{images.defs()}<h1>MedVision report</h1>"
+        f"{overview_html(rows, intervals)}"
+        f"<h2>Runs</h2><p class=muted>Every run's tables, analyses, plots and sample gallery "
+        f"(click to open).</p>{sections}</body></html>\n"
     )
     Path(path).write_text(doc, encoding="utf-8")

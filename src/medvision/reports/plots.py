@@ -11,11 +11,16 @@ Plots (each skipped when the run has no data for it):
 * box-size curves: the run's IoU and ``IoU>=0.5`` per box-size bin beside the random baseline
   (official draw-mean and our per-draw thresholding);
 * error histograms: detection IoU, T/L and A/D relative error (clipped at 2 for display).
+
+Every axis is plain (no offset, no scientific notation), and constant or near-constant data
+(an oracle's IoU of 1.0 up to rounding) is shown on a fixed span around its value instead of
+a zoomed axis whose 1e-8 offset would read as noise (:func:`plain_span`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 from collections.abc import Mapping
@@ -28,7 +33,7 @@ from medvision.metrics.boxsize import BoxSizeAnalysis
 from medvision.metrics.headline import Prepared
 from medvision.schema import TaskFamily
 
-__all__ = ["Plot", "render_plots"]
+__all__ = ["Plot", "plain_span", "render_plots"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,42 @@ class Plot:
     uri: str
 
 
+def plain_span(values: Any) -> tuple[float, float] | None:
+    """A fixed axis span for constant or near-constant data, else ``None``.
+
+    Data whose spread is at most ``1e-9`` of its scale gets ``value +- 0.5`` (values within
+    1 of 0) or ``+-`` the value's power of ten, so the axis shows round ticks around it.
+
+    Example:
+        >>> plain_span([1.0, 1.0 + 1e-12])
+        (0.5, 1.5)
+        >>> plain_span([0.1, 0.9]) is None
+        True
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo > 1e-9 * max(1.0, abs(lo), abs(hi)):
+        return None
+    c = (lo + hi) / 2
+    half = 0.5 if abs(c) <= 1 else float(10 ** math.floor(math.log10(abs(c))))
+    return c - half, c + half
+
+
+def _plain(ax: Any, x: Any = None, y: Any = None) -> None:
+    """Plain tick labels on both axes; fixed spans for (near-)constant ``x`` / ``y`` data."""
+    for axis in ("x", "y"):
+        # A categorical axis (bar labels) has no offset to remove.
+        with contextlib.suppress(AttributeError):
+            ax.ticklabel_format(axis=axis, style="plain", useOffset=False)
+    if x is not None and (span := plain_span(x)) is not None:
+        ax.set_xlim(*span)
+    if y is not None and (span := plain_span(y)) is not None:
+        ax.set_ylim(*span)
+
+
 def _uri(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
@@ -56,8 +97,12 @@ def _bars(plt: Any, values: Mapping[str, float], xlabel: str, title: str) -> Plo
         return None
     items = items[:40]  # a readable figure; the tables hold every group
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(items) + 1.2))
-    ax.barh([k for k, _ in items][::-1], [float(v) for _, v in items][::-1], color="#3b6fd4")
+    vals = [float(v) for _, v in items]
+    ax.barh([k for k, _ in items][::-1], vals[::-1], color="#3b6fd4")
     ax.set_xlabel(xlabel)
+    _plain(ax)
+    if max(vals) - min(vals) <= 1e-9 * max(1.0, *map(abs, vals)):  # equal bars from 0
+        ax.set_xlim(0, (plain_span(vals) or (0.0, 1.0))[1])
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     out = Plot(title, _uri(fig))
@@ -74,6 +119,7 @@ def _scatter(plt: Any, x: Any, y: Any, xlabel: str, ylabel: str, title: str) -> 
     ax.scatter(x[ok], y[ok], s=6, alpha=0.5, color="#d7263d")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    _plain(ax, x[ok], y[ok])
     fig.tight_layout()
     out = Plot(title, _uri(fig))
     plt.close(fig)
@@ -88,9 +134,11 @@ def _hist(plt: Any, v: Any, xlabel: str, title: str, clip: float | None = None) 
     if clip is not None:
         v = np.minimum(v, clip)
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.hist(v, bins=40, color="#3b6fd4")
+    span = plain_span(v)
+    ax.hist(v, bins=40, range=span, color="#3b6fd4")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("samples")
+    _plain(ax, v)
     fig.tight_layout()
     out = Plot(title, _uri(fig))
     plt.close(fig)
@@ -114,6 +162,7 @@ def _box_curves(plt: Any, box: BoxSizeAnalysis) -> Plot | None:
             [b.replace("Box/Image", "").strip() for b in box.labels], rotation=60, fontsize=6
         )
         ax.set_ylabel(name)
+        _plain(ax)
         ax.set_ylim(0, 1)
     axes[0].legend(fontsize=7)
     fig.tight_layout()

@@ -4,7 +4,10 @@ One row per run. Detection columns come from the anatomy and tumour/lesion split
 at least ``min_group_size`` samples, official section 4.4) and from all detection samples
 pooled, so a small run still shows a number; T/L and A/D columns are the official model lines.
 Overlap thresholds are written ``IoU>=0.5`` because the official ``IoU>0.5`` tests ``>=``.
-Every table names the protocol that produced it.
+Every table names the benchmark, protocol and ground-truth version that produced it
+(:func:`provenance_line`; ``n/a`` / ``not recorded`` when a run did not record them), shows the
+bootstrap interval under or beside each headline number when intervals are given, and counts
+failures by kind (:mod:`medvision.reports.failures`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from medvision.reports.failures import FAILURE_KINDS, failure_counts
+
 __all__ = [
     "CI_KEYS",
     "COLUMNS",
@@ -31,6 +36,7 @@ __all__ = [
     "leaderboard",
     "print_leaderboard",
     "protocol_line",
+    "provenance_line",
     "to_csv",
     "to_markdown",
 ]
@@ -39,7 +45,9 @@ Row = dict[str, Any]
 
 COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("run", "run"),
+    ("benchmark", "benchmark"),
     ("protocol", "protocol"),
+    ("annotation", "ground truth"),
     ("det_anatomy_IoU", "Det anatomy IoU"),
     ("det_anatomy_SR", "Det anatomy SR"),
     ("det_anatomy_IoU>=0.5", "Det anatomy IoU>=0.5"),
@@ -60,8 +68,7 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("ad_SR", "A/D SR"),
     ("num_records", "records"),
     ("num_answered", "answered"),
-    ("num_backend_errors", "backend errors"),
-    ("num_failed", "parse failures"),
+    *FAILURE_KINDS,
 )
 """``(row key, column label)`` in display order for Markdown and CSV."""
 
@@ -70,17 +77,20 @@ TERMINAL_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("det_anatomy_IoU", "Det IoU\nanat."),
     ("det_tl_IoU", "Det IoU\nT/L"),
     ("det_all_IoU", "Det IoU\nall"),
-    ("det_all_IoU>=0.5", "Det\n>=.5"),
-    ("tl_MAE", "T/L\nMAE"),
     ("tl_MRE", "T/L\nMRE"),
     ("tl_MRE<0.1", "T/L\nMRE<.1"),
-    ("ad_MAE", "A/D\nMAE"),
     ("ad_MRE", "A/D\nMRE"),
     ("num_records", "N"),
-    ("num_backend_errors", "err"),
-    ("num_failed", "fail"),
+    ("failures", "fail\np/t/r/b"),
 )
-"""A narrower selection for terminals (the files keep every column)."""
+"""A narrower selection for terminals (the files keep every column); the headline numbers
+carry their interval on a second line and ``failures`` reads ``parse/truncated/refused/backend``
+(:data:`FAILURE_KEY_LINE`)."""
+
+FAILURE_KEY_LINE: Final = (
+    "fail p/t/r/b: parse failures (every kind) / of them truncated at the token limit / "
+    "of them refused / backend errors (no answer, not scored); ? = not recorded."
+)
 
 
 def _get(d: Mapping[str, Any] | None, *keys: str) -> Any:
@@ -101,15 +111,25 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def leaderboard(summaries: Mapping[str, Mapping[str, Any]]) -> list[Row]:
+def leaderboard(
+    summaries: Mapping[str, Mapping[str, Any]],
+    failures: Mapping[str, Mapping[str, int | None]] | None = None,
+) -> list[Row]:
     """One leaderboard row per run.
 
     Args:
         summaries: Run name -> :func:`medvision.metrics.summarize_run` output.
+        failures: Run name -> failure counts by kind
+            (:func:`medvision.reports.failures.failure_counts` of the run's records), for runs
+            whose summary has no ``outcomes`` block; default: read from each summary.
 
     Returns:
         Rows keyed as :data:`COLUMNS` (``None`` where a run has no such number), in the order
-        of ``summaries``.
+        of ``summaries``. ``benchmark`` and ``annotation`` (the ground-truth version) come from
+        ``summary["run"]`` and are ``None`` when the run did not record them;
+        ``num_answered``, ``num_backend_errors`` and ``num_failed`` (parse failures, backend
+        errors apart) come from ``summary["outcomes"]``, and the failure kinds of
+        :data:`medvision.reports.failures.FAILURE_KINDS` beside them.
     """
     rows: list[Row] = []
     for run, s in summaries.items():
@@ -121,14 +141,17 @@ def leaderboard(summaries: Mapping[str, Mapping[str, Any]]) -> list[Row]:
             "parse_failure": sum(v for k, v in counts.items() if k not in ("ok", "backend_error")),
         }
         # Backend errors hold no answer: they are counted apart, never as parse failures.
+        kinds = (failures or {}).get(run) or failure_counts(s)
         row: Row = {
             "run": run,
+            "benchmark": _get(s, "run", "benchmark"),
             "protocol": _get(s, "protocol", "name"),
             "annotation": _get(s, "run", "annotation"),
             "num_records": s.get("num_records"),
             "num_answered": outcomes.get("answered"),
             "num_backend_errors": outcomes.get("backend_error"),
             "num_failed": outcomes.get("parse_failure"),
+            **{k: kinds.get(k) for k, _ in FAILURE_KINDS},
         }
         for part, split in (("anatomy", "anatomy"), ("tl", "tumor_lesion")):
             base = _get(det, split, "mean_metrics")
@@ -165,6 +188,47 @@ def ground_truth_line(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"Ground truth (T/L, mixed): {', '.join(names)}"
 
 
+def _same_or_mixed(rows: Sequence[Mapping[str, Any]], key: str, missing: str) -> str:
+    names = sorted({missing if r.get(key) is None else str(r.get(key)) for r in rows})
+    if len(names) == 1:
+        return names[0]
+    return f"mixed ({', '.join(names)})"
+
+
+def provenance_line(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``"Benchmark: n/a · Protocol: official · Ground truth (T/L): official-1.4.0"``.
+
+    A field that differs between rows reads ``mixed (a, b)``; a run that did not record its
+    benchmark shows ``n/a``; the ground-truth part is :func:`ground_truth_line`
+    (``not recorded`` for builds made before versions were recorded).
+    """
+    return (
+        f"Benchmark: {_same_or_mixed(rows, 'benchmark', 'n/a')} \u00b7 "
+        f"Protocol: {_same_or_mixed(rows, 'protocol', 'n/a')} \u00b7 "
+        f"{ground_truth_line(rows)}"
+    )
+
+
+def interval_line(intervals: Mapping[str, Mapping[str, Mapping[str, Any]]] | None) -> str:
+    """One sentence on the intervals shown (level, method, replicates), or ``""``."""
+    first = next(
+        (iv for run in (intervals or {}).values() for iv in run.values() if iv.get("n_boot")),
+        None,
+    )
+    if first is None:
+        return ""
+    method = first.get("method", "slice")
+    unit = (
+        "cases/subjects resampled within their official group and dataset"
+        if method == "cluster"
+        else "single samples resampled within their official group and dataset"
+    )
+    return (
+        f"Intervals: {float(first.get('level', 0.95)):.0%} {method} bootstrap, "
+        f"{first.get('n_boot')} replicates, {unit}."
+    )
+
+
 def format_value(v: Any, digits: int = 4) -> str:
     """Format one cell: floats with ``digits`` decimals, ``None``/NaN as an em dash."""
     if v is None:
@@ -181,15 +245,34 @@ def _md_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown leaderboard: a protocol line, then a pipe table with :data:`COLUMNS`."""
+def to_markdown(
+    rows: Sequence[Mapping[str, Any]],
+    intervals: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> str:
+    """Markdown leaderboard: provenance lines, then a pipe table with :data:`COLUMNS`.
+
+    Args:
+        rows: Leaderboard rows.
+        intervals: Run name -> headline key -> interval dict; headline cells then read
+            ``estimate [low, high]``.
+
+    Returns:
+        The Markdown text.
+    """
     header = "| " + " | ".join(label for _, label in COLUMNS) + " |"
     sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    body = [
-        "| " + " | ".join(_md_cell(format_value(r.get(k))) for k, _ in COLUMNS) + " |" for r in rows
-    ]
-    lines = [protocol_line(rows), "", ground_truth_line(rows), "", header, sep, *body]
-    return "\n".join(lines) + "\n"
+
+    def cell(r: Mapping[str, Any], k: str) -> str:
+        iv = (intervals or {}).get(str(r.get("run")), {}).get(k)
+        if k in CI_KEYS and iv and iv.get("low") is not None:
+            return format_interval(iv)
+        return format_value(r.get(k))
+
+    body = ["| " + " | ".join(_md_cell(cell(r, k)) for k, _ in COLUMNS) + " |" for r in rows]
+    head = [provenance_line(rows)]
+    if line := interval_line(intervals):
+        head.append(line)
+    return "\n".join([*(f"{h}  " for h in head), "", header, sep, *body]) + "\n"
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
@@ -206,15 +289,56 @@ def to_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
             writer.writerow(["" if r.get(k) is None else r.get(k) for k, _ in COLUMNS])
 
 
-def print_leaderboard(rows: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
-    """Print the leaderboard as a rich table titled with the protocol."""
-    title = f"MedVision leaderboard \u2014 {protocol_line(rows)} \u2014 {ground_truth_line(rows)}"
-    table = Table(title=Text(title))
+def _compact(v: float) -> str:
+    """At most 4 significant characters: ``.301``, ``1.61``, ``21.9``, ``-.050``, ``318``."""
+    if not math.isfinite(v):
+        return "\u2014"
+    a = abs(v)
+    if round(a, 3) < 1:
+        text = f"{v:.3f}".replace("0.", ".", 1)
+    elif a < 9.995:
+        text = f"{v:.2f}"
+    elif a < 99.95:
+        text = f"{v:.1f}"
+    else:
+        text = f"{v:.0f}"
+    return "0" if v == 0 else text
+
+
+def print_leaderboard(
+    rows: Sequence[Mapping[str, Any]],
+    console: Console | None = None,
+    intervals: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> None:
+    """Print the leaderboard as a rich table.
+
+    The title names the benchmark, protocol and ground-truth version; each headline number
+    has its interval ``[low,high]`` on the line below it when ``intervals`` are given, and
+    the failure columns count parse failures (truncated and refused are sub-counts of them)
+    and backend errors.
+    """
+    caption = " ".join(x for x in (interval_line(intervals), FAILURE_KEY_LINE) if x)
+    table = Table(
+        title=Text(f"MedVision leaderboard \u2014 {provenance_line(rows)}"),
+        caption=Text(caption),
+    )
     for _, label in TERMINAL_COLUMNS:
-        table.add_column(label, justify="left" if label == "run" else "right")
+        # Fold, never cut: a number is shown whole or wrapped, not ending in an ellipsis.
+        table.add_column(label, justify="left" if label == "run" else "right", overflow="fold")
     for r in rows:
-        # Text cells: a run name like "[red]x" must not be read as rich markup.
-        table.add_row(*(Text(format_value(r.get(k), 3)) for k, _ in TERMINAL_COLUMNS))
+        cells = []
+        for k, _ in TERMINAL_COLUMNS:
+            if k == "failures":
+                kinds = (r.get(f) for f, _ in FAILURE_KINDS)
+                cells.append(Text("/".join("?" if v is None else str(v) for v in kinds)))
+                continue
+            text = format_value(r.get(k), 3)
+            iv = (intervals or {}).get(str(r.get("run")), {}).get(k)
+            if iv and iv.get("low") is not None and iv.get("high") is not None:
+                text += f"\n[{_compact(float(iv['low']))},{_compact(float(iv['high']))}]"
+            # Text cells: a run name like "[red]x" must not be read as rich markup.
+            cells.append(Text(text))
+        table.add_row(*cells)
     (console or Console()).print(table)
 
 
@@ -273,9 +397,11 @@ def ci_markdown(
         f"| {_md_cell(run)} | " + " | ".join(format_interval(iv.get(k)) for k in shown) + " |"
         for run, iv in intervals.items()
     ]
+    method = first.get("method", "slice") if first else "slice"
+    unit = "cases/subjects" if method == "cluster" else "samples"
     title = (
-        f"{level:.0%} bootstrap intervals ({n_boot} replicates, samples resampled within "
-        "their official group and dataset):"
+        f"{level:.0%} {method} bootstrap intervals ({n_boot} replicates, {unit} resampled "
+        "within their official group and dataset):"
     )
     return "\n".join([title, "", head, sep, *body]) + "\n"
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from medvision.backends.baselines import random_boxes_rel
-from medvision.metrics.bootstrap import bootstrap_headline
+from medvision.metrics.bootstrap import Method, bootstrap_headline
 from medvision.metrics.boxsize import box_size_analysis
 from medvision.metrics.headline import prepare
 from medvision.metrics.jsonvalues import dumps, loads
@@ -33,10 +33,11 @@ from medvision.reports import (
     to_markdown,
     write_html_report,
 )
+from medvision.reports.failures import failure_counts
 from medvision.reports.html import RunAnalysis
 from medvision.reports.paper_tables import paper_tables_markdown
 from medvision.reports.plots import render_plots
-from medvision.reports.tables import ci_markdown, failure_notes
+from medvision.reports.tables import CI_KEYS, COLUMNS, ci_markdown, failure_notes
 from medvision.runs.integrity import summary_is_current
 from medvision.runs.records import RECORDS_NAME, dedupe, read_records
 from medvision.runs.runner import RUN_NAME, SUMMARY_NAME, RunError
@@ -89,6 +90,7 @@ def write_reports(
     formats: Sequence[str] = FORMATS,
     max_gallery: int = 24,
     random_draws: int = 100,
+    bootstrap_method: Method = "cluster",
 ) -> list[dict[str, Any]]:
     """Write the leaderboard files, ``analysis.json`` and ``report.html`` into ``out``.
 
@@ -101,6 +103,7 @@ def write_reports(
         formats: Any of ``md``, ``csv``, ``json`` (leaderboard and ``analysis.json``), ``html``.
         max_gallery: Gallery samples per family per run.
         random_draws: Random boxes per detection sample for the box-size baseline.
+        bootstrap_method: Bootstrap unit: ``cluster`` (cases/subjects, default) or ``slice``.
 
     Returns:
         The leaderboard rows.
@@ -144,7 +147,9 @@ def write_reports(
         ci = (
             {
                 k: v.to_dict()
-                for k, v in bootstrap_headline(prep, n_boot=bootstrap, seed=seed).items()
+                for k, v in bootstrap_headline(
+                    prep, n_boot=bootstrap, seed=seed, method=bootstrap_method
+                ).items()
             }
             if bootstrap > 0
             else {}
@@ -163,12 +168,15 @@ def write_reports(
             "failure_notes": failure_notes(summary),
         }
 
-    rows = leaderboard(summaries)
+    failures = {name: failure_counts(s, records[name]) for name, s in summaries.items()}
+    rows = leaderboard(summaries, failures)
+    shown = intervals if any(intervals.values()) else None
     if "md" in formats:
         notes = [f"- {run}: {n}" for run, s in summaries.items() for n in failure_notes(s)]
-        text = to_markdown(rows)
-        if intervals and any(intervals.values()):
-            text += "\n" + ci_markdown(intervals)
+        text = to_markdown(rows, shown)
+        in_table = {k for k, _ in COLUMNS}
+        if shown:  # the macro averages are not columns of the leaderboard: their own table
+            text += "\n" + ci_markdown(shown, keys=[k for k in CI_KEYS if k not in in_table])
         if notes:
             text += "\nParse failures:\n\n" + "\n".join(notes) + "\n"
         text += "\n" + paper_tables_markdown(summaries)
@@ -195,7 +203,7 @@ def write_reports(
             sample_lookup=index.get,
         )
     if console is not None:
-        print_leaderboard(rows, console)
+        print_leaderboard(rows, console, shown)
         for run, s in summaries.items():
             for n in failure_notes(s):
                 # Text, not markup: run names and labels may contain "[".
@@ -211,6 +219,7 @@ def compare_run_dirs(
     bootstrap: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    method: Method = "cluster",
 ) -> PairedResult:
     """Paired comparison of two finished runs on their shared samples (B - A).
 
@@ -221,6 +230,7 @@ def compare_run_dirs(
         bootstrap: Replicates of the paired bootstrap.
         seed: Seed of the bootstrap.
         level: Coverage of the intervals.
+        method: Bootstrap unit: ``cluster`` (cases/subjects, default) or ``slice``.
 
     Returns:
         The :class:`medvision.metrics.paired.PairedResult`.
@@ -241,4 +251,5 @@ def compare_run_dirs(
         n_boot=bootstrap,
         seed=seed,
         level=level,
+        method=method,
     )
