@@ -181,7 +181,7 @@ def test_write_reports_all_formats(two_runs: list[Path], tmp_path: Path) -> None
     assert [r["run"] for r in rows] == ["oracle", "random"]
     md = (tmp_path / "leaderboard.md").read_text()
     assert md.startswith(
-        "Benchmark: n/a \u00b7 Protocol: official \u00b7 Ground truth (T/L): not recorded"
+        "Benchmark: n/a \u00b7 Protocol: official \u00b7 Ground truth (T/L): official-1.4.0"
     )
     assert "Intervals: 95% cluster bootstrap, 60 replicates, cases/subjects" in md
     assert "| parse failures | truncated | refused | backend errors |" in md

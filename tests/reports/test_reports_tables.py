@@ -113,7 +113,8 @@ def test_leaderboards_show_provenance_intervals_and_failure_kinds(
                           "n_boot": 500, "method": "cluster"}}  # fmt: skip
     md = to_markdown(rows, {"good": iv})
     assert md.startswith(
-        "Benchmark: medvision-mini \u00b7 Protocol: official \u00b7 Ground truth (T/L): official-1.4.0"
+        "Benchmark: medvision-mini \u00b7 Protocol: official \u00b7 "
+        "Ground truth (T/L): official-1.4.0"
     )
     assert "Intervals: 95% cluster bootstrap, 500 replicates, cases/subjects" in md
     assert "| 0.7500 [0.7000, 0.8000] |" in md
