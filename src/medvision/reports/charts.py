@@ -49,7 +49,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
         lo, hi = hi, lo
     span = hi - lo
     if span <= 1e-9 * max(1.0, abs(lo), abs(hi)):  # constant data: a fixed, readable span
-        half = 0.5 if abs(lo) <= 1 else 10 ** math.floor(math.log10(abs(lo)))
+        half = 0.5 if abs(lo) < 2 else 10 ** math.floor(math.log10(abs(lo)))
         lo, hi = lo - half, hi + half
         if lo < 0 <= lo + half:  # keep a value near 0..1 on a 0-based axis
             lo = 0.0

@@ -53,7 +53,7 @@ def plain_span(values: Any) -> tuple[float, float] | None:
     """A fixed axis span for constant or near-constant data, else ``None``.
 
     Data whose spread is at most ``1e-9`` of its scale gets ``value +- 0.5`` (values within
-    1 of 0) or ``+-`` the value's power of ten, so the axis shows round ticks around it.
+    2 of 0) or ``+-`` the value's power of ten, so the axis shows round ticks around it.
 
     Example:
         >>> plain_span([1.0, 1.0 + 1e-12])
@@ -69,8 +69,8 @@ def plain_span(values: Any) -> tuple[float, float] | None:
     if hi - lo > 1e-9 * max(1.0, abs(lo), abs(hi)):
         return None
     c = (lo + hi) / 2
-    half = 0.5 if abs(c) <= 1 else float(10 ** math.floor(math.log10(abs(c))))
-    return c - half, c + half
+    half = 0.5 if abs(c) < 2 else float(10 ** math.floor(math.log10(abs(c))))
+    return round(c - half, 9), round(c + half, 9)  # round ticks, not 0.5000000000005
 
 
 def _plain(ax: Any, x: Any = None, y: Any = None) -> None:
