@@ -5,7 +5,8 @@ lesions), then measures in one run:
 
 1. the full build (``build_dataset``, W workers): samples per second per core;
 2. the I/O floor with the same W workers: decompress every image and mask and encode exactly
-   the PNGs the build stored, nothing else; ratio build / floor (target <= 1.5);
+   the slices the build stored (lossless, `encode_slice`), nothing else; ratio build / floor
+   (target <= 1.5);
 3. planning only, one process: our per-volume planners vs a straightforward per-slice
    re-implementation of the official planner (loops over every slice of every plane, one
    ``np.unique`` + ``ndimage.label`` per slice and label, ellipse fits per slice); ratio
@@ -40,7 +41,7 @@ from medvision.catalog.spec import DatasetSpec
 from medvision.geometry import lesion_measurements
 from medvision.schema import Plane
 from medvision.store import open_dataset
-from medvision.volumes import encode_png, load_volume, slice_volume, to_uint8
+from medvision.volumes import encode_slice, load_volume, slice_volume
 
 SPACING = (0.8, 0.8, 2.5)
 ORGANS = 8
@@ -115,7 +116,7 @@ def _floor_case(args: tuple[str, str, list[tuple[int, int]]]) -> int:
     image = load_volume(image_path, "image")
     load_volume(mask_path, "labels")
     for plane, index in slices:
-        encode_png(to_uint8(slice_volume(image, Plane(plane), index).pixels))
+        encode_slice(slice_volume(image, Plane(plane), index).pixels)
     return len(slices)
 
 
@@ -222,7 +223,7 @@ def main() -> None:
             n_png = sum(pool.map(_floor_case, jobs))
         t_floor = time.perf_counter() - t0
         print(
-            f"I/O floor: decompress {len(jobs)} image+mask pairs, encode {n_png} PNGs in "
+            f"I/O floor: decompress {len(jobs)} image+mask pairs, encode {n_png} slices in "
             f"{t_floor:.1f} s"
         )
         print(f"  -> build / I/O floor = {t_build / t_floor:.2f} (target <= 1.5)")
@@ -261,8 +262,8 @@ def main() -> None:
         )
         print(
             f"  -> peak allocations / float32 image = {rss['traced'] / f32_mib:.2f} (target <= "
-            f"2.5: the float32 image + the uint16 labels + the case's PNGs); each worker holds "
-            f"one case, so the build peaks near {w} x this whatever the case count"
+            f"2.5: the float32 image + the uint16 labels + the case's stored slices); each worker "
+            f"holds one case, so the build peaks near {w} x this whatever the case count"
         )
 
 

@@ -8,7 +8,8 @@ What it measures, side by side in one run:
 
 1. **Request preparation** (samples/s from the dataset to ready-to-send request bytes).
    *Ours*: the runner's own path on the built mini store: sample rows from Parquet, prompt
-   rendering, the stored PNG by content hash, the OpenAI JSON body with the base64 data URL
+   rendering, the stored slice by content hash rendered by the protocol's rule (``official``:
+   percentiles on mini's MRI and X-ray), the OpenAI JSON body with the base64 data URL
    (:func:`medvision.backends.openai_compat.build_payload` + ``json.dumps``).
    *Official approach*: what the official lmms-eval task does per sample: load the NIfTI
    volume (:func:`medvision.volumes.load_volume`, nibabel, RAS+), cut the slice, min-max to

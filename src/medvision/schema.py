@@ -71,7 +71,8 @@ class Sample:
         label_group: Parent group for reports (official ``label_map_regroup`` analogue).
         modality: ``"MRI"``, ``"CT"``, ``"ultrasound"``, ``"X-ray"`` or ``"PET"``.
         image_description: Free text pasted into the prompt.
-        image_key: Content hash (sha256 hex) of the stored PNG.
+        image_key: Content hash (sha256 hex) of the stored (lossless) slice; the image a model
+            is shown is rendered from it per protocol (:mod:`medvision.volumes.render`).
         image_hw: Stored image size (rows, cols) in pixels.
         spacing_mm_rc: Native pixel spacing (row, col) in mm.
         target: Answer in official units (see module docstring).
@@ -165,7 +166,8 @@ class Record:
         modality: Image modality.
         metric_type: ``""``, ``"axes"``, ``"distance"`` or ``"angle"``.
         metric_key: Measurement key (A/D) or ``""``.
-        image_key: Content hash of the image shown (before the model's own resize).
+        image_key: Content key of the stored (lossless) slice the image shown was rendered
+            from (before the model's own resize); see ``rendering``.
         image_hw: Stored image size (rows, cols).
         seen_hw: Size of the image the model sees after its resize (rows, cols).
         seen_spacing_mm_rc: Pixel spacing stated in the prompt (row, col) mm.
@@ -191,6 +193,8 @@ class Record:
         prompt: The rendered prompt text sent with the image (``None`` when the run was made
             with ``log_prompts=False`` or before prompts were logged; ``prompt_hash`` is
             always there).
+        rendering: Rendering rule of the image shown (``"minmax"``, ``"official"``,
+            ``"percentile"``); ``None`` in records written before it was recorded.
     """
 
     sample_id: str
@@ -228,3 +232,4 @@ class Record:
     annotation: str | None = None
     judge_output: str | None = None
     prompt: str | None = None
+    rendering: str | None = None

@@ -92,7 +92,7 @@ def build(tmp_path: Path) -> tuple[str, dict[str, bytes]]:
         out,
         summaries={"run-1": summary},
         records_by_run={"run-1": records},
-        image_loader=lambda key: images[key],
+        image_loader=lambda rec: images[rec.image_key],
         max_gallery=24,
     )
     return out.read_text(encoding="utf-8"), images

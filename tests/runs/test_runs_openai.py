@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -96,11 +97,14 @@ def test_run_manifest_describes_the_run(mini_store: Path, tmp_path: Path) -> Non
 def test_each_faulty_sample_fails_with_a_reason_and_the_run_completes(
     mini_store: Path, tmp_path: Path
 ) -> None:
+    ds = open_dataset(mini_store)
     samples = select_samples(
-        open_dataset(mini_store).samples(split="test"),
+        ds.samples(split="test"),
         _spec(mini_store, "http://x", families=("detection",)),
     )
-    images = sorted({s.image_key for s in samples})
+    # The server sees the rendered PNG (official rendering), not the stored slice.
+    sent = {s.sample_id: hashlib.sha256(ds.image(s, "official")).hexdigest() for s in samples}
+    images = sorted(set(sent.values()))
     plan = {
         images[0]: (Fault(FaultKind.HTTP_ERROR, status=500), "HTTP 500"),
         images[1]: (Fault(FaultKind.MALFORMED_JSON), "malformed JSON"),
@@ -128,12 +132,14 @@ def test_each_faulty_sample_fails_with_a_reason_and_the_run_completes(
         records = read_records(out / RECORDS_NAME)
         assert len(records) == len(samples)
         for r in records:
-            if r.image_key in plan:
-                assert r.status == "backend_error" and plan[r.image_key][1] in (r.reason or "")
+            assert r.rendering == "official"
+            if sent[r.sample_id] in plan:
+                assert r.status == "backend_error"
+                assert plan[sent[r.sample_id]][1] in (r.reason or "")
                 assert r.raw_output == ""
             else:
                 assert r.status == "ok"
-        n_bad = sum(r.image_key in plan for r in records)
+        n_bad = sum(sent[r.sample_id] in plan for r in records)
         assert (
             summary["status_counts"]["backend_error"] == summary["run"]["n_backend_errors"] == n_bad
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -11,35 +11,36 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from medvision.schema import Plane, Sample, TaskFamily, make_sample_id
 from medvision.store import (
     BuildManifest,
     DatasetWriter,
-    image_key,
     open_dataset,
     sample_from_row,
 )
+from medvision.volumes import StoredSlice, decode_png, decode_slice, encode_slice, to_uint8
 
 ROW_GROUP = 7
 PER_FILE = 21
 
 
-def _png(seed: int, h: int = 12, w: int = 10) -> bytes:
+def _png(seed: int, h: int = 12, w: int = 10) -> StoredSlice:
+    """A stored slice: integer HU-like values (u16-zlib), or floats (f32-zlib) for odd seeds."""
     rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (h, w), dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
+    values = rng.integers(-1024, 3000, (h, w)).astype(np.float32)
+    if seed % 2:
+        values = values * np.float32(0.37)
+    return encode_slice(values)
 
 
 def _case(
-    dataset: str, case: str, rng: np.random.Generator, shared: bytes
-) -> tuple[list[Sample], dict[str, bytes]]:
+    dataset: str, case: str, rng: np.random.Generator, shared: StoredSlice
+) -> tuple[list[Sample], dict[str, StoredSlice]]:
     """Samples of one case over all families/planes/splits; images shared within and across."""
     own = [_png(int(rng.integers(1 << 30)), 8 + i, 9) for i in range(3)]
     pool = [shared, *own]
-    images = {image_key(p): p for p in pool}
+    images = {p.key: p for p in pool}
     out: list[Sample] = []
     for i in range(int(rng.integers(8, 16))):
         family = TaskFamily(list(TaskFamily)[int(rng.integers(3))])
@@ -62,8 +63,8 @@ def _case(
                 label_group="g",
                 modality="MRI",
                 image_description="desc",
-                image_key=image_key(png),
-                image_hw=png_size_hw_of(png),
+                image_key=png.key,
+                image_hw=(png.height, png.width),
                 spacing_mm_rc=(float(rng.random()), 0.5),
                 target=tuple(float(v) for v in rng.random(family.n_values)),
                 unit="relative",
@@ -72,11 +73,6 @@ def _case(
             )
         )
     return out, images
-
-
-def png_size_hw_of(png: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(png)) as im:
-        return im.height, im.width
 
 
 def _sort_key(s: Sample) -> tuple[Any, ...]:
@@ -96,7 +92,7 @@ def _sort_key(s: Sample) -> tuple[Any, ...]:
 
 def _build(
     root: Path, *, image_file_bytes: int = 512 << 20
-) -> tuple[list[Sample], dict[str, bytes], BuildManifest]:
+) -> tuple[list[Sample], dict[str, StoredSlice], BuildManifest]:
     rng = np.random.default_rng(0)
     shared = _png(99)
     writer = DatasetWriter(
@@ -107,7 +103,7 @@ def _build(
         image_file_bytes=image_file_bytes,
     )
     all_samples: list[Sample] = []
-    all_images: dict[str, bytes] = {}
+    all_images: dict[str, StoredSlice] = {}
     for dataset in ("beta", "alpha"):  # written out of order on purpose
         for case in ("c2", "c10", "c1"):
             samples, images = _case(dataset, case, rng, shared)
@@ -121,7 +117,9 @@ def _build(
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Sample], dict[str, bytes]]:
+def built(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, list[Sample], dict[str, StoredSlice]]:
     root = tmp_path_factory.mktemp("built")
     # Small image files force several image shards.
     samples, images, _ = _build(root, image_file_bytes=400)
@@ -138,14 +136,14 @@ def test_case_files_are_atomic_and_resumable(tmp_path: Path) -> None:
     i_path.parent.mkdir(parents=True)
     i_path.write_bytes(b"partial")
     assert not writer.case_done("mini", "case000")
-    writer.write_case("mini", "case000", samples, {**images, image_key(_png(6)): _png(6)})
+    writer.write_case("mini", "case000", samples, {**images, _png(6).key: _png(6)})
     assert writer.case_done("mini", "case000")
     assert s_path.name == "case000.samples.parquet" and i_path.name == "case000.images.parquet"
     assert sorted(p.name for p in s_path.parent.iterdir()) == [i_path.name, s_path.name]
     # Only referenced images are kept (the extra one is dropped).
     stored = pq.read_table(i_path).to_pylist()
     assert {r["key"] for r in stored} == {s.image_key for s in samples}
-    assert all(r["png"] == images[r["key"]] for r in stored)
+    assert all(r["data"] == images[r["key"]].data for r in stored)
     # An empty case still counts as done.
     writer.write_case("mini", "empty", [], {})
     assert writer.case_done("mini", "empty")
@@ -172,7 +170,7 @@ def test_write_case_refuses_bad_input(tmp_path: Path) -> None:
 
 
 def test_finalize_layout_order_and_row_groups(
-    built: tuple[Path, list[Sample], dict[str, bytes]],
+    built: tuple[Path, list[Sample], dict[str, StoredSlice]],
 ) -> None:
     root, samples, _ = built
     for split in ("train", "test"):
@@ -201,7 +199,7 @@ def test_finalize_layout_order_and_row_groups(
 
 
 def test_manifest_counts_match_an_independent_count(
-    built: tuple[Path, list[Sample], dict[str, bytes]],
+    built: tuple[Path, list[Sample], dict[str, StoredSlice]],
 ) -> None:
     root, samples, images = built
     m = open_dataset(root).manifest
@@ -225,7 +223,7 @@ def test_manifest_counts_match_an_independent_count(
 
 
 def test_reader_filters_and_streaming(
-    built: tuple[Path, list[Sample], dict[str, bytes]],
+    built: tuple[Path, list[Sample], dict[str, StoredSlice]],
 ) -> None:
     root, samples, _ = built
     ds = open_dataset(root)
@@ -257,13 +255,16 @@ def test_reader_filters_and_streaming(
         assert list(ds.iter_samples(batch_size=5, **kw)) == want, kw
 
 
-def test_reader_images_by_key(built: tuple[Path, list[Sample], dict[str, bytes]]) -> None:
+def test_reader_images_by_key(built: tuple[Path, list[Sample], dict[str, StoredSlice]]) -> None:
     root, _, images = built
     ds = open_dataset(root)
     keys = sorted(images)
     rng = np.random.default_rng(0)
     for k in [*keys, *rng.permutation(keys)]:
-        assert ds.image(k) == images[k]
+        assert ds.stored_slice(k) == images[k]
+        np.testing.assert_array_equal(ds.slice_values(k), decode_slice(images[k]))
+        grey = decode_png(ds.image(k))  # the paper-v1 min-max of the stored values
+        np.testing.assert_array_equal(grey, to_uint8(decode_slice(images[k])))
         assert ds.has_image(k)
     with pytest.raises(KeyError, match=re.escape(str(root))):
         ds.image("0" * 64)
@@ -271,7 +272,7 @@ def test_reader_images_by_key(built: tuple[Path, list[Sample], dict[str, bytes]]
 
 
 def test_hf_datasets_loads_the_same_rows(
-    built: tuple[Path, list[Sample], dict[str, bytes]], tmp_path: Path
+    built: tuple[Path, list[Sample], dict[str, StoredSlice]], tmp_path: Path
 ) -> None:
     import datasets
 
@@ -326,3 +327,17 @@ def test_finalize_refuses_unlisted_dataset_and_reruns_cleanly(tmp_path: Path) ->
     on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("[di]*/*.parquet")}
     assert listed == on_disk  # old shards with stale -of-N names are gone
     assert not (tmp_path / ".finalize-tmp").exists()
+
+
+def test_stores_of_rendered_8_bit_images_are_refused_with_the_reason(tmp_path: Path) -> None:
+    writer = DatasetWriter(tmp_path)
+    samples, images = _case("mini", "c", np.random.default_rng(5), _png(5))
+    writer.write_case("mini", "c", samples, images)
+    writer.finalize(BuildManifest.create(datasets=["mini"], seed=0))
+    assert open_dataset(tmp_path).manifest.schema_version == "4"
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for old, message in (("2", "already rendered to 8-bit"), ("9", "rebuild the dataset")):
+        path.write_text(json.dumps({**manifest, "schema_version": old}))
+        with pytest.raises(ValueError, match=message):
+            open_dataset(tmp_path)

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import struct
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from medvision.store import (
     table_to_samples,
 )
 from medvision.store.manifest import compute_build_id, library_versions
-from medvision.store.schema import images_to_table
+from medvision.store.schema import images_to_table, stored_slice_from_row
+from medvision.volumes import encode_slice
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -212,15 +214,40 @@ def test_png_size_and_key() -> None:
 
 
 def test_images_table_checks_keys() -> None:
-    a, b = _png(5, 7, 1), _png(9, 4, 2)
-    table = images_to_table({image_key(a): a, image_key(b): b})
+    rng = np.random.default_rng(1)
+    a = encode_slice(rng.integers(-1024, 2000, (5, 7)).astype(np.float32))
+    b = encode_slice(rng.normal(size=(9, 4)).astype(np.float32))
+    assert (a.encoding, b.encoding) == ("u16-zlib", "f32-zlib")
+    table = images_to_table({a.key: a, b.key: b})
     assert table.schema == IMAGES_SCHEMA
-    assert table.to_pylist() == [
-        {"key": image_key(a), "png": a, "height": 5, "width": 7},
-        {"key": image_key(b), "png": b, "height": 9, "width": 4},
+    rows = table.to_pylist()
+    assert rows == [
+        {
+            "key": a.key,
+            "data": a.data,
+            "encoding": "u16-zlib",
+            "slope": 1.0,
+            "intercept": a.intercept,
+            "height": 5,
+            "width": 7,
+        },
+        {
+            "key": b.key,
+            "data": b.data,
+            "encoding": "f32-zlib",
+            "slope": 1.0,
+            "intercept": 0.0,
+            "height": 9,
+            "width": 4,
+        },
     ]
+    assert [stored_slice_from_row(r) for r in rows] == [a, b]
     with pytest.raises(ValueError, match="not the sha256"):
-        images_to_table({image_key(a): b})
+        images_to_table({a.key: b})
+    with pytest.raises(ValueError, match="empty slice"):
+        images_to_table({a.key: replace(a, height=0)})
+    with pytest.raises(ValueError, match="unknown encoding"):
+        images_to_table({a.key: replace(a, encoding="jpeg")})  # type: ignore[arg-type]
 
 
 def test_manifest_create_save_load(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_trl_rows_use_the_eval_prompt_and_images_once(mini_store: Path, tmp_path
         assert target.target == pytest.approx(s.target)
         assert score_completion(completion, target, format_variant="binary").format == 1.0
         png = tmp_path / row["images"][0]
-        assert png.read_bytes() == ds.image(s.image_key)
+        assert png.read_bytes() == ds.image(s, "official")  # the protocol's rendering
     pngs = list((tmp_path / "images").rglob("*.png"))
     assert len(pngs) == report.n_images == len({r["images"][0] for r in rows})
     assert all(s.split == "train" for s in (by_id[r["sample_id"]] for r in rows))
@@ -193,3 +193,33 @@ def test_a_layouts_system_prompt_reaches_every_format(mini_store: Path, tmp_path
     export_sft(mini_store, sw, ExportOptions(format="swift", model=model, limit=3))
     for row in _rows(sw / "train.jsonl"):
         assert row["messages"][0] == {"role": "system", "content": system}
+
+
+def test_export_renders_by_its_protocol(mini_store: Path, tmp_path: Path) -> None:
+    from medvision.tasks.config import EvalConfig
+
+    ds = open_dataset(mini_store)
+    by_id = {s.sample_id: s for s in ds.samples(split="train")}
+    paper = EvalConfig(protocol="paper-v1", image_policy="native")
+    default = export_sft(mini_store, tmp_path / "a", ExportOptions(limit=12, config=paper))
+    official = export_sft(
+        mini_store,
+        tmp_path / "b",
+        ExportOptions(limit=12, config=EvalConfig(protocol="official", image_policy="native")),
+    )
+    assert default.n_rows == official.n_rows == 12
+    rows_a = _rows(tmp_path / "a" / "train.jsonl")
+    rows_b = _rows(tmp_path / "b" / "train.jsonl")
+    differ = 0
+    for row_a, row_b in zip(rows_a, rows_b, strict=True):
+        s = by_id[row_a["sample_id"]]
+        assert row_b["sample_id"] == s.sample_id
+        # Default (paper-v1): min-max, as eval shows; official: mini is MRI/X-ray: percentiles.
+        assert row_a["images"][0].endswith(f"{s.image_key}-minmax.png")
+        assert row_b["images"][0].endswith(f"{s.image_key}-percentile.png")
+        a = Path(row_a["images"][0]).read_bytes()
+        b = Path(row_b["images"][0]).read_bytes()
+        assert a == ds.image(s) == ds.image(s, "minmax")
+        assert b == ds.image(s, "official")
+        differ += a != b
+    assert differ > 0

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medvision.volumes import CT_WINDOWS, to_uint8
+from medvision.volumes import (
+    CT_WINDOWS,
+    RENDERINGS,
+    normalisation_for,
+    official_ct_window,
+    render_slice,
+    to_uint8,
+)
 
 
 def official_minmax(img: np.ndarray) -> np.ndarray:
@@ -94,3 +101,121 @@ def test_invalid_inputs() -> None:
         to_uint8(np.zeros((2, 2)), method="window", window=(0.0, 40.0))
     with pytest.raises(ValueError, match="percentiles"):
         to_uint8(np.zeros((2, 2)), method="percentile", percentiles=(60.0, 40.0))
+
+
+# -- golden tests of the rendering rules on a synthetic CT slice --------------------------------
+
+#: The 1.2.1 windows (W, L), written out again from reference section 8 (not imported).
+REF_WINDOWS = {"soft": (400.0, 40.0), "lung": (1500.0, -600.0), "brain": (80.0, 40.0)}
+REF_WINDOWS["bone"] = (1800.0, 400.0)
+
+
+def ct_slice() -> np.ndarray:
+    """A 64 x 80 axial CT slice in HU: air, body (soft tissue), two lungs, a spine, noise."""
+    rows, cols = np.mgrid[0:64, 0:80].astype(np.float64)
+    hu = np.full((64, 80), -1000.0)
+    body = ((rows - 32) / 28) ** 2 + ((cols - 40) / 36) ** 2 <= 1
+    hu[body] = 40.0
+    for c0 in (24, 56):
+        hu[((rows - 30) / 14) ** 2 + ((cols - c0) / 10) ** 2 <= 1] = -820.0
+    hu[(rows - 50) ** 2 + (cols - 40) ** 2 <= 25] = 700.0
+    noise = np.random.default_rng(7).normal(0.0, 25.0, hu.shape)
+    return np.rint(hu + noise).astype(np.float32)  # integer HU, as CT volumes store them
+
+
+def ref_window(hu: np.ndarray, width: float, level: float) -> np.ndarray:
+    x = hu.astype(np.float32)
+    lo, hi = np.float32(level - width / 2), np.float32(level + width / 2)
+    return ((np.clip(x, lo, hi) - lo) / (hi - lo) * 255).astype(np.uint8)
+
+
+def ref_percentile(img: np.ndarray) -> np.ndarray:
+    x = img.astype(np.float32)
+    lo, hi = (np.float32(v) for v in np.percentile(x, [0.5, 99.5]))
+    return ((np.clip(x, lo, hi) - lo) / (hi - lo) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("group", "name", "window"),
+    [
+        ("Liver", "liver", "soft"),
+        ("Kidney Tumor/Lesion", "kidney tumor", "soft"),
+        ("Lung", "left lung upper lobe", "lung"),
+        ("Lung Tumor/Lesion", "lung nodule", "lung"),
+        ("Brain", "brain", "brain"),
+        ("Brain Tumor/Lesion", "brain tumour", "brain"),
+        ("Spine", "vertebrae L1", "bone"),
+        ("Rib", "rib left 1", "bone"),
+        ("Hip", "hip left", "bone"),
+        ("Tooth", "lower left molar", "bone"),
+        ("Jawbone", "mandible", "bone"),
+        ("Knee", "right femur", "bone"),  # 1.2.1 "Knee Bone"
+        ("Knee", "tibia", "bone"),
+        ("Knee", "femoral cartilage", "soft"),  # 1.2.1 "Knee Soft Tissue"
+        ("Knee", "medial tibial cartilage", "soft"),
+    ],
+)
+def test_official_ct_windows_golden(group: str, name: str, window: str) -> None:
+    hu = ct_slice()
+    out = render_slice(hu, "official", modality="CT", label_group=group, label_name=name)
+    np.testing.assert_array_equal(out, ref_window(hu, *REF_WINDOWS[window]))
+    # The windows clip: the lung and bone windows show different things on the same slice.
+    assert out.dtype == np.uint8 and out.shape == hu.shape
+
+
+def test_official_ct_soft_tissue_pixels_by_hand() -> None:
+    hu = np.array([[-1000.0, -160.0, 40.0, 100.0, 240.0, 1500.0]], dtype=np.float32)
+    out = render_slice(hu, "official", modality="CT", label_group="Liver")
+    # [-160, 240] HU: 40 -> 200/400*255 = 127.5 -> 127; 100 -> 260/400*255 = 165.75 -> 165.
+    assert out.tolist() == [[0, 0, 127, 165, 255, 255]]
+
+
+@pytest.mark.parametrize(
+    ("modality", "group", "kwargs"),
+    [
+        ("CT", "Others", {}),  # CT in group Others
+        ("CT", "Ceph-Biometrics-400 distance", {"has_label": False}),  # CT without a label (A/D)
+        ("CT", "Kidney", {"dataset": "KiPA22", "task_id": "01"}),  # forced by 1.2.1
+        ("MRI", "Brain", {}),
+        ("X-ray", "Ceph-Biometrics-400 angle", {"has_label": False}),
+        ("ultrasound", "Heart", {}),
+        ("PET", "Miscellaneous Tumor/Lesion", {}),
+    ],
+)
+def test_official_percentile_golden(modality: str, group: str, kwargs: dict[str, object]) -> None:
+    hu = ct_slice()
+    out = render_slice(hu, "official", modality=modality, label_group=group, **kwargs)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(out, ref_percentile(hu))
+
+
+@pytest.mark.parametrize("group", ["Liver", "Lung", "Spine", "Others"])
+def test_minmax_and_percentile_rules_ignore_the_label(group: str) -> None:
+    hu = ct_slice()
+    minmax = render_slice(hu, "minmax", modality="CT", label_group=group)
+    np.testing.assert_array_equal(minmax, official_minmax(hu))
+    pct = render_slice(hu, "percentile", modality="CT", label_group=group)
+    np.testing.assert_array_equal(pct, ref_percentile(hu))
+
+
+def test_rules_give_different_images_and_names() -> None:
+    hu = ct_slice()
+    names = {
+        (rule, group): normalisation_for(rule, modality="CT", label_group=group).name
+        for rule in RENDERINGS
+        for group in ("Liver", "Lung", "Others")
+    }
+    assert names[("minmax", "Lung")] == "minmax"
+    assert names[("official", "Liver")] == "window:soft_tissue"
+    assert names[("official", "Lung")] == "window:lung"
+    assert names[("official", "Others")] == "percentile"
+    images = {
+        n: render_slice(hu, r, modality="CT", label_group=g).tobytes()
+        for (r, g), n in names.items()
+    }
+    assert len(set(images.values())) == 4  # minmax, soft tissue, lung, percentile differ
+
+
+def test_unknown_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown rendering 'windows'"):
+        render_slice(ct_slice(), "windows", modality="CT", label_group="Liver")
+    assert official_ct_window("Others") is None

@@ -13,7 +13,7 @@ dataset-construction.md sections 3.3-3.7) with the corrections of the latest off
 * angle/distance: landmarks in voxel indices of the RAS+ array, 3D physical distance and the
   acute unsigned angle; the image is the slice through the first point.
 
-Images are requested through an :class:`ImageSink`, which renders and stores each slice once.
+Images are requested through an :class:`ImageSink`, which stores each slice once (losslessly).
 
 Detection and T/L are vectorised per volume: each label is cropped to its 3D bounding box and
 labelled once per plane with a structure joining neighbours only inside a slice
@@ -49,10 +49,10 @@ from medvision.volumes import Volume
 
 
 class ImageSink(Protocol):
-    """Renders, encodes and stores the image of a slice once; returns its key and size."""
+    """Encodes and stores the image of a slice once (losslessly); returns its key and size."""
 
     def image(self, plane: Plane, index: int) -> tuple[str, tuple[int, int]]:
-        """Return ``(content key, (H, W))`` of the stored PNG of this slice."""
+        """Return ``(content key, (H, W))`` of the stored slice."""
         ...
 
 

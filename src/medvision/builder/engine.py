@@ -8,7 +8,7 @@ process with ``workers=1``, or on Ray Data with ``engine="ray"``), skips cases a
 ``benchmark_plan_*.json.gz`` file, with the plan's own targets and splits.
 
 Memory: a worker holds one case at a time (its float32 image, its label volume, one label's
-crop and that crop's component ids, one slice being rendered, the PNG bytes of the case); the
+crop and that crop's component ids, one slice being encoded, the stored slices of the case); the
 volumes are freed before the case is written; jobs carry file paths, never arrays, and
 results are small counters. Peak memory is therefore bounded per worker by about twice the
 largest case's float32 image, not by the dataset (``benchmarks/build.py`` measures it).
@@ -70,17 +70,15 @@ from medvision.volumes import (
     NonFiniteError,
     NotVolumetricError,
     ShapeMismatchError,
+    StoredSlice,
     VolumeError,
     check_nonempty,
     check_same_grid,
-    content_key,
-    encode_png,
+    encode_slice,
     slice_volume,
-    to_uint8,
 )
 from medvision.volumes.io import Volume
 
-RenderMethod = Literal["minmax", "percentile"]
 Engine = Literal["local", "ray"]
 UnknownLabelPolicy = Literal["skip", "ignore"]
 
@@ -109,8 +107,6 @@ class BuildOptions:
 
     Attributes:
         workers: Processes; 1 runs in this process.
-        render: Intensity rendering of stored images: ``"minmax"`` (official v1 per-slice
-            min-max) or ``"percentile"`` (0.5-99.5 percentile clip, official 1.2.1 for non-CT).
         seed: Seed recorded in the manifest (the split seed comes from the spec).
         max_cases: Build only the first N cases of each task (for quick looks).
         engine: ``"local"`` (process pool, default) or ``"ray"`` (Ray Data; connects to
@@ -129,7 +125,6 @@ class BuildOptions:
     """
 
     workers: int = 1
-    render: RenderMethod = "minmax"
     seed: int = 0
     max_cases: int | None = None
     engine: Engine = "local"
@@ -142,24 +137,28 @@ class BuildOptions:
         check_annotation(self.annotation)
 
 
-class SliceImages:
-    """Renders each requested slice of an image volume once and keeps its PNG by content key."""
+#: How a build stores images (recorded in the manifest options, so it is part of the build
+#: id): every slice once, losslessly; rendering to 8-bit happens per protocol when read.
+IMAGE_STORAGE = "lossless-v1"
 
-    def __init__(self, image: Volume, render: RenderMethod) -> None:
+
+class SliceImages:
+    """Stores each requested slice of an image volume once, losslessly, by content key."""
+
+    def __init__(self, image: Volume) -> None:
         self._image = image
-        self._render = render
         self._cache: dict[tuple[Plane, int], tuple[str, tuple[int, int]]] = {}
-        self.images: dict[str, bytes] = {}
+        self.images: dict[str, StoredSlice] = {}
 
     def image(self, plane: Plane, index: int) -> tuple[str, tuple[int, int]]:
-        """Return ``(content key, (H, W))`` of the slice, rendering it on first use."""
+        """Return ``(content key, (H, W))`` of the slice, encoding it on first use."""
         hit = self._cache.get((plane, index))
         if hit is not None:
             return hit
         sl = slice_volume(self._image, plane, index)
-        png = encode_png(to_uint8(sl.pixels, method=self._render))
-        key = content_key(png)
-        self.images[key] = png
+        stored = encode_slice(sl.pixels)
+        key = stored.key
+        self.images[key] = stored
         h, w = sl.pixels.shape
         self._cache[(plane, index)] = (key, (int(h), int(w)))
         return key, (int(h), int(w))
@@ -174,7 +173,6 @@ class CaseJob:
     files: CaseFiles
     split: Split
     out_dir: str
-    render: RenderMethod
     on_unknown_label: UnknownLabelPolicy = "skip"
     annotation: Annotation = DEFAULT_ANNOTATION
 
@@ -278,7 +276,7 @@ def build_case(job: CaseJob) -> CaseResult:
         return skipped(out_of_memory_reason(files.image), str(files.image), "out_of_memory")
     if isinstance(planned, SkippedCase):
         return skipped(planned.reason, planned.file, "unknown_label_ids")
-    # The volumes went out of scope with _plan_case: only the samples and the PNG bytes are
+    # The volumes went out of scope with _plan_case: only the samples and the stored slices are
     # held while the case is written.
     samples, images = planned
     counters = {
@@ -298,8 +296,8 @@ def build_case(job: CaseJob) -> CaseResult:
 
 def _plan_case(
     job: CaseJob, task: TaskSpec, ctx: CaseContext, stats: PlanStats
-) -> tuple[list[Sample], dict[str, bytes]] | SkippedCase:
-    """Load and plan one case: its samples and the PNG bytes they reference, or why not.
+) -> tuple[list[Sample], dict[str, StoredSlice]] | SkippedCase:
+    """Load and plan one case: its samples and the slices they reference, or why not.
 
     The volumes live only inside this call, so they are freed before the case is written.
 
@@ -310,7 +308,7 @@ def _plan_case(
     inputs = read_case(task, job.files)
     image = inputs.image
     check_volumetric(task, image)
-    sink = SliceImages(image, job.render)
+    sink = SliceImages(image)
     samples: list[Sample] = []
     if inputs.labels is not None:
         labels = inputs.labels
@@ -385,7 +383,6 @@ def plan_jobs(
                 c,
                 split,
                 str(out_dir),
-                options.render,
                 options.on_unknown_label,
                 options.annotation,
             )
@@ -540,7 +537,7 @@ def build_dataset(
     options = options or BuildOptions()
     jobs = plan_jobs(spec, data_dir, out_dir, options)
     opts: dict[str, Any] = {
-        "render": options.render,
+        "image_storage": IMAGE_STORAGE,
         "max_cases": options.max_cases,
         "split": spec.split.model_dump(),
         "spec_sha256": hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16],
@@ -569,8 +566,9 @@ class BuildOptionsMismatch(ValueError):
 def _check_same_options(out_dir: Path, dataset: str, options: dict[str, Any]) -> None:
     """Refuse to resume a store whose finished cases were built with other options.
 
-    A finished case is skipped on resume, so a changed rendering, split or spec would leave
-    old cases beside new ones under a manifest that describes only the new options.
+    A finished case is skipped on resume, so a changed annotation, image storage, split or
+    spec would leave old cases beside new ones under a manifest that describes only the new
+    options.
     ``max_cases`` may change (it only selects cases).
     """
     ident = json.dumps(

@@ -1,7 +1,7 @@
 """Build the exact samples of an official ``benchmark_plan_*.json.gz`` into a store.
 
 Targets (boxes, axes, distances, angles) and splits come from the plan as published; only the
-slice images are rendered, from the NIfTI files the plan names, by the same
+slice images are stored (losslessly), from the NIfTI files the plan names, by the same
 :class:`~medvision.builder.engine.SliceImages` as every other build. Cases run through the same
 runner as :func:`~medvision.builder.engine.build_dataset` (process pool or Ray Data), resume,
 and every case that cannot be built is listed in the manifest with its reason.
@@ -19,9 +19,9 @@ from typing import Any
 
 from medvision.annotate.tl_versions import plan_file_annotation
 from medvision.builder.engine import (
+    IMAGE_STORAGE,
     BuildOptions,
     CaseResult,
-    RenderMethod,
     SliceImages,
     _stats_path,
     run_build,
@@ -66,7 +66,6 @@ class PlanCaseJob:
     spool: str
     data_dir: str
     out_dir: str
-    render: RenderMethod
     apply_filters: bool
     spec: DatasetSpec | None
 
@@ -119,7 +118,7 @@ def build_plan_case(job: PlanCaseJob) -> CaseResult:
         mismatch = _check_geometry(job, info, image.shape, image.spacing_mm)
         if mismatch:
             return skipped(mismatch, "geometry_differs_from_plan")
-        sink = SliceImages(image, job.render)
+        sink = SliceImages(image)
         samples = plan_case_samples(
             job.plan,
             case,
@@ -161,7 +160,7 @@ def build_official_plan(
         data_dir: The dataset folder the plan's relative paths start from
             (``Datasets/<dataset>/`` of the official layout).
         out_dir: Store folder (created).
-        options: ``workers``, ``render``, ``engine`` and ``max_cases`` are used.
+        options: ``workers``, ``engine`` and ``max_cases`` are used.
         apply_filters: Apply the official loader filters (single instance, 10 px side).
         spec: Catalog spec of the dataset, for label kinds and report groups.
         on_progress: Called as ``(done, total, result)`` after each case.
@@ -189,9 +188,7 @@ def build_official_plan(
                 kept.append(c)
         cases = kept
     jobs = [
-        PlanCaseJob(
-            light, c, str(spool), str(data_dir), str(out_dir), options.render, apply_filters, spec
-        )
+        PlanCaseJob(light, c, str(spool), str(data_dir), str(out_dir), apply_filters, spec)
         for c in cases
     ]
     keys = [j.key for j in jobs]
@@ -203,7 +200,7 @@ def build_official_plan(
         "source": "official-plan",
         "official_plan": Path(plan_path).name,
         "official_plan_sha256": plan_sha,
-        "render": options.render,
+        "image_storage": IMAGE_STORAGE,
         "max_cases": options.max_cases,
         "apply_official_filters": apply_filters,
         # The plan's own targets: their version when the file name states a known one.

@@ -100,7 +100,6 @@ def build(
         Path | None, typer.Option(help="Your own dataset spec YAML (instead of --dataset).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (0 = all cores).")] = 0,
-    render: Annotated[str, typer.Option(help="minmax (official v1) or percentile.")] = "minmax",
     max_cases: Annotated[int | None, typer.Option(help="Only the first N cases per task.")] = None,
     engine: Annotated[
         str, typer.Option(help="local (process pool) or ray (Ray Data; RAY_ADDRESS or local).")
@@ -127,8 +126,6 @@ def build(
     from medvision.builder.engine import BuildOptions
     from medvision.catalog.registry import get_spec
 
-    if render not in ("minmax", "percentile"):
-        raise typer.BadParameter("--render must be minmax or percentile")
     if engine not in ("local", "ray"):
         raise typer.BadParameter("--engine must be local or ray")
     if ray_address is not None:
@@ -141,7 +138,6 @@ def build(
     ds_spec = get_spec(str(spec) if spec else dataset)
     options = BuildOptions(
         workers=workers,
-        render=render,  # type: ignore[arg-type]
         max_cases=max_cases,
         engine=engine,  # type: ignore[arg-type]
         split_from=str(split_from) if split_from else None,

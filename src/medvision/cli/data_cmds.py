@@ -98,7 +98,6 @@ def build_plan(
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (0 = all cores).")] = 0,
     engine: Annotated[str, typer.Option(help="local (process pool) or ray (Ray Data).")] = "local",
-    render: Annotated[str, typer.Option(help="minmax (official v1) or percentile.")] = "minmax",
     filters: Annotated[
         bool, typer.Option(help="Apply the official loader filters (single instance, 10 px).")
     ] = True,
@@ -115,11 +114,8 @@ def build_plan(
 
     if engine not in ("local", "ray"):
         raise typer.BadParameter("--engine must be local or ray")
-    if render not in ("minmax", "percentile"):
-        raise typer.BadParameter("--render must be minmax or percentile")
     options = BuildOptions(
         workers=workers,
-        render=render,  # type: ignore[arg-type]
         engine=engine,  # type: ignore[arg-type]
         max_cases=max_cases,
         keep_cases=keep_cases,

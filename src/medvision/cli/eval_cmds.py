@@ -46,6 +46,13 @@ def eval_cmd(
     min_pixels: MinPixelsOpt = None,
     max_pixels: MaxPixelsOpt = None,
     chat_layout: ChatLayoutOpt = None,
+    rendering: Annotated[
+        str | None,
+        typer.Option(
+            help="Image rendering: minmax | official | percentile (default: the protocol's; "
+            "paper-v1 minmax, official and strict official)."
+        ),
+    ] = None,
     families: Annotated[str, typer.Option(help="Comma list: detection,tl,ad.")] = "detection,tl,ad",
     planes: Annotated[str, typer.Option(help="Letters among S, C, A.")] = "SCA",
     benchmark: Annotated[
@@ -336,6 +343,7 @@ def eval_cmd(
         batch_size=requests_per_call,
         benchmark=benchmark,
         log_prompts=log_prompts,
+        rendering=rendering,
     )
     summary = _eval_with_progress(
         spec,

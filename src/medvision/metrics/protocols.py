@@ -17,6 +17,11 @@ Three presets (reference ``official-versions.md`` section 12):
 ``paper-v1`` omits the extras: the paper's code computes neither, so its tables have no
 such columns.
 
+Each preset also names the rendering rule of its images (:data:`medvision.volumes.RENDERINGS`;
+reference ``official-versions.md`` section 8): ``paper-v1`` per-slice min-max (c221615),
+``official`` the 1.2.1 CT windows by label group and 0.5-99.5 percentiles elsewhere, and
+``strict`` the same as ``official`` (our choice: a model reads CT in a radiological window).
+
 Everything both official versions share is fixed here for all presets: minimum group size 50
 and the excluded / tumour-lesion key words of the detection anatomy-vs-T/L split, bins
 ``min(int(v*10), 9)`` over all samples, ``>=`` for the overlap thresholds, and sample-weighted
@@ -27,6 +32,8 @@ group means. Parsing and prompt switches live with :mod:`medvision.parsing` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from medvision.volumes.render import PROTOCOL_RENDERING
 
 __all__ = ["PROTOCOLS", "Protocol", "get_protocol"]
 
@@ -55,6 +62,11 @@ class Protocol:
         label_maps: Which official label maps group detection labels: ``"c221615"`` (the
             paper's, Knee one class) or ``"1.2.1"`` (medvision-bm 1.2.1: Knee split into
             ``Knee Bone`` and ``Knee Soft Tissue``); see :mod:`medvision.metrics.grouping`.
+        rendering: Default rendering rule of the images the model is shown (``"minmax"``,
+            ``"official"`` or ``"percentile"``; see :mod:`medvision.volumes.render`). Not a
+            scoring switch: a run records the rule it used in ``summary["run"]["rendering"]``
+            (a rescore under another protocol keeps it, since the answers were given on
+            those images).
     """
 
     name: str
@@ -67,6 +79,7 @@ class Protocol:
     tumor_lesion_keys: tuple[str, ...] = ("tumor", "lesion", "metastatic")
     description: str = ""
     label_maps: str = "1.2.1"
+    rendering: str = "minmax"
 
     def switches(self) -> dict[str, object]:
         """Return the switches as a JSON-serialisable dict (for reports and summaries)."""
@@ -92,6 +105,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ad_near_zero_gt=None,
         description="GitHub c221615 (paper v1 tables)",
         label_maps="c221615",
+        rendering=PROTOCOL_RENDERING["paper-v1"],
     ),
     "official": Protocol(
         name="official",
@@ -100,6 +114,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ad_near_zero_gt=0.1,
         metrics_extra=True,
         description="PyPI medvision-bm 1.2.1",
+        rendering=PROTOCOL_RENDERING["official"],
     ),
     "strict": Protocol(
         name="strict",
@@ -108,6 +123,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ad_near_zero_gt=None,
         metrics_extra=True,
         description="medvision-bench: sorted corners, clamped overlaps, every A/D sample kept",
+        rendering=PROTOCOL_RENDERING["strict"],
     ),
 }
 

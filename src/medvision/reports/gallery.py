@@ -30,7 +30,8 @@ from medvision.schema import Plane, Record, Sample, TaskFamily
 
 __all__ = ["GalleryImages", "ImageLoader", "SampleLookup", "gallery_html", "select_gallery"]
 
-ImageLoader = Callable[[str], bytes]
+#: Record -> bytes of the image its model was shown (rendered by the record's rendering rule).
+ImageLoader = Callable[[Record], bytes]
 SampleLookup = Callable[[str], Sample | None]
 """``sample_id -> Sample`` of the built dataset (for T/L axes and A/D landmarks), or None."""
 
@@ -55,22 +56,23 @@ def _png_data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _load_image(loader: ImageLoader | None, key: str) -> tuple[str | None, str]:
-    """``(data URI or None, reason)`` for an image key."""
+def _load_image(loader: ImageLoader | None, rec: Record) -> tuple[str | None, str]:
+    """``(data URI or None, reason)`` for the image a record's model was shown."""
     if loader is None:
         return None, "no image loader given"
     try:
-        return _png_data_uri(loader(key)), ""
-    except (KeyError, OSError) as exc:  # missing file / unknown key / unreadable image
-        return None, f"image {key[:16]} unavailable: {type(exc).__name__}: {exc}"
+        return _png_data_uri(loader(rec)), ""
+    except (KeyError, OSError, ValueError) as exc:  # unknown key / unreadable or bad image
+        return None, f"image {rec.image_key[:16]} unavailable: {type(exc).__name__}: {exc}"
 
 
 class GalleryImages:
     """Each distinct image once, referenced from every figure that shows it.
 
-    The first use of an image key adds ``<image id=...>`` to one hidden ``<svg><defs>`` at the
-    top of the page; every figure then draws ``<use href="#id">`` (a same-document reference,
-    no request). Runs evaluated on the same samples share their gallery images, so a report of
+    The first use of an image (by its bytes: a slice rendered by two rules is two images)
+    adds ``<image id=...>`` to one hidden ``<svg><defs>`` at the top of the page; every figure
+    then draws ``<use href="#id">`` (a same-document reference, no request). Runs evaluated on
+    the same samples with the same rendering share their gallery images, so a report of
     several runs holds each PNG once instead of once per run.
     """
 
@@ -79,10 +81,11 @@ class GalleryImages:
         self._refs: dict[str, tuple[str | None, str]] = {}
         self._defs: list[str] = []
 
-    def ref(self, key: str, hw: tuple[int, int]) -> tuple[str | None, str]:
-        """``(element id or None, reason)`` of image ``key`` of size ``hw`` (rows, cols)."""
+    def ref(self, rec: Record, hw: tuple[int, int]) -> tuple[str | None, str]:
+        """``(element id or None, reason)`` of the image of ``rec``, of size ``hw`` (rows, cols)."""
+        uri, reason = _load_image(self._loader, rec)
+        key = uri if uri is not None else f"missing:{rec.image_key}"
         if key not in self._refs:
-            uri, reason = _load_image(self._loader, key)
             if uri is None:
                 self._refs[key] = (None, reason)
             else:
@@ -239,7 +242,7 @@ def _figure(
 ) -> str:
     """One gallery figure: image + overlays, target vs prediction, scores, raw output."""
     hw = (int(rec.image_hw[0]), int(rec.image_hw[1]))
-    image_id, reason = images.ref(rec.image_key, hw)
+    image_id, reason = images.ref(rec, hw)
     fam = TaskFamily(rec.family)
     scores: dict[str, float] = {}
     protocol = PROTOCOLS.get(protocol_name)

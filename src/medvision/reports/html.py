@@ -305,7 +305,9 @@ def _run_section(
     parts = [
         f"<section><h3>{_e(run)}</h3>",
         f'<p class="proto">Protocol: <b>{_e(name)}</b> \u2014 {_e(proto.get("description", ""))}'
-        f"<br><span class=muted>{_e(switches)}</span></p>",
+        f"<br><span class=muted>{_e(switches)}</span>"
+        f"<br>Image rendering: <b>{_e((summary.get('run') or {}).get('rendering') or '?')}</b>"
+        "</p>",
         "<p>Models: "
         + _e(", ".join(summary.get("models") or []) or "\u2014")
         + f" \u00b7 records: {_e(summary.get('num_records'))}</p>",
@@ -348,8 +350,9 @@ def write_html_report(
         path: Output ``.html`` file; overwritten.
         summaries: Run name -> :func:`medvision.metrics.summarize_run` output.
         records_by_run: Run name -> the run's records (for the gallery); may lack a run.
-        image_loader: ``image_key -> image bytes`` (PNG preferred; other formats PIL reads
-            are re-encoded to PNG). ``None`` draws the overlays on an empty canvas.
+        image_loader: ``record -> image bytes``, the image the record's model was shown
+            (PNG preferred; other formats PIL reads are re-encoded to PNG). ``None`` draws the
+            overlays on an empty canvas.
         max_gallery: Samples shown per task family per run.
         analyses: Run name -> intervals, breakdowns, box-size analysis and plots.
         sample_lookup: ``sample_id -> Sample`` for T/L axes and A/D landmarks.

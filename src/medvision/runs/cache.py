@@ -45,7 +45,8 @@ class CachedAnswer:
         model: Model name.
         prompt_hash: Hash of the prompt text.
         settings_hash: Hash of the generation and backend settings that change answers.
-        image_key: Content hash of the image sent.
+        image_key: Content key of the stored slice the image sent was rendered from (the
+            rendering rule is part of ``settings_hash``).
         text: The model's text.
         latency_s: Backend latency in seconds.
         prompt_tokens: Prompt tokens if the backend reported them.

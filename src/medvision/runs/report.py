@@ -129,13 +129,16 @@ def write_reports(
         if ds_dir and ds_dir not in datasets and Path(ds_dir).exists():
             datasets[ds_dir] = open_dataset(ds_dir)
 
-    def load_image(key: str) -> bytes:
+    def load_image(rec: Record) -> bytes:
+        # The image as the model saw it: the record's rendering rule (records written
+        # before it was recorded: their protocol's default rule).
+        rendering = rec.rendering or get_protocol(rec.protocol).rendering
         for ds in datasets.values():
             try:
-                return ds.image(key)
+                return ds.image(rec, rendering)
             except KeyError:
                 continue
-        raise KeyError(key)
+        raise KeyError(rec.image_key)
 
     analyses: dict[str, RunAnalysis] = {}
     intervals: dict[str, dict[str, Any]] = {}

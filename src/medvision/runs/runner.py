@@ -3,7 +3,8 @@
 A run directory holds:
 
 * ``run.json``, the run manifest: spec, package and Python versions, dataset build id,
-  selection rule, settings hash and the backend's settings with secrets removed;
+  selection rule, rendering rule of the images, settings hash and the backend's settings
+  with secrets removed;
 * ``cache.jsonl``, every backend answer keyed by (sample id, model, prompt hash, settings
   hash, image key) (:mod:`medvision.runs.cache`);
 * ``records.jsonl``, one record per selected sample (appended batch by batch, after the
@@ -87,6 +88,7 @@ from medvision.tasks import PromptStyle, prompt_hash, render_prompt
 from medvision.tasks.image_policy import get_policy
 from medvision.tasks.model_families import layout_for_model, resolve_image_policy
 from medvision.tasks.prompts import response_schema
+from medvision.volumes.render import RENDERINGS
 
 # Re-exported: the run API has lived here since 0.1.0.
 __all__ = [
@@ -147,6 +149,11 @@ class Runner:
         self.layout = layout_for_model(spec.chat_layout, spec.model_name)
         self.dataset = open_store(spec.dataset_dir)
         self.rescore_changed = rescore_changed
+        self.rendering = spec.rendering_rule
+        if self.rendering not in RENDERINGS:
+            raise RunError(
+                f"unknown rendering {self.rendering!r}; expected one of {list(RENDERINGS)}"
+            )
         self._structured = bool(spec.backend_options.get(STRUCTURED_OUTPUTS, False))
         if self._structured and spec.style is not PromptStyle.JSON:
             raise RunError(
@@ -188,7 +195,7 @@ class Runner:
             protocol=self.protocol.switches(),
             backend_settings=backend_settings,
         )
-        return {**manifest, "benchmark": self._benchmark}
+        return {**manifest, "benchmark": self._benchmark, "rendering": self.rendering}
 
     def _write_manifest(self, meta: dict[str, Any]) -> None:
         tmp = self.out / (RUN_NAME + ".tmp")
@@ -433,6 +440,7 @@ class Runner:
             "prompt_style": self.spec.style.value,
             "image_policy": self.spec.image_policy,
             "benchmark": self.spec.benchmark,
+            "rendering": self.rendering,
             "selection": "stratified-by-label" if self.spec.protocol == "strict" else "first-n",
             "limit_per_config": self.spec.limit_per_config,
             "dataset_build_id": self.dataset.manifest.build_id,
@@ -500,8 +508,10 @@ class Runner:
         }
         if key in ranges:
             hints["value_range"] = list(ranges[key])
-        # The family's layout row decides the turns (reference sections 2.6 and 7).
-        messages = build_messages(self._prompt(s), self.dataset.image(s.image_key), self.layout)
+        # The family's layout row decides the turns (reference sections 2.6 and 7); the image
+        # is rendered by the run's rendering rule.
+        image = self.dataset.image(s, self.rendering)
+        messages = build_messages(self._prompt(s), image, self.layout)
         return ChatRequest(
             request_id=s.sample_id,
             messages=messages,
@@ -520,6 +530,7 @@ class Runner:
             prompt_hash=prompt_hash(self._prompt(s)),
             annotation=s.annotation or self.annotation,
             prompt=self._prompt(s) if self.spec.log_prompts else None,
+            rendering=self.rendering,
         )
 
 

@@ -40,6 +40,7 @@ def record_of(
     prompt_hash: str,
     annotation: str | None = None,
     prompt: str | None = None,
+    rendering: str | None = None,
 ) -> Record:
     """The record of one sample's response: parsed as ``spec.protocol`` says, then scored.
 
@@ -52,6 +53,7 @@ def record_of(
         prompt_hash: Hash of the prompt sent.
         annotation: The ground-truth version of the sample's target (the build's).
         prompt: The prompt text to keep in the record (``None``: not logged).
+        rendering: The rendering rule of the image the model was shown.
     """
     seen_hw = policy.seen_hw(s.image_hw)
     if r.error is not None:
@@ -98,6 +100,7 @@ def record_of(
         finish_reason=r.finish_reason,
         annotation=annotation,
         prompt=prompt,
+        rendering=rendering,
     )
 
 

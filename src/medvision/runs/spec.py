@@ -18,6 +18,7 @@ import medvision
 from medvision.backends import GenerationConfig
 from medvision.backends.base import REDACTED, is_secret_name, public_url
 from medvision.metrics import to_jsonable
+from medvision.metrics.protocols import get_protocol
 from medvision.tasks import PromptStyle
 
 RUN_NAME = "run.json"
@@ -94,6 +95,9 @@ class RunSpec:
             evaluated (within ``families`` and ``planes``); ``None`` evaluates every one.
         log_prompts: Keep each sample's rendered prompt text in its record (``prompt``);
             the records then show exactly what the model was asked.
+        rendering: Rendering rule of the images (``minmax``, ``official``, ``percentile``;
+            :mod:`medvision.volumes.render`); ``None`` takes the protocol's own
+            (:attr:`medvision.metrics.protocols.Protocol.rendering`).
     """
 
     dataset_dir: str
@@ -113,6 +117,12 @@ class RunSpec:
     chat_layout: str = "generic"
     benchmark: str | None = None
     log_prompts: bool = True
+    rendering: str | None = None
+
+    @property
+    def rendering_rule(self) -> str:
+        """The rendering rule in effect (the spec's, else the protocol's)."""
+        return self.rendering or get_protocol(self.protocol).rendering
 
     @property
     def style(self) -> PromptStyle:
@@ -152,9 +162,9 @@ class RunSpec:
     def settings_hash(self) -> str:
         """Hash of everything but the prompt that changes a backend's answer.
 
-        Generation settings, backend name, image policy, a non-generic chat layout and the
-        backend options that are not :data:`EXECUTION_OPTIONS` (a response format, a LoRA
-        adapter, oracle noise...).
+        Generation settings, backend name, image policy, the rendering rule of the images, a
+        non-generic chat layout and the backend options that are not
+        :data:`EXECUTION_OPTIONS` (a response format, a LoRA adapter, oracle noise...).
         """
         settings: dict[str, Any] = {
             "generation": asdict(self.generation),
@@ -163,6 +173,10 @@ class RunSpec:
             "backend_options": _answer_options(self.backend_options),
             "seed": self.seed,
         }
+        if self.rendering_rule != "minmax":
+            # Min-max images are those every run saw before rendering became a protocol
+            # setting (default builds): their hashes stay as they were.
+            settings["rendering"] = self.rendering_rule
         layout = _layout_identity(self.chat_layout)
         if layout is not None:
             settings["chat_layout"] = layout

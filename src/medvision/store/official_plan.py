@@ -3,7 +3,7 @@
 A user who has the official plans (from the ``YongchengYAO/MedVision`` dataset repository) and
 the source NIfTI files evaluates exactly the official samples: boxes and measurements are
 taken from the plan as published (not recomputed), splits from its ``train_cases`` /
-``test_cases``, and only the images are rendered here, from the NIfTI files the plan names.
+``test_cases``, and only the images are read here, from the NIfTI files the plan names.
 
 Schema (reference dataset-construction.md section 4.1)::
 
@@ -344,7 +344,7 @@ def plan_case_samples(
         case: One of :func:`iter_cases`.
         shape: Shape of the RAS+ image array (voxels).
         spacing_mm: Voxel spacing of the RAS+ image (axis 0, 1, 2) in mm.
-        sink: Renders and stores the slice images.
+        sink: Stores the slice images (losslessly).
         spec: Catalog spec of the dataset, for label kinds and groups (optional).
         apply_filters: Apply the official loader filters (see module docstring).
         stats: Counters of filtered samples.

@@ -1,12 +1,18 @@
-"""Read a built dataset: filtered samples, lazy image access, HF ``datasets`` data files."""
+"""Read a built dataset: filtered samples, lazy image access, HF ``datasets`` data files.
+
+Images are stored losslessly (:mod:`medvision.volumes.stored`) and rendered to 8-bit grey
+PNGs when read, by a rendering rule (:data:`medvision.volumes.RENDERINGS`):
+:meth:`BuiltDataset.image` is the one entry point the runner, the reports and the exports use.
+"""
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -17,12 +23,103 @@ import pyarrow.parquet as pq
 
 from medvision.schema import Plane, Sample, Split, TaskFamily
 from medvision.store.manifest import MANIFEST_NAME, BuildManifest
-from medvision.store.schema import SAMPLES_SCHEMA, SCHEMA_VERSION, table_to_samples
+from medvision.store.schema import (
+    SAMPLES_SCHEMA,
+    SCHEMA_VERSION,
+    stored_slice_from_row,
+    table_to_samples,
+)
 from medvision.store.writer import SPLITS
+from medvision.volumes.png import encode_png
+from medvision.volumes.render import Normalisation, normalisation_for
+from medvision.volumes.stored import StoredSlice, decode_slice
 
-__all__ = ["BuiltDataset", "open_dataset"]
+__all__ = ["BuiltDataset", "ImageSubject", "normalisation_of", "open_dataset"]
+
+#: Rules whose rendering depends on the slice alone (no sample needed).
+_SLICE_ONLY_RULES = ("minmax", "percentile")
+
+
+class ImageSubject(Protocol):
+    """What rendering reads of a sample: a :class:`~medvision.schema.Sample` or a ``Record``."""
+
+    @property
+    def image_key(self) -> str:
+        """Content key of the stored slice."""
+        ...
+
+    @property
+    def dataset(self) -> str:
+        """Source dataset name."""
+        ...
+
+    @property
+    def modality(self) -> str:
+        """Image modality."""
+        ...
+
+    @property
+    def label_group(self) -> str:
+        """Report group of the label."""
+        ...
+
+    @property
+    def label_name(self) -> str:
+        """Label name."""
+        ...
+
+    @property
+    def label_kind(self) -> str:
+        """Label kind (``"landmark"`` for A/D samples, which have no segmentation label)."""
+        ...
+
+
+def normalisation_of(subject: ImageSubject, rendering: str) -> Normalisation:
+    """The normalisation ``rendering`` gives this sample or record.
+
+    Under ``official`` the CT window follows the label's medvision-bm 1.2.1 class: the
+    catalog's ``group_1_2_1`` where it declares one (the Knee split), else the stored
+    ``label_group``. A record carries no task id; it is taken as the catalog's only task of
+    its dataset where that matters (KiPA22 task 01 is forced to percentiles by 1.2.1).
+    """
+    task_id = str(getattr(subject, "task_id", "") or "01")
+    group = subject.label_group
+    if rendering == "official" and subject.modality == "CT":
+        group = _classes_1_2_1().get((subject.dataset, subject.label_name), group)
+    return normalisation_for(
+        rendering,
+        modality=subject.modality,
+        label_group=group,
+        label_name=subject.label_name,
+        has_label=subject.label_kind != "landmark",
+        dataset=subject.dataset,
+        task_id=task_id,
+    )
+
+
+@cache
+def _classes_1_2_1() -> dict[tuple[str, str], str]:
+    """(dataset, label name) -> the 1.2.1 class where the catalog declares one (read once)."""
+    from medvision.catalog.registry import catalog  # lazy: only the official rule needs it
+
+    return {
+        (spec.name, lab.name): lab.group_1_2_1
+        for spec in catalog().values()
+        for task in spec.tasks
+        for lab in task.labels
+        if lab.group_1_2_1 is not None
+    }
+
 
 _ROW_GROUP_CACHE = 4  # decoded image row groups kept; sequential access hits the last one
+#: Rendered images kept per dataset, by (slice key, normalisation): consecutive samples
+#: (labels of one slice) often show the same image.
+_RENDER_CACHE = 32
+#: zlib level of rendered PNGs: they are sent, not stored, so speed beats size (the pixels
+#: are the same at every level).
+RENDERED_PNG_LEVEL = 1
+#: Schema versions whose images were rendered 8-bit PNGs (before lossless slices).
+_RENDERED_SCHEMAS = ("1", "2", "3")
 
 
 class BuiltDataset:
@@ -30,7 +127,7 @@ class BuiltDataset:
 
     Use :func:`open_dataset` to get one. Samples are read on demand with Parquet filters;
     images are read one row group at a time through a key index built on first use (the
-    index holds the keys, never the PNG bytes).
+    index holds the keys, never the stored bytes).
 
     Attributes:
         root: The dataset directory.
@@ -52,7 +149,8 @@ class BuiltDataset:
         self._index_file: npt.NDArray[np.int32] = np.zeros(0, np.int32)
         self._index_row: npt.NDArray[np.int64] = np.zeros(0, np.int64)
         self._group_starts: list[npt.NDArray[np.int64]] = []
-        self._cache: OrderedDict[tuple[int, int], pa.Array] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
+        self._rendered: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
@@ -197,8 +295,8 @@ class BuiltDataset:
         """Whether an image with this content key is stored."""
         return self._locate(key) is not None
 
-    def image(self, key: str) -> bytes:
-        """The PNG bytes stored under ``key`` (sha256 hex of the bytes).
+    def stored_slice(self, key: str) -> StoredSlice:
+        """The slice stored under ``key`` (sha256 hex of its bytes), still encoded.
 
         Raises:
             KeyError: If no image has this key (the message names the dataset root).
@@ -210,17 +308,67 @@ class BuiltDataset:
         starts = self._group_starts[file_idx]
         group = int(np.searchsorted(starts, row, side="right")) - 1
         cache_key = (file_idx, group)
-        pngs = self._cache.get(cache_key)
-        if pngs is None:
+        rows = self._cache.get(cache_key)
+        if rows is None:
             pf = pq.ParquetFile(self._image_files[file_idx])
-            pngs = pf.read_row_group(group, columns=["png"])["png"].combine_chunks()
-            self._cache[cache_key] = pngs
+            rows = pf.read_row_group(group).combine_chunks()
+            self._cache[cache_key] = rows
             while len(self._cache) > _ROW_GROUP_CACHE:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(cache_key)
-        value: bytes = pngs[row - int(starts[group])].as_py()
-        return value
+        i = row - int(starts[group])
+        return stored_slice_from_row(
+            {name: rows.column(name)[i].as_py() for name in rows.column_names}
+        )
+
+    def slice_values(self, key: str) -> npt.NDArray[np.float32]:
+        """The float32 values of the slice stored under ``key`` (HU for CT), (H, W).
+
+        Raises:
+            KeyError: If no image has this key.
+        """
+        values: npt.NDArray[np.float32] = decode_slice(self.stored_slice(key))
+        return values
+
+    def image(self, subject: str | ImageSubject, rendering: str = "minmax") -> bytes:
+        """An image rendered to an 8-bit grey PNG by a rendering rule: what a model is shown.
+
+        Args:
+            subject: A sample or a record (any rule), or a bare image key (only the rules that
+                depend on the slice alone: ``"minmax"``, ``"percentile"``).
+            rendering: A rule of :data:`medvision.volumes.RENDERINGS`; the default
+                ``"minmax"`` is the paper-v1 rendering.
+
+        Returns:
+            PNG bytes (mode ``"L"``), identical for identical input.
+
+        Raises:
+            KeyError: If no image has the key.
+            ValueError: Unknown rule, or a sample-dependent rule (``"official"``) given a bare
+                key.
+        """
+        if isinstance(subject, str):
+            if rendering not in _SLICE_ONLY_RULES:
+                raise ValueError(
+                    f"rendering {rendering!r} depends on the sample (modality, label group): "
+                    "pass the sample or record, not its image key"
+                )
+            key = subject
+            norm = normalisation_for(rendering, modality="", label_group="")
+        else:
+            key = subject.image_key
+            norm = normalisation_of(subject, rendering)
+        cache_key = (key, norm.name)
+        png = self._rendered.get(cache_key)
+        if png is None:
+            png = encode_png(norm.apply(self.slice_values(key)), compress_level=RENDERED_PNG_LEVEL)
+            self._rendered[cache_key] = png
+            while len(self._rendered) > _RENDER_CACHE:
+                self._rendered.popitem(last=False)
+        else:
+            self._rendered.move_to_end(cache_key)
+        return png
 
 
 def _filter(
@@ -270,6 +418,13 @@ def open_dataset(root: str | os.PathLike[str]) -> BuiltDataset:
         )
     manifest = BuildManifest.load(manifest_path)
     if manifest.schema_version != SCHEMA_VERSION:
+        if manifest.schema_version in _RENDERED_SCHEMAS:
+            raise ValueError(
+                f"{manifest_path}: schema version {manifest.schema_version!r} stores images "
+                "already rendered to 8-bit at build time; this medvision stores slices "
+                f"losslessly and renders them per protocol (schema {SCHEMA_VERSION!r}): "
+                "rebuild the dataset with `medvision build` (no --render option any more)"
+            )
         raise ValueError(
             f"{manifest_path}: schema version {manifest.schema_version!r}, this medvision reads "
             f"{SCHEMA_VERSION!r}; rebuild the dataset"

@@ -9,8 +9,12 @@ Two tables make a built dataset:
   string, because HF ``datasets`` has no feature type for an Arrow ``map`` column (it refuses
   to load one) while a string loads everywhere. JSON keeps float64 values exactly (Python writes
   the shortest repr that round-trips; NaN and infinities are written as ``NaN``/``Infinity``).
-* **images** (:data:`IMAGES_SCHEMA`): one row per distinct PNG, keyed by the sha256 hex of its
-  bytes, with its size in pixels (rows = ``height``, cols = ``width``).
+* **images** (:data:`IMAGES_SCHEMA`): one row per distinct slice, stored losslessly
+  (:mod:`medvision.volumes.stored`: 16-bit integers with their ``slope``/``intercept``, or
+  float32; byte-shuffled and zlib-compressed), keyed by the sha256 hex of its bytes, with its
+  ``encoding`` and its size in pixels (rows = ``height``, cols = ``width``). Images are
+  rendered to 8-bit grey when read, by the protocol's rendering rule (schema 4; schemas 1-3 stored
+  8-bit min-max PNGs).
 
 ``table_to_samples(samples_to_table(s)) == s`` holds for every valid list of samples.
 """
@@ -26,6 +30,7 @@ from typing import Any, cast, get_args
 import pyarrow as pa
 
 from medvision.schema import LabelKind, Plane, Sample, Split, TaskFamily
+from medvision.volumes.stored import SliceEncoding, StoredSlice
 
 __all__ = [
     "IMAGES_SCHEMA",
@@ -37,11 +42,12 @@ __all__ = [
     "sample_from_row",
     "sample_to_row",
     "samples_to_table",
+    "stored_slice_from_row",
     "table_to_samples",
 ]
 
 #: Bumped whenever a column is added, removed or changes meaning.
-SCHEMA_VERSION = "3"  # 2: task_id; 3: annotation
+SCHEMA_VERSION = "4"  # 2: task_id; 3: annotation; 4: lossless slices (rendering per protocol)
 
 _META = {b"medvision.schema_version": SCHEMA_VERSION.encode()}
 
@@ -82,7 +88,10 @@ SAMPLES_SCHEMA: pa.Schema = pa.schema(
 IMAGES_SCHEMA: pa.Schema = pa.schema(
     [
         pa.field("key", pa.string(), nullable=False),
-        pa.field("png", pa.binary(), nullable=False),
+        pa.field("data", pa.binary(), nullable=False),
+        pa.field("encoding", pa.string(), nullable=False),
+        pa.field("slope", pa.float64(), nullable=False),
+        pa.field("intercept", pa.float64(), nullable=False),
         pa.field("height", pa.int32(), nullable=False),
         pa.field("width", pa.int32(), nullable=False),
     ],
@@ -93,7 +102,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def image_key(png: bytes) -> str:
-    """Return the content key of a PNG: the sha256 hex digest (64 characters) of its bytes."""
+    """Return the content key of stored bytes: the sha256 hex digest (64 characters)."""
     return hashlib.sha256(png).hexdigest()
 
 
@@ -250,34 +259,56 @@ def table_to_samples(table: pa.Table | pa.RecordBatch) -> list[Sample]:
     return [sample_from_row(r) for r in table.to_pylist()]
 
 
-def images_to_table(images: Mapping[str, bytes]) -> pa.Table:
-    """Build an images table from ``key -> PNG bytes``, checking every key and PNG header.
+def images_to_table(images: Mapping[str, StoredSlice]) -> pa.Table:
+    """Build an images table from ``key -> stored slice``, checking every key and size.
 
     Raises:
-        ValueError: If a key is not the sha256 hex of its bytes, or the bytes are not a PNG.
+        ValueError: If a key is not the sha256 hex of its bytes, the encoding is unknown, or
+            the slice is empty. (Sizes are checked when a slice is decoded.)
     """
-    keys: list[str] = []
-    pngs: list[bytes] = []
-    heights: list[int] = []
-    widths: list[int] = []
-    for key, png in images.items():
-        found = image_key(png)
+    rows: list[dict[str, Any]] = []
+    for key, stored in images.items():
+        found = image_key(stored.data)
         if found != key:
-            raise ValueError(f"image key {key} is not the sha256 of its PNG bytes ({found})")
-        try:
-            h, w = png_size_hw(png)
-        except ValueError as exc:
-            raise ValueError(f"image {key}: {exc}") from exc
-        keys.append(key)
-        pngs.append(png)
-        heights.append(h)
-        widths.append(w)
-    return pa.Table.from_arrays(
-        [
-            pa.array(keys, pa.string()),
-            pa.array(pngs, pa.binary()),
-            pa.array(heights, pa.int32()),
-            pa.array(widths, pa.int32()),
-        ],
-        schema=IMAGES_SCHEMA,
+            raise ValueError(f"image key {key} is not the sha256 of its bytes ({found})")
+        if stored.encoding not in get_args(SliceEncoding):
+            raise ValueError(
+                f"image {key}: unknown encoding {stored.encoding!r}; expected one of "
+                f"{get_args(SliceEncoding)}"
+            )
+        if len(stored.data) == 0 or min(stored.height, stored.width) < 1:
+            raise ValueError(
+                f"image {key}: empty slice ({stored.height}x{stored.width}, "
+                f"{len(stored.data)} bytes)"
+            )
+        rows.append(
+            {
+                "key": key,
+                "data": stored.data,
+                "encoding": stored.encoding,
+                "slope": float(stored.slope),
+                "intercept": float(stored.intercept),
+                "height": int(stored.height),
+                "width": int(stored.width),
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=IMAGES_SCHEMA)
+
+
+def stored_slice_from_row(row: Mapping[str, Any]) -> StoredSlice:
+    """A :class:`~medvision.volumes.stored.StoredSlice` from one row of the images table.
+
+    Raises:
+        ValueError: If the encoding is unknown.
+    """
+    encoding = str(row["encoding"])
+    if encoding not in get_args(SliceEncoding):
+        raise ValueError(f"image {row.get('key')}: unknown encoding {encoding!r}")
+    return StoredSlice(
+        data=bytes(row["data"]),
+        encoding=cast(SliceEncoding, encoding),
+        slope=float(row["slope"]),
+        intercept=float(row["intercept"]),
+        height=int(row["height"]),
+        width=int(row["width"]),
     )

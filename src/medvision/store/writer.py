@@ -3,11 +3,11 @@
 Layout of a dataset root (``/``-separated, relative to the root)::
 
     cases/<dataset>/<case_id>.samples.parquet   one case's samples (written last = done marker)
-    cases/<dataset>/<case_id>.images.parquet    that case's PNGs, by content key
+    cases/<dataset>/<case_id>.images.parquet    that case's slices (lossless), by content key
                                                 (cases/ is removed after a build unless kept)
     data/train-00000-of-0000N.parquet           merged samples of the train split
     data/test-00000-of-0000N.parquet            merged samples of the test split
-    images/images-00000-of-0000M.parquet        all PNGs, each key once
+    images/images-00000-of-0000M.parquet        all slices, each key once
     README.md                                   HF ``configs`` front matter (train/test splits)
     manifest.json                               written last by :meth:`DatasetWriter.finalize`
 
@@ -46,6 +46,7 @@ from medvision.store.manifest import (
     atomic_write_bytes,
 )
 from medvision.store.schema import IMAGES_SCHEMA, SAMPLES_SCHEMA, images_to_table, samples_to_table
+from medvision.volumes.stored import StoredSlice
 
 __all__ = [
     "CASES_DIR",
@@ -230,8 +231,8 @@ class DatasetWriter:
         samples_per_file: Most rows in one merged samples file.
         image_group_rows: Most images per row group (HF uses 100 for image data; a random
             read of one image decodes one row group).
-        image_group_bytes: A row group of images is cut once it holds this many PNG bytes.
-        image_file_bytes: A merged images file is closed once it holds this many PNG bytes.
+        image_group_bytes: A row group of images is cut once it holds this many stored bytes.
+        image_file_bytes: A merged images file is closed once it holds this many stored bytes.
     """
 
     def __init__(
@@ -272,9 +273,9 @@ class DatasetWriter:
         dataset: str,
         case_id: str,
         samples: Sequence[Sample],
-        images: Mapping[str, bytes],
+        images: Mapping[str, StoredSlice],
     ) -> None:
-        """Write one case's samples and the PNGs they reference, atomically.
+        """Write one case's samples and the slices they reference, atomically.
 
         A case with no samples is written too (empty tables), so it counts as done.
         Images not referenced by any sample are not stored.
@@ -283,11 +284,12 @@ class DatasetWriter:
             dataset: Catalog name; every sample must have it.
             case_id: Case identifier; every sample must have it.
             samples: The case's samples.
-            images: ``image_key -> PNG bytes``; must cover every ``sample.image_key``.
+            images: ``image_key -> stored slice`` (:func:`medvision.volumes.encode_slice`);
+                must cover every ``sample.image_key``.
 
         Raises:
             ValueError: On a sample of another dataset/case, a duplicated sample id, a missing
-                image, a key that is not the sha256 of its bytes, or a non-PNG image.
+                image, a key that is not the sha256 of its bytes, or a bad stored slice.
         """
         samples_path, images_path = self.case_paths(dataset, case_id)
         where = f"dataset {dataset!r} case {case_id!r}"
@@ -314,7 +316,7 @@ class DatasetWriter:
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from exc
         samples_table = samples_to_table(samples)
-        # PNG is already compressed; the images file is written first, the samples file last,
+        # Slices are already compressed; the images file is written first, the samples file last,
         # so a samples file on disk implies its images file is complete.
         _write_parquet_atomic(images_table, images_path, compression="none")
         _write_parquet_atomic(samples_table, samples_path, compression="zstd")
@@ -527,7 +529,7 @@ class DatasetWriter:
         return table
 
     def _merge_images(self, cases: list[_CaseFiles], staging: Path) -> tuple[list[Path], int]:
-        """Copy each distinct image once, in order of first appearance, into image shards."""
+        """Copy each distinct slice once, in order of first appearance, into image shards."""
         seen: set[bytes] = set()  # raw 32-byte digests: half the memory of the hex keys
         shards = _ShardWriter(
             staging / IMAGES_DIR,
@@ -556,7 +558,7 @@ class DatasetWriter:
                 if not keep:
                     continue
                 table = pa.Table.from_batches([batch]).take(keep).cast(IMAGES_SCHEMA)
-                nbytes = int(pc.sum(pc.binary_length(table["png"])).as_py())
+                nbytes = int(pc.sum(pc.binary_length(table["data"])).as_py())
                 shards.add(table, nbytes)
         return shards.close(), len(seen)
 
@@ -586,7 +588,8 @@ class DatasetWriter:
             f"# medvision-bench build {manifest.build_id}",
             "",
             "Samples (one row per image-annotation pair) are in `data/<split>-*.parquet`;",
-            "PNG images, keyed by sha256, in `images/*.parquet`; provenance in `manifest.json`.",
+            "Slices, stored losslessly and keyed by sha256, in `images/*.parquet` (rendered to",
+            "8-bit grey per protocol when read); provenance in `manifest.json`.",
             "",
         ]
         atomic_write_bytes(self.root / "README.md", "\n".join(lines).encode())

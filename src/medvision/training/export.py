@@ -20,9 +20,12 @@ placement (``"before"`` is the official SFT order).
 
 Output folder::
 
-    export.json            config, split, options, counts (unique and repeated samples),
-                           skipped samples and why, mixing weights
-    images/ab/<key>.png    each image once, named by its content hash
+    export.json                  config, split, options, counts (unique and repeated
+                                 samples), skipped samples and why, mixing weights
+    images/ab/<key>-<norm>.png   each image once, named by the content key of its stored slice
+                                 and the normalisation its rendering gave it (e.g. ``minmax``,
+                                 ``window-bone``): the config's protocol's rendering rule,
+                                 through :func:`~medvision.store.model_image.model_image`
     train.jsonl            trl / swift rows (LLaMA-Factory: medvision_sft.jsonl + dataset_info.json)
 
 Rows name their images by absolute path by default, so TRL, LLaMA-Factory and ms-swift read
@@ -60,7 +63,8 @@ from typing import Any, Literal, get_args
 import medvision
 from medvision.schema import Sample, Split, TaskFamily
 from medvision.store import BuiltDataset, open_dataset
-from medvision.store.model_image import model_image
+from medvision.store.model_image import model_image, model_rendering
+from medvision.store.reader import normalisation_of
 from medvision.tasks import ImagePolicy, PromptStyle, render_prompt
 from medvision.tasks.config import EvalConfig
 from medvision.tasks.model_families import ChatLayout
@@ -202,8 +206,8 @@ class TrainingExample:
             layout's text template.
         system: The layout's system prompt, or ``None``.
         completion: Target completion text.
-        image_key: Content hash of the image (PNG bytes as stored).
-        image_path: Image path relative to the export folder.
+        image_key: Content key of the stored slice the image is rendered from.
+        image_path: Image path relative to the export folder (the rendered PNG).
         seen_hw: ``(H', W')`` the prompt states for the image the model sees.
         seen_spacing_mm_rc: ``(row_mm, col_mm)`` the prompt states.
         reward: Ground truth for the GRPO rewards.
@@ -264,9 +268,15 @@ class ExportReport:
         return sum(self.skipped.values())
 
 
-def image_relpath(key: str) -> str:
-    """Relative path of an image in an export folder (two-level fan-out by hash prefix)."""
-    return f"images/{key[:2]}/{key}.png"
+def image_relpath(key: str, norm: str = "minmax") -> str:
+    """Relative path of a rendered image in an export folder (fan-out by hash prefix).
+
+    Args:
+        key: Content key of the stored slice.
+        norm: :attr:`medvision.volumes.Normalisation.name` of its rendering (``":"`` becomes
+            ``"-"``), so two renderings of one slice never share a file.
+    """
+    return f"images/{key[:2]}/{key}-{norm.replace(':', '-')}.png"
 
 
 def build_example(
@@ -319,7 +329,10 @@ def build_example(
         system=layout.system_prompt,
         completion=completion,
         image_key=sample.image_key,
-        image_path=image_relpath(sample.image_key),
+        image_path=image_relpath(
+            sample.image_key,
+            normalisation_of(sample, model_rendering(options.config.protocol)).name,
+        ),
         seen_hw=seen_hw,
         seen_spacing_mm_rc=spacing,
         reward=reward,
@@ -398,10 +411,12 @@ def export_sft(
             on_progress(i + 1, len(chosen))
 
     by_id = {s.sample_id: s for s in chosen}
-    for ex in {ex.image_key: ex for ex in examples}.values():
-        path = out / image_relpath(ex.image_key)
+    first: dict[str, Sample] = {}  # image path -> a sample shown with it
+    for ex in examples:
+        first.setdefault(ex.image_path, by_id[ex.sample_id])
+    for relpath, sample in first.items():
+        path = out / relpath
         if not path.is_file():
-            sample = by_id[ex.sample_id]
             atomic_write_bytes(path, model_image(ds, sample, protocol=opts.config.protocol))
 
     if opts.image_root is None:
@@ -437,7 +452,7 @@ def export_sft(
         format=opts.format,
         rows_file=rows_file,
         n_rows=len(examples),
-        n_images=len({ex.image_key for ex in examples}),
+        n_images=len({ex.image_path for ex in examples}),
         n_selected=len(samples),
         rows_by_family=dict(Counter(ex.family for ex in examples)),
         skipped=dict(skipped),

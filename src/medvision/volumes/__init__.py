@@ -1,4 +1,4 @@
-"""Volumes: canonical RAS+ loading, official slicing, rendering and PNG storage.
+"""Volumes: canonical RAS+ loading, official slicing, lossless slice storage, rendering, PNG.
 
 Typical use::
 
@@ -6,7 +6,9 @@ Typical use::
     mask = load_volume("case_seg.nii.gz", "labels")
     check_same_grid(image, mask)
     s = slice_volume(image, Plane.AXIAL, 40)
-    png = encode_png(to_uint8(s.pixels))
+    stored = encode_slice(s.pixels)          # lossless, what a build keeps
+    grey = render_slice(stored.values(), "official", modality="CT", label_group="Spine")
+    png = encode_png(grey)                   # what a model is shown
 """
 
 from medvision.volumes.errors import (
@@ -30,13 +32,25 @@ from medvision.volumes.io import (
     load_volume,
 )
 from medvision.volumes.png import PNG_COMPRESS_LEVEL, content_key, decode_png, encode_png
-from medvision.volumes.render import CT_WINDOWS, NormMethod, to_uint8
-from medvision.volumes.slicing import Slice2D, resize_slice, slice_volume
+from medvision.volumes.render import (
+    CT_WINDOWS,
+    RENDERINGS,
+    Normalisation,
+    NormMethod,
+    Rendering,
+    normalisation_for,
+    official_ct_window,
+    render_slice,
+    to_uint8,
+)
+from medvision.volumes.slicing import Slice2D, slice_volume
+from medvision.volumes.stored import StoredSlice, decode_slice, encode_slice
 
 __all__ = [
     "CT_WINDOWS",
     "ORTHOGONALITY_TOL",
     "PNG_COMPRESS_LEVEL",
+    "RENDERINGS",
     "AffineError",
     "CorruptFileError",
     "DeclaredSizeError",
@@ -45,19 +59,26 @@ __all__ = [
     "LabelValueError",
     "NonFiniteError",
     "NormMethod",
+    "Normalisation",
     "NotVolumetricError",
+    "Rendering",
     "ShapeMismatchError",
     "Slice2D",
+    "StoredSlice",
     "Volume",
     "VolumeError",
     "check_nonempty",
     "check_same_grid",
     "content_key",
     "decode_png",
+    "decode_slice",
     "encode_png",
+    "encode_slice",
     "from_array",
     "load_volume",
-    "resize_slice",
+    "normalisation_for",
+    "official_ct_window",
+    "render_slice",
     "slice_volume",
     "to_uint8",
 ]

@@ -1,4 +1,4 @@
-"""Turn slice intensities into 8-bit grey images.
+"""Turn slice intensities into 8-bit grey images, by the rendering rule of a protocol.
 
 Three normalisations (``reference/official-versions.md`` section 8):
 
@@ -10,15 +10,71 @@ Three normalisations (``reference/official-versions.md`` section 8):
   (medvision-bm 1.2.1 for everything else).
 
 All three share the float32 scale-and-truncate step of the official min-max.
+
+Rendering rules (:data:`RENDERINGS`) pick a normalisation per sample
+(:func:`normalisation_for`, :func:`render_slice`):
+
+* ``"minmax"``: every slice min-max (GitHub c221615, the paper's tables; ``paper-v1``).
+* ``"official"``: medvision-bm 1.2.1. CT with a label: the window of the label's group
+  (:func:`official_ct_window`); CT in group ``Others``, CT without a label (A/D), KiPA22
+  task 01 and every other modality: the 0.5-99.5 percentile clip.
+* ``"percentile"``: every slice 0.5-99.5 percentile (ours, for comparisons).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
+__all__ = [
+    "CT_WINDOWS",
+    "OFFICIAL_BONE_GROUPS",
+    "OFFICIAL_BRAIN_GROUPS",
+    "OFFICIAL_LUNG_GROUPS",
+    "OFFICIAL_PERCENTILES",
+    "OFFICIAL_PERCENTILE_GROUP",
+    "OFFICIAL_PERCENTILE_TASKS",
+    "PROTOCOL_RENDERING",
+    "RENDERINGS",
+    "NormMethod",
+    "Normalisation",
+    "Rendering",
+    "normalisation_for",
+    "official_ct_window",
+    "render_slice",
+    "rendering_for_protocol",
+    "to_uint8",
+]
+
 NormMethod = Literal["minmax", "window", "percentile"]
+Rendering = Literal["minmax", "official", "percentile"]
+#: The rendering rules, in documentation order.
+RENDERINGS: tuple[str, ...] = get_args(Rendering)
+#: Each protocol preset's rendering rule (read by :class:`medvision.metrics.Protocol`):
+#: ``paper-v1`` as GitHub c221615, ``official`` as medvision-bm 1.2.1, ``strict`` as 1.2.1
+#: (our choice: a model reads CT in a radiological window).
+PROTOCOL_RENDERING: dict[str, str] = {
+    "paper-v1": "minmax",
+    "official": "official",
+    "strict": "official",
+}
+
+
+def rendering_for_protocol(protocol: str) -> str:
+    """The rendering rule of a protocol preset.
+
+    Raises:
+        ValueError: Unknown protocol (the message lists the known ones).
+    """
+    try:
+        return PROTOCOL_RENDERING[protocol]
+    except KeyError:
+        raise ValueError(
+            f"unknown protocol {protocol!r}; expected one of {sorted(PROTOCOL_RENDERING)}"
+        ) from None
+
 
 #: Named CT windows as (width, level) in HU, from medvision-bm 1.2.1 ``CT_HU_windows_WL``.
 CT_WINDOWS: dict[str, tuple[float, float]] = {
@@ -27,6 +83,156 @@ CT_WINDOWS: dict[str, tuple[float, float]] = {
     "brain": (80.0, 40.0),
     "bone": (1800.0, 400.0),
 }
+
+#: medvision-bm 1.2.1 ``label_map_regroup`` groups shown with the bone window.
+OFFICIAL_BONE_GROUPS = frozenset(
+    {"Hip", "Rib", "Spine", "Knee Bone", "Jawbone", "Tooth", "Calculus"}
+)
+#: Groups shown with the brain window.
+OFFICIAL_BRAIN_GROUPS = frozenset({"Brain", "Brain Tumor/Lesion"})
+#: Groups shown with the lung window.
+OFFICIAL_LUNG_GROUPS = frozenset({"Lung", "Lung Tumor/Lesion"})
+#: CT group rendered with percentiles instead of a window.
+OFFICIAL_PERCENTILE_GROUP = "Others"
+#: (dataset, task id) pairs 1.2.1 forces to percentile scaling although they are CT.
+OFFICIAL_PERCENTILE_TASKS = frozenset({("KiPA22", "01")})
+#: Percentiles of the 1.2.1 non-CT rule.
+OFFICIAL_PERCENTILES = (0.5, 99.5)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """One concrete normalisation: a method and, for ``"window"``, the named CT window.
+
+    Attributes:
+        method: ``"minmax"``, ``"window"`` or ``"percentile"``.
+        window_name: Key of :data:`CT_WINDOWS` for ``"window"``, else ``None``.
+    """
+
+    method: NormMethod
+    window_name: str | None = None
+
+    @property
+    def name(self) -> str:
+        """``"minmax"``, ``"percentile"`` or ``"window:<name>"`` (e.g. ``"window:bone"``)."""
+        return self.method if self.window_name is None else f"window:{self.window_name}"
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """Normalise a (H, W) slice to uint8 (see :func:`to_uint8`)."""
+        if self.method == "window":
+            if self.window_name is None:
+                raise ValueError("a window normalisation needs a window name")
+            return to_uint8(pixels, method="window", window=CT_WINDOWS[self.window_name])
+        return to_uint8(pixels, method=self.method, percentiles=OFFICIAL_PERCENTILES)
+
+
+def official_ct_window(label_group: str, label_name: str = "") -> str | None:
+    """The 1.2.1 CT window of a label group, or ``None`` where 1.2.1 uses percentiles.
+
+    Groups are the 1.2.1 ``label_map_regroup`` ones (the reader passes the catalog's
+    ``group_1_2_1``). A paper-v1 group ``Knee`` (split in 1.2.1) that reaches here, from a
+    dataset the catalog does not know, is resolved by the label name: femur and tibia are
+    ``Knee Bone`` (bone window), the cartilages and menisci ``Knee Soft Tissue``.
+
+    Args:
+        label_group: Report group of the label (e.g. ``"Spine"``, ``"Lung Tumor/Lesion"``).
+        label_name: Label name (only read for the group ``Knee``).
+
+    Returns:
+        A key of :data:`CT_WINDOWS`, or ``None`` for the group ``Others``.
+    """
+    group = label_group
+    if group == "Knee":
+        name = label_name.lower()
+        bone = ("femur" in name or "tibia" in name) and "cartilage" not in name
+        group = "Knee Bone" if bone else "Knee Soft Tissue"
+    if group == OFFICIAL_PERCENTILE_GROUP:
+        return None
+    if group in OFFICIAL_BONE_GROUPS:
+        return "bone"
+    if group in OFFICIAL_BRAIN_GROUPS:
+        return "brain"
+    if group in OFFICIAL_LUNG_GROUPS:
+        return "lung"
+    return "soft_tissue"
+
+
+def normalisation_for(
+    rule: str,
+    *,
+    modality: str,
+    label_group: str,
+    label_name: str = "",
+    has_label: bool = True,
+    dataset: str = "",
+    task_id: str = "",
+) -> Normalisation:
+    """The normalisation a rendering rule gives one sample.
+
+    Args:
+        rule: A rendering rule of :data:`RENDERINGS`.
+        modality: The sample's modality (``"CT"`` selects the windows under ``"official"``).
+        label_group: The label's report group.
+        label_name: The label's name (see :func:`official_ct_window`).
+        has_label: ``False`` for samples without a segmentation label (A/D landmarks), which
+            1.2.1 renders with percentiles even in CT.
+        dataset: Source dataset name (KiPA22 task 01 is forced to percentiles).
+        task_id: Task id within the dataset.
+
+    Returns:
+        The normalisation.
+
+    Raises:
+        ValueError: Unknown rule.
+    """
+    if rule == "minmax":
+        return Normalisation("minmax")
+    if rule == "percentile":
+        return Normalisation("percentile")
+    if rule != "official":
+        raise ValueError(f"unknown rendering {rule!r}; expected one of {list(RENDERINGS)}")
+    if modality != "CT" or not has_label or (dataset, task_id) in OFFICIAL_PERCENTILE_TASKS:
+        return Normalisation("percentile")
+    window = official_ct_window(label_group, label_name)
+    return Normalisation("percentile") if window is None else Normalisation("window", window)
+
+
+def render_slice(
+    values: np.ndarray,
+    rule: str,
+    *,
+    modality: str,
+    label_group: str,
+    label_name: str = "",
+    has_label: bool = True,
+    dataset: str = "",
+    task_id: str = "",
+) -> np.ndarray:
+    """Render a slice's values to uint8 grey under a rendering rule.
+
+    Args:
+        values: (H, W) intensities as loaded (HU for CT).
+        rule: A rendering rule of :data:`RENDERINGS`.
+        modality: The sample's modality.
+        label_group: The label's report group.
+        label_name: The label's name.
+        has_label: ``False`` for samples without a segmentation label (A/D).
+        dataset: Source dataset name.
+        task_id: Task id within the dataset (see :func:`normalisation_for` for all six).
+
+    Returns:
+        (H, W) uint8 grey levels.
+    """
+    norm = normalisation_for(
+        rule,
+        modality=modality,
+        label_group=label_group,
+        label_name=label_name,
+        has_label=has_label,
+        dataset=dataset,
+        task_id=task_id,
+    )
+    return norm.apply(values)
 
 
 def to_uint8(

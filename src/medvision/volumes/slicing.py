@@ -18,13 +18,11 @@ Rows of the slice are therefore the lower remaining volume axis and columns the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
-from scipy import ndimage
 
 from medvision.schema import Plane
-from medvision.volumes.io import Kind, Volume
+from medvision.volumes.io import Volume
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,57 +87,4 @@ def slice_volume(vol: Volume, plane: Plane, index: int) -> Slice2D:
         spacing_mm_rc=(spacing[row_axis], spacing[col_axis]),
         plane=plane,
         index=index,
-    )
-
-
-def resize_slice(
-    s: Slice2D,
-    out_hw: tuple[int, int],
-    *,
-    kind: Kind,
-    order: Literal[0, 1] | None = None,
-) -> Slice2D:
-    """Resize a slice with ``scipy.ndimage.zoom`` and update its spacing.
-
-    Mirrors the official ``reshape_image_hw`` path: zoom factors ``(H'/H, W'/W)``, default
-    ``grid_mode=False`` (corner pixels stay aligned), applied to the raw values before any
-    intensity normalisation, and spacing divided by the zoom factors (``sr / (H'/H)``,
-    ``sc / (W'/W)``; the physical extent per pixel grows when the image shrinks).
-
-    Args:
-        s: The slice.
-        out_hw: Output (H', W') in pixels, both >= 1.
-        kind: ``"image"`` uses bilinear interpolation (order 1, official); ``"labels"`` uses
-            nearest neighbour (order 0) so no new label values appear.
-        order: Override the interpolation order (for example 0 for images with at most two
-            distinct values, as medvision-bm 1.2.1 does).
-
-    Returns:
-        The resized slice, exactly ``out_hw``, same dtype, plane and index.
-
-    Raises:
-        ValueError: Bad ``out_hw``, ``kind`` or ``order``.
-    """
-    h_out, w_out = (int(v) for v in out_hw)
-    if h_out < 1 or w_out < 1 or (h_out, w_out) != tuple(out_hw):
-        raise ValueError(f"out_hw must be two positive integers, got {out_hw!r}")
-    if kind not in ("image", "labels"):
-        raise ValueError(f"kind must be 'image' or 'labels', got {kind!r}")
-    if order is None:
-        order = 1 if kind == "image" else 0
-    if order not in (0, 1):
-        raise ValueError(f"order must be 0 or 1, got {order!r}")
-    h, w = s.hw
-    if (h, w) == (h_out, w_out):
-        return s
-    factors = (h_out / h, w_out / w)
-    # Pass the output array so scipy itself refuses if its rounding would give another shape.
-    out = np.empty((h_out, w_out), dtype=s.pixels.dtype)
-    ndimage.zoom(s.pixels, factors, output=out, order=order)
-    sr, sc = s.spacing_mm_rc
-    return Slice2D(
-        pixels=out,
-        spacing_mm_rc=(sr / factors[0], sc / factors[1]),
-        plane=s.plane,
-        index=s.index,
     )
