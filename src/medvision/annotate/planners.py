@@ -24,12 +24,14 @@ one pass, in the official order. Only the ellipse/Feret fits run per component.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from medvision.annotate.components import (
+    Box3D,
     SliceComponents,
     label_bounding_boxes,
     slice_components,
@@ -104,7 +106,12 @@ def _label_crop(
 
 
 def plan_detection(
-    labels: Volume, ctx: CaseContext, sink: ImageSink, stats: PlanStats | None = None
+    labels: Volume,
+    ctx: CaseContext,
+    sink: ImageSink,
+    stats: PlanStats | None = None,
+    *,
+    bboxes: Mapping[int, Box3D] | None = None,
 ) -> list[Sample]:
     """Detection samples of one case (one per slice, label and kept component).
 
@@ -122,6 +129,8 @@ def plan_detection(
         ctx: Case identity; ``ctx.task.detection`` must be set.
         sink: Where slice images go.
         stats: Optional counters to update.
+        bboxes: ``label_bounding_boxes(labels.array)`` when the caller has it (one
+            ``find_objects`` pass over the volume serves every planner).
 
     Returns:
         The samples, ordered by plane (as listed in the spec), slice, label, component
@@ -130,7 +139,8 @@ def plan_detection(
     spec = ctx.task.detection
     assert spec is not None
     stats = stats if stats is not None else PlanStats()
-    bboxes = label_bounding_boxes(labels.array)
+    if bboxes is None:
+        bboxes = label_bounding_boxes(labels.array)
     wanted = [lab for lab in sorted(set(spec.labels)) if lab in bboxes]
     planes = list(dict.fromkeys(plane_of(code) for code in spec.planes))
     # plane -> slice -> [(label, boxes (n, 4), pixel counts (n,))], labels ascending. Only
@@ -206,6 +216,8 @@ def plan_tumour_lesion(
     sink: ImageSink,
     stats: PlanStats | None = None,
     annotation: Annotation = DEFAULT_ANNOTATION,
+    *,
+    bboxes: Mapping[int, Box3D] | None = None,
 ) -> list[Sample]:
     """Tumour/lesion size samples of one case (major/minor axes in mm per lesion component).
 
@@ -223,6 +235,8 @@ def plan_tumour_lesion(
         sink: Where slice images go.
         stats: Optional counters to update.
         annotation: Ground-truth version (recorded in every sample).
+        bboxes: ``label_bounding_boxes(labels.array)`` when the caller has it (one
+            ``find_objects`` pass over the volume serves every planner).
 
     Returns:
         The samples, ordered by label, plane, slice, component size.
@@ -232,7 +246,8 @@ def plan_tumour_lesion(
     stats = stats if stats is not None else PlanStats()
     floor = min_cluster_pixels(annotation)
     count_fitted = counts_fitted_instances(annotation)
-    bboxes = label_bounding_boxes(labels.array)
+    if bboxes is None:
+        bboxes = label_bounding_boxes(labels.array)
     out: list[Sample] = []
     for label_id in spec.labels:
         if label_id not in bboxes:

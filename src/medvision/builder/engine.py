@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -314,7 +314,9 @@ def _plan_case(
         labels = inputs.labels
         check_same_grid(image, labels)
         check_nonempty(labels)
-        unknown = unknown_label_ids(labels, task)
+        # One find_objects pass over the volume serves the label check and both planners.
+        bboxes = label_bounding_boxes(labels.array)
+        unknown = unknown_label_ids(labels, task, bboxes)
         if unknown and job.on_unknown_label == "skip":
             return SkippedCase(
                 dataset=job.spec.name,
@@ -327,9 +329,9 @@ def _plan_case(
                 ),
             )
         if task.detection is not None:
-            samples += plan_detection(labels, ctx, sink, stats)
+            samples += plan_detection(labels, ctx, sink, stats, bboxes=bboxes)
         if task.tl is not None:
-            samples += plan_tumour_lesion(labels, ctx, sink, stats, job.annotation)
+            samples += plan_tumour_lesion(labels, ctx, sink, stats, job.annotation, bboxes=bboxes)
     if inputs.landmarks is not None and task.measurements:
         samples += plan_angle_distance(
             image, inputs.landmarks, ctx, sink, landmark_file=inputs.landmark_file
@@ -339,19 +341,22 @@ def _plan_case(
     return samples, sink.images
 
 
-def unknown_label_ids(labels: Volume, task: TaskSpec) -> list[int]:
+def unknown_label_ids(
+    labels: Volume, task: TaskSpec, bboxes: Mapping[int, object] | None = None
+) -> list[int]:
     """Nonzero label values present in ``labels`` that ``task`` does not define.
 
     One pass over the volume in place (``find_objects``, no converted copy: ``bincount``
-    would first cast the whole volume to int64, four times a uint16 mask); only a mask with
-    negative labels (rare) is sorted by ``np.unique``.
+    would first cast the whole volume to int64, four times a uint16 mask), or none when the
+    caller passes the label boxes it already has; only a mask with negative labels (rare) is
+    sorted by ``np.unique``.
     """
     arr = labels.array
     known = {lab.id for lab in task.labels}
     if arr.dtype.kind == "i" and int(arr.min()) < 0:
         present: list[int] = [int(v) for v in np.unique(arr)]
     else:
-        present = list(label_bounding_boxes(arr))
+        present = list(bboxes if bboxes is not None else label_bounding_boxes(arr))
     return [v for v in present if v != 0 and v not in known]
 
 
