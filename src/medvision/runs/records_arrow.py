@@ -85,7 +85,7 @@ _REQUIRED: Final[tuple[str, ...]] = (
     "seen_hw",
     "seen_spacing_mm_rc",
 )
-_BLOCK_BYTES: Final = 1 << 22  # 4 MiB blocks: both cores busy, bounded parser memory
+_BLOCK_BYTES: Final = 1 << 20  # 1 MiB blocks: every core busy, bounded parser memory
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -190,9 +190,10 @@ def _to_scoring(raw: pa.Table) -> pa.Table | None:
         if n and name != "seen_spacing_mm_rc" and bool(np.isnan(mat).any()):
             return None  # a null size: the Python reader cannot convert it either
         pairs[name] = mat
-    cols: dict[str, pa.Array | pa.ChunkedArray] = {name: raw[name] for name in _STRINGS}
-    cols["finish_reason"] = raw["finish_reason"]
-    cols["plane"] = raw["plane"]
+    # One chunk a column, as records_to_table builds them (the group-bys combine them anyway).
+    cols: dict[str, pa.Array | pa.ChunkedArray] = {
+        name: raw[name].combine_chunks() for name in (*_STRINGS, "finish_reason", "plane")
+    }
     n_parsed, p = _list_matrix(raw["parsed"], width=_MAX_VALUES)
     n_target, t = _list_matrix(raw["target"], width=_MAX_VALUES)
     too_long = np.flatnonzero(n_target > _MAX_VALUES)
