@@ -15,10 +15,11 @@ What it does, in one run on the same synthetic records:
    per-sample ``metrics``, which scoring does not read, so the file has a run's line size),
    then in a fresh child process times
    :func:`medvision.runs.records_arrow.read_scoring_table` (pyarrow's JSON reader straight into
-   columns) + :func:`medvision.metrics.summarize_run`, and the whole
-   ``rescore(run_dir)`` (records digest, read, summary, ``summary.json`` written). The child
-   reports its peak resident memory (``VmHWM`` of ``/proc/self/status``: the whole process,
-   interpreter and imports included) and its summary, which must equal the in-memory one.
+   columns) + :func:`medvision.metrics.summarize_run`, and in another the whole
+   ``rescore(run_dir)`` of ``medvision score`` (records digest, read, summary,
+   ``summary.json`` written). Each child reports its peak resident memory (``VmHWM`` of
+   ``/proc/self/status``: the whole process, interpreter and imports included) and its
+   summary, which must equal the in-memory one.
    ``--python-reader`` also times the Python reader (``read_records`` + ``dedupe`` +
    ``summarize_run``, one record object per line) in its own child (slow: about a minute).
    **Ours, in memory**: times :func:`medvision.metrics.summarize_run` on the in-memory records
@@ -150,36 +151,35 @@ def status(key):
     return -1
 
 mode, run = sys.argv[1], Path(sys.argv[2])
+warm = run.parent / "warm"  # the first 1,000 lines: imports and first calls are not timed
 from medvision.metrics import get_protocol, summarize_run
-from medvision.metrics.jsonvalues import dumps
 from medvision.runs.records import dedupe, read_records
 from medvision.runs.records_arrow import read_scoring_table
 from medvision.runs.scoring import rescore
+from medvision.metrics.jsonvalues import dumps
 proto = get_protocol("official")
 out = {}
 if mode == "arrow":
-    # Warm-up on the first 1,000 lines: imports and first-call set-up are not timed.
-    warm = read_scoring_table(run.parent / "warm.jsonl")
-    summarize_run(warm[0], proto)
+    summarize_run(read_scoring_table(warm / "records.jsonl")[0], proto)
     out["rss_before"] = status("VmRSS")
     t0 = time.perf_counter()
     got = read_scoring_table(run / "records.jsonl")
     if got is None:
         sys.exit("the fast reader refused the benchmark file")
     summary = summarize_run(got[0], proto)
-    out["seconds"] = time.perf_counter() - t0
-    out["peak"] = status("VmHWM")
+elif mode == "rescore":
+    rescore(warm)
+    out["rss_before"] = status("VmRSS")
     t0 = time.perf_counter()
-    rescore(run)
-    out["rescore_seconds"] = time.perf_counter() - t0
-    out["rescore_peak"] = status("VmHWM")
+    summary = rescore(run)
+    summary = {k: v for k, v in summary.items() if k not in ("run", "records_digest")}
 else:
-    summarize_run(dedupe(read_records(run.parent / "warm.jsonl"))[0], proto)
+    summarize_run(dedupe(read_records(warm / "records.jsonl"))[0], proto)
     out["rss_before"] = status("VmRSS")
     t0 = time.perf_counter()
     summary = summarize_run(dedupe(read_records(run / "records.jsonl"))[0], proto)
-    out["seconds"] = time.perf_counter() - t0
-    out["peak"] = status("VmHWM")
+out["seconds"] = time.perf_counter() - t0
+out["peak"] = status("VmHWM")
 out["summary"] = summary
 print(dumps(out))
 """
@@ -193,12 +193,13 @@ _FAKE_METRICS = {
 
 
 def _write_run(records: list[Record], run: Path) -> None:
-    """Write ``records`` as a run's ``records.jsonl`` (+ ``warm.jsonl``: its first 1,000 lines).
+    """Write ``records`` as a run's ``records.jsonl`` (and its first 1,000 lines as ``../warm``).
 
     Each line also gets a typical ``raw_output`` and per-sample ``metrics`` with the keys of
     its family (placeholder values: scoring reads neither), so lines have a run's size.
     """
     run.mkdir(parents=True, exist_ok=True)
+    (run.parent / "warm").mkdir(exist_ok=True)
     names = [f.name for f in dataclasses.fields(Record)]
     with (run / "records.jsonl").open("w", encoding="utf-8") as fh:
         for i, r in enumerate(records):
@@ -209,7 +210,7 @@ def _write_run(records: list[Record], run: Path) -> None:
             line = json.dumps(d, separators=(",", ":")) + "\n"
             fh.write(line)
             if i < 1000:
-                with (run.parent / "warm.jsonl").open("a", encoding="utf-8") as warm:
+                with (run.parent / "warm" / "records.jsonl").open("a", encoding="utf-8") as warm:
                     warm.write(line)
 
 
@@ -467,13 +468,15 @@ def main() -> None:
             f"medvision-bench from records.jsonl (Arrow reader + summarize_run): "
             f"{fast['seconds']:.2f} s ({args.n / fast['seconds']:,.0f} records/s; budget 2 s), "
             f"peak RSS {fast['peak'] / mib:,.0f} MiB (budget 1024 MiB; "
-            f"{fast['rss_before'] / mib:,.0f} MiB after imports)"
+            f"{fast['rss_before'] / mib:,.0f} MiB after imports); "
+            f"same summary as in memory: {fast['summary'] == summary}"
         )
+        full = _child("rescore", work / "run")
         print(
             f"medvision score (rescore: records digest + read + summary + summary.json): "
-            f"{fast['rescore_seconds']:.2f} s, peak RSS {fast['rescore_peak'] / mib:,.0f} MiB"
+            f"{full['seconds']:.2f} s, peak RSS {full['peak'] / mib:,.0f} MiB; "
+            f"same summary: {full['summary'] == summary}"
         )
-        print(f"summary from the file equals the in-memory one: {fast['summary'] == summary}")
         if args.python_reader:
             slow = _child("python", work / "run")
             print(

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from record_factory import make_record
 
 from medvision.metrics import get_protocol, records_to_table, summarize_run
 from medvision.metrics.jsonvalues import loads
@@ -27,6 +26,7 @@ from medvision.runs.records_arrow import read_scoring_table, scoring_table
 from medvision.runs.report import write_reports
 from medvision.runs.scoring import rescore
 from medvision.schema import Record
+from record_factory import make_record
 
 PROTOCOLS = ("official", "paper-v1", "strict")
 

@@ -33,6 +33,7 @@ as NaN, as the Python reader reads them. Fields scoring does not read (``raw_out
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Final
 
@@ -42,7 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 from numpy.typing import NDArray
 
-from medvision.metrics.aggregate import _SCHEMA, records_to_table
+from medvision.metrics import records_to_table
 from medvision.runs.records import dedupe, read_records
 
 __all__ = ["READ_SCHEMA", "count_lines", "read_scoring_table", "scoring_table"]
@@ -88,6 +89,12 @@ _REQUIRED: Final[tuple[str, ...]] = (
 _BLOCK_BYTES: Final = 1 << 20  # 1 MiB blocks: every core busy, bounded parser memory
 
 
+@functools.cache
+def _scoring_schema() -> pa.Schema:
+    """The schema of :func:`records_to_table`'s table (read from it: one definition)."""
+    return records_to_table([]).schema
+
+
 def _ends_with_newline(path: Path) -> bool:
     size = path.stat().st_size
     if size == 0:
@@ -113,7 +120,8 @@ def _read_raw(path: Path, lines: int | None) -> pa.Table | None:
     if path.stat().st_size == 0:
         return READ_SCHEMA.empty_table()
     try:
-        raw = pj.read_json(
+        # The streaming reader holds a few blocks at a time (read_json holds the whole file).
+        reader = pj.open_json(
             path,
             read_options=pj.ReadOptions(block_size=_BLOCK_BYTES),
             parse_options=pj.ParseOptions(
@@ -122,6 +130,7 @@ def _read_raw(path: Path, lines: int | None) -> pa.Table | None:
                 newlines_in_values=False,
             ),
         )
+        raw = pa.Table.from_batches(list(reader), schema=READ_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if raw.num_rows != (count_lines(path) if lines is None else lines):
@@ -214,7 +223,8 @@ def _to_scoring(raw: pa.Table) -> pa.Table | None:
     cols["image_w"] = pa.array(hw[:, 1])
     extent = pairs["seen_hw"] * pairs["seen_spacing_mm_rc"]  # field of view (rows, cols) mm
     cols["diag_mm"] = pa.array(np.sqrt(extent[:, 0] ** 2 + extent[:, 1] ** 2))
-    return pa.table({name: cols[name] for name in _SCHEMA.names}, schema=_SCHEMA)
+    schema = _scoring_schema()
+    return pa.table({name: cols[name] for name in schema.names}, schema=schema)
 
 
 def read_scoring_table(
