@@ -12,7 +12,9 @@ import pyarrow as pa
 import pytest
 
 from medvision.metrics import get_protocol, records_to_table, summarize_run
+from medvision.metrics.headline import headline, prepare
 from medvision.metrics.jsonvalues import loads
+from medvision.metrics.outcomes import BACKEND_ERROR, answered_rows
 from medvision.runs.integrity import records_digest
 from medvision.runs.records import (
     RECORDS_NAME,
@@ -267,3 +269,19 @@ def test_score_repairs_duplicates_on_disk_and_reports_read_columns(tmp_path: Pat
     } | {"records_digest": summary["records_digest"]}
     rows = write_reports([run], tmp_path / "report", bootstrap=20, formats=("md", "json"))
     assert rows[0]["num_records"] == len(records)
+
+
+def test_report_numbers_from_columns_equal_those_from_records(tmp_path: Path) -> None:
+    path = tmp_path / RECORDS_NAME
+    records = _varied()
+    _write(path, records)
+    table, _ = scoring_table(path)
+    for name in PROTOCOLS:
+        proto = get_protocol(name)
+        from_columns = headline(prepare(answered_rows(table), proto))
+        from_records = headline(prepare([r for r in records if r.status != BACKEND_ERROR], proto))
+        assert from_columns.keys() == from_records.keys()
+        for key, value in from_records.items():
+            assert from_columns[key] == value or (
+                math.isnan(value) and math.isnan(from_columns[key])
+            )

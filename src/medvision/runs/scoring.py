@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -177,14 +178,17 @@ def _write_summary(target: Path, summary: dict[str, Any]) -> None:
     tmp.replace(target)
 
 
-def _rescore_columns(
-    out: Path, protocol: str | None, write: bool, digest: dict[str, Any], lines: int
-) -> dict[str, Any] | None:
+def _rescore_columns(out: Path, protocol: str | None, write: bool) -> dict[str, Any] | None:
     """The summary under the run's own protocol straight from Arrow columns, or ``None``.
 
-    ``None`` when the records must be read as objects (see :func:`rescore`).
+    ``None`` when the records must be read as objects (see :func:`rescore`). The records
+    digest (and line count) is computed in a thread while the columns are read.
     """
-    got = read_scoring_table(out / RECORDS_NAME, lines=lines)
+    path = out / RECORDS_NAME
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest_lines = pool.submit(records_digest_lines, path)
+        got = read_scoring_table(path, lines=lambda: digest_lines.result()[1])
+        digest = digest_lines.result()[0]
     if got is None:
         return None
     table, duplicates = got
@@ -205,11 +209,11 @@ def _rescore_columns(
 
 
 def _rescore(out: Path, protocol: str | None, reparse: bool, write: bool) -> dict[str, Any]:
-    digest, lines = records_digest_lines(out / RECORDS_NAME)
     if not reparse and (out / RECORDS_NAME).exists():
-        fast = _rescore_columns(out, protocol, write, digest, lines)
+        fast = _rescore_columns(out, protocol, write)
         if fast is not None:
             return fast
+    digest = records_digest(out / RECORDS_NAME)
     records, duplicates = dedupe(read_records(out / RECORDS_NAME))
     if not records:
         raise RunError(f"{out / RECORDS_NAME} holds no records")
