@@ -3,10 +3,11 @@
 :func:`medvision.metrics.summarize_run` works on one :class:`pyarrow.Table`
 (:func:`medvision.metrics.records_to_table`). Building that table from
 :class:`~medvision.schema.Record` objects means one ``json.loads`` and one dataclass per line
-(about 3 s and 3 GB for a million records). :func:`read_scoring_table` reads the file with
-pyarrow's JSON reader instead: only the fields scoring needs, with an explicit schema
-(:data:`READ_SCHEMA`; every other field is skipped), straight into Arrow columns, then into
-the aggregation table. The table equals ``records_to_table(dedupe(read_records(path))[0])``
+(a million records: about a minute and 4.6 GB resident on our shared 2-core machine,
+``benchmarks/score.py --python-reader``). :func:`read_scoring_table` reads the file with
+pyarrow's streaming JSON reader instead: only the fields scoring needs, with an explicit
+schema (:data:`READ_SCHEMA`; every other field is skipped), block by block straight into
+Arrow columns, each block turned into aggregation columns at once. The table equals ``records_to_table(dedupe(read_records(path))[0])``
 cell for cell (same rows, same order, same values), so every number computed from it is the
 same; a test keeps them equal.
 
@@ -24,7 +25,8 @@ format, so it never gives another number and a bad line still raises
 * a number of rows other than the number of lines (the JSON reader skips a blank line and
   reads two objects on one line as two rows; the Python reader refuses both);
 * a null or missing required field (the Python reader raises on a missing one);
-* a size or spacing without exactly two values.
+* a size or spacing without exactly two values, or a target with more than four (the
+  Python path raises its error).
 
 ``null`` elements of ``parsed``/``target`` (older files wrote a non-finite value as null) read
 as NaN, as the Python reader reads them. Fields scoring does not read (``raw_output``,
