@@ -7,9 +7,9 @@
 ``benchmarks/score.py --python-reader``). :func:`read_scoring_table` reads the file with
 pyarrow's streaming JSON reader instead: only the fields scoring needs, with an explicit
 schema (:data:`READ_SCHEMA`; every other field is skipped), block by block straight into
-Arrow columns, each block turned into aggregation columns at once. The table equals ``records_to_table(dedupe(read_records(path))[0])``
-cell for cell (same rows, same order, same values), so every number computed from it is the
-same; a test keeps them equal.
+Arrow columns, each block turned into aggregation columns at once. The table equals
+``records_to_table(dedupe(read_records(path))[0])`` cell for cell (same rows, same order,
+same values), so every number computed from it is the same; a test keeps them equal.
 
 The fast reader is strict and falls back to the Python reader
 (:func:`medvision.runs.records.read_records`) whenever a file is not plainly in the current
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
@@ -226,7 +227,7 @@ def _read_columns(path: Path, lines: int | Callable[[], int] | None) -> pa.Table
                 rows += batch.num_rows
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
-    expected = count_lines(path) if lines is None else lines() if callable(lines) else lines
+    expected = lines() if callable(lines) else count_lines(path) if lines is None else lines
     if rows != expected:
         return None  # a blank line, or two objects on one line
     if not parts:
@@ -249,7 +250,7 @@ def read_scoring_table(
         lines: The file's number of newline characters when the caller counts them
             (:func:`medvision.runs.integrity.records_digest_lines`), or a function returning
             it, called once the file is read (a count made alongside, in a thread); when
-            ``None`` they are counted here.
+            ``None`` they are counted here, in a thread while the file is parsed.
 
     Returns:
         ``(table, duplicates dropped)``, the table as :func:`records_to_table` builds it
@@ -257,7 +258,13 @@ def read_scoring_table(
         the current format (see the module docstring): read it with :func:`scoring_table`,
         which falls back.
     """
-    table = _read_columns(Path(path), lines)
+    if lines is None:
+        # Count the lines in a thread while the reader parses (it releases the GIL).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            counted = pool.submit(count_lines, Path(path))
+            table = _read_columns(Path(path), counted.result)
+    else:
+        table = _read_columns(Path(path), lines)
     if table is None:
         return None
     keep = _dedupe_rows(table["sample_id"]) if table.num_rows else None
