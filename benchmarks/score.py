@@ -456,6 +456,7 @@ def main() -> None:
         ours = time.perf_counter() - t0
         t0 = time.perf_counter()
         _write_run(records, work / "run")
+        os.sync()  # on disk, as a run's records are when it is scored: no writeback in the timing
         size = (work / "run" / "records.jsonl").stat().st_size
         print(
             f"wrote records.jsonl ({size / 2**20:,.0f} MiB, {size / len(records):.0f} bytes a "
