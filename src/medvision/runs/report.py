@@ -121,7 +121,7 @@ def write_reports(
     The numbers (intervals, breakdowns, box-size analysis) are computed from each run's
     records read straight into Arrow columns
     (:func:`medvision.runs.records_arrow.scoring_table`); record objects are read only for
-    the HTML report's galleries.
+    the HTML report's galleries and the failure counts of a summary without ``outcomes``.
 
     Raises:
         RunError: If a folder is not a finished run (names the missing file).
@@ -142,7 +142,8 @@ def write_reports(
             name = f"{name} ({run_dir.name})"
         summaries[name] = summary
         tables[name] = scoring_table(run_dir / RECORDS_NAME)[0]
-        if "html" in formats:
+        if "html" in formats or not isinstance(summary.get("outcomes"), dict):
+            # Objects for the galleries, and for the failure counts of an older summary.
             records[name] = dedupe(read_records(run_dir / RECORDS_NAME))[0]
         if ds_dir and ds_dir not in datasets and Path(ds_dir).exists():
             datasets[ds_dir] = open_dataset(ds_dir)
@@ -189,7 +190,7 @@ def write_reports(
             "failure_notes": failure_notes(summary),
         }
 
-    failures = {name: failure_counts(s, records[name]) for name, s in summaries.items()}
+    failures = {name: failure_counts(s, records.get(name)) for name, s in summaries.items()}
     rows = leaderboard(summaries, failures)
     shown = intervals if any(intervals.values()) else None
     if "md" in formats:
