@@ -35,7 +35,6 @@ as NaN, as the Python reader reads them. Fields scoring does not read (``raw_out
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,24 +52,17 @@ from medvision.runs.records import dedupe, read_records
 __all__ = ["READ_SCHEMA", "count_lines", "read_scoring_table", "scoring_table"]
 
 _MAX_VALUES: Final = 4
-_STRINGS: Final[tuple[str, ...]] = (
-    "sample_id",
-    "dataset",
-    "family",
-    "label_name",
-    "label_kind",
-    "label_group",
-    "modality",
-    "metric_type",
-    "metric_key",
-    "model",
-    "protocol",
-    "status",
+_SCORING: Final[pa.Schema] = records_to_table([]).schema
+"""The schema of :func:`records_to_table`'s table (read from it: one definition)."""
+_OPTIONAL_STRINGS: Final[frozenset[str]] = frozenset({"finish_reason"})
+# Every string column of the aggregation table is the record field of the same name.
+_STRINGS: Final[tuple[str, ...]] = tuple(
+    f.name for f in _SCORING if f.type == pa.string() and f.name not in _OPTIONAL_STRINGS
 )
 READ_SCHEMA: Final[pa.Schema] = pa.schema(
     [
         *((name, pa.string()) for name in _STRINGS),
-        ("finish_reason", pa.string()),
+        *((name, pa.string()) for name in sorted(_OPTIONAL_STRINGS)),
         ("plane", pa.int8()),
         ("parsed", pa.list_(pa.float64())),
         ("target", pa.list_(pa.float64())),
@@ -91,12 +83,6 @@ _REQUIRED: Final[tuple[str, ...]] = (
     "seen_spacing_mm_rc",
 )
 _BLOCK_BYTES: Final = 1 << 22  # 4 MiB blocks: every core busy, few blocks to convert
-
-
-@functools.cache
-def _scoring_schema() -> pa.Schema:
-    """The schema of :func:`records_to_table`'s table (read from it: one definition)."""
-    return records_to_table([]).schema
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -177,7 +163,7 @@ def _to_scoring(raw: pa.Table) -> pa.Table | None:
             return None  # a null size: the Python reader cannot convert it either
         pairs[name] = mat
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
-        name: raw[name] for name in (*_STRINGS, "finish_reason", "plane")
+        name: raw[name] for name in (*_STRINGS, *_OPTIONAL_STRINGS, "plane")
     }
     n_parsed, p = _list_matrix(raw["parsed"], width=_MAX_VALUES)
     n_target, t = _list_matrix(raw["target"], width=_MAX_VALUES)
@@ -194,8 +180,9 @@ def _to_scoring(raw: pa.Table) -> pa.Table | None:
     cols["image_w"] = pa.array(hw[:, 1])
     extent = pairs["seen_hw"] * pairs["seen_spacing_mm_rc"]  # field of view (rows, cols) mm
     cols["diag_mm"] = pa.array(np.sqrt(extent[:, 0] ** 2 + extent[:, 1] ** 2))
-    schema = _scoring_schema()
-    return pa.table({name: cols[name] for name in schema.names}, schema=schema)
+    if any(name not in cols for name in _SCORING.names):
+        return None  # a column this reader does not build yet: the Python path builds it
+    return pa.table({name: cols[name] for name in _SCORING.names}, schema=_SCORING)
 
 
 def _read_columns(path: Path, lines: int | Callable[[], int] | None) -> pa.Table | None:
@@ -231,7 +218,7 @@ def _read_columns(path: Path, lines: int | Callable[[], int] | None) -> pa.Table
     if rows != expected:
         return None  # a blank line, or two objects on one line
     if not parts:
-        return _scoring_schema().empty_table()
+        return _SCORING.empty_table()
     # One chunk a column, as records_to_table builds them: the aggregation runs about twice as
     # fast on it as on hundreds of small chunks. Column by column, each block's copy freed as
     # soon as its column is joined, so the whole table is never held twice.
