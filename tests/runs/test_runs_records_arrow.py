@@ -169,20 +169,50 @@ def test_missing_optional_fields_and_null_values_read_as_the_record_path(tmp_pat
     )
 
 
-def test_non_finite_strings_fall_back_to_the_record_path(tmp_path: Path) -> None:
+def test_non_finite_strings_read_as_the_record_path_reads_them(tmp_path: Path) -> None:
     path = tmp_path / RECORDS_NAME
     records = _varied()
     records[70] = Record(**{**records[70].__dict__, "parsed": (math.inf, 3.0), "status": "ok"})
+    records[71] = Record(**{**records[71].__dict__, "parsed": (-math.inf, 3.0), "status": "ok"})
+    records[72] = Record(**{**records[72].__dict__, "parsed": (math.nan, 3.0), "status": "ok"})
+    records[3] = Record(**{**records[3].__dict__, "seen_spacing_mm_rc": (math.nan, 1.0)})
+    records[4] = Record(**{**records[4].__dict__, "raw_output": 'it is "inf" or "nan"'})
     _write(path, records)
-    assert '"inf"' in path.read_text()
-    assert read_scoring_table(path) is None  # a string in a numeric column
-    table, duplicates = scoring_table(path)
+    assert '"inf"' in path.read_text() and '"-inf"' in path.read_text()
+    got = read_scoring_table(path)
+    assert got is not None  # read by the fast reader, the strings as floats
     want, _ = _python_path(path)
-    assert duplicates == 0
+    _assert_same_table(got[0], records_to_table(want))
+    assert got[0]["p0"][70].as_py() == math.inf and got[0]["p0"][71].as_py() == -math.inf
+    for name in PROTOCOLS:
+        proto = get_protocol(name)
+        assert summarize_run(got[0], proto) == summarize_run(want, proto)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"label_name": "nan"},  # the token in a string field: the JSON reader refuses a number
+        {"metric_key": "inf"},
+        {"raw_output": 'he said "inf'},  # the token ends a longer string
+    ],
+)
+def test_non_finite_tokens_elsewhere_fall_back_to_the_record_path(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    path = tmp_path / RECORDS_NAME
+    records = _varied()
+    records[10] = Record(**{**records[10].__dict__, **change})
+    # A non-finite answer makes the fast reader decode the tokens, and then refuse the file.
+    records[70] = Record(**{**records[70].__dict__, "parsed": (math.inf, 3.0), "status": "ok"})
+    _write(path, records)
+    assert read_scoring_table(path) is None
+    table, _ = scoring_table(path)
+    want, _ = _python_path(path)
     _assert_same_table(table, records_to_table(want))
-    summary = summarize_run(table, get_protocol("official"))
-    assert summary == summarize_run(want, get_protocol("official"))
-    assert table["p0"][70].as_py() == math.inf  # read back exactly, then scored as before
+    assert summarize_run(table, get_protocol("official")) == summarize_run(
+        want, get_protocol("official")
+    )
 
 
 @pytest.mark.parametrize(

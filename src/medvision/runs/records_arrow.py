@@ -17,9 +17,10 @@ format, so it never gives another number and a bad line still raises
 :class:`~medvision.runs.records.RecordsError` naming the file and line:
 
 * a line the JSON reader refuses: not JSON (garbage, a torn line), not an object, or a value
-  of another type than the schema's, such as the strings ``"inf"``, ``"-inf"`` and ``"nan"``
-  that stand for a non-finite float (:mod:`medvision.metrics.jsonvalues`) in ``parsed``,
-  ``target``, ``box_img_ratio`` or the spacing;
+  of another type than the schema's. The strings ``"inf"``, ``"-inf"`` and ``"nan"`` that
+  stand for a non-finite float (:mod:`medvision.metrics.jsonvalues`) in ``parsed``,
+  ``target`` or the spacing are first read again as floats (:func:`_decoded`), as the Python
+  reader reads them;
 * a last line without its newline (the torn tail of a killed run, which the Python reader
   ignores);
 * a number of rows other than the number of lines (the JSON reader skips a blank line and
@@ -35,7 +36,7 @@ as NaN, as the Python reader reads them. Fields scoring does not read (``raw_out
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
@@ -185,6 +186,63 @@ def _to_scoring(raw: pa.Table) -> pa.Table | None:
     return pa.table({name: cols[name] for name in _SCORING.names}, schema=_SCORING)
 
 
+_PARSE_OPTIONS: Final = pj.ParseOptions(
+    explicit_schema=READ_SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False
+)
+_PIECE_BYTES: Final = 1 << 26  # 64 MiB pieces of the file for the decoding reader
+_NONFINITE_TOKENS: Final[tuple[tuple[bytes, bytes], ...]] = (
+    (b'"-inf"', b"-Infinity"),
+    (b'"inf"', b"Infinity"),
+    (b'"nan"', b"NaN"),
+)
+
+
+def _streamed(path: Path) -> Iterator[pa.Table]:
+    """The file's lines as :data:`READ_SCHEMA` tables, block by block (streaming reader)."""
+    reader = pj.open_json(
+        path, read_options=pj.ReadOptions(block_size=_BLOCK_BYTES), parse_options=_PARSE_OPTIONS
+    )
+    for batch in reader:
+        yield pa.Table.from_batches([batch])
+
+
+def _decoded(path: Path) -> Iterator[pa.Table]:
+    """As :func:`_streamed`, with the strings ``"inf"``, ``"-inf"``, ``"nan"`` read as floats.
+
+    Each 64 MiB piece of whole lines has those JSON string tokens replaced by the literals
+    ``Infinity``, ``-Infinity`` and ``NaN``, which the JSON reader takes as floats. In a
+    float field that is what the Python reader does; in a string field the reader refuses
+    the number, and the same bytes ending a longer string (an escaped quote, then ``inf``)
+    become an invalid escape the reader refuses: both fall back to the Python reader.
+    """
+    rest = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(_PIECE_BYTES):
+            buf = rest + chunk if rest else chunk
+            cut = buf.rfind(b"\n") + 1
+            piece, rest = buf[:cut], buf[cut:]
+            if not piece:
+                continue
+            for token, literal in _NONFINITE_TOKENS:
+                piece = piece.replace(token, literal)
+            yield pj.read_json(
+                pa.BufferReader(piece),
+                read_options=pj.ReadOptions(block_size=_BLOCK_BYTES),
+                parse_options=_PARSE_OPTIONS,
+            )
+
+
+def _convert_all(raws: Iterator[pa.Table]) -> list[pa.Table] | None:
+    """Aggregation columns of every raw table, or ``None`` as soon as one is refused."""
+    parts = []
+    for raw in raws:
+        part = _to_scoring(raw)
+        if part is None:
+            return None
+        parts.append(part)
+    return parts
+
+
 def _read_columns(path: Path, lines: int | Callable[[], int] | None) -> pa.Table | None:
     """The file's aggregation table (every line, no dedupe), or ``None`` if refused.
 
@@ -193,27 +251,18 @@ def _read_columns(path: Path, lines: int | Callable[[], int] | None) -> pa.Table
     """
     if not _ends_with_newline(path):
         return None  # a torn tail: the Python reader drops it
-    parts: list[pa.Table] = []
-    rows = 0
+    parts: list[pa.Table] | None = []
     if path.stat().st_size:
         try:
-            reader = pj.open_json(
-                path,
-                read_options=pj.ReadOptions(block_size=_BLOCK_BYTES),
-                parse_options=pj.ParseOptions(
-                    explicit_schema=READ_SCHEMA,
-                    unexpected_field_behavior="ignore",
-                    newlines_in_values=False,
-                ),
-            )
-            for batch in reader:
-                part = _to_scoring(pa.Table.from_batches([batch]))
-                if part is None:
-                    return None
-                parts.append(part)
-                rows += batch.num_rows
+            parts = _convert_all(_streamed(path))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
+            try:  # non-finite floats written as strings? read them as numbers
+                parts = _convert_all(_decoded(path))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
+    if parts is None:
+        return None
+    rows = sum(part.num_rows for part in parts)
     expected = lines() if callable(lines) else count_lines(path) if lines is None else lines
     if rows != expected:
         return None  # a blank line, or two objects on one line

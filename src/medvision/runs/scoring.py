@@ -115,7 +115,7 @@ def rescore(
     reparse: bool = False,
     write: bool = True,
 ) -> dict[str, Any]:
-    """Recompute every per-sample metric and the summary from a run's records alone.
+    """Recompute the summary (and, when they change, the per-sample metrics) from the records.
 
     One record per sample id is kept (the last written); ``run.duplicates_dropped`` says how
     many were dropped.
@@ -143,8 +143,8 @@ def rescore(
     consistent. The records are read and rewritten one object at a time (with recomputed
     per-sample metrics) only when something changes them: ``reparse``, another protocol,
     duplicate sample ids to drop from the file (with ``write``), a record whose protocol is
-    not the run's, or a file the fast reader refuses (non-finite answers written as
-    ``"inf"``, a torn or bad line: see :mod:`medvision.runs.records_arrow`).
+    not the run's, or a file the fast reader refuses (a torn or bad line: see
+    :mod:`medvision.runs.records_arrow`).
 
     Raises:
         RunError: No records, or another process writes the folder (when ``write``).
