@@ -3,7 +3,7 @@
 :func:`medvision.metrics.summarize_run` works on one :class:`pyarrow.Table`
 (:func:`medvision.metrics.records_to_table`). Building that table from
 :class:`~medvision.schema.Record` objects means one ``json.loads`` and one dataclass per line
-(a million records: about a minute and 4.6 GB resident on our shared 2-core machine,
+(a million records: 44 to 59 s and 4.4 GB resident on our shared 2-core machine,
 ``benchmarks/score.py --python-reader``). :func:`read_scoring_table` reads the file with
 pyarrow's streaming JSON reader instead: only the fields scoring needs, with an explicit
 schema (:data:`READ_SCHEMA`; every other field is skipped), block by block straight into
@@ -20,7 +20,8 @@ format, so it never gives another number and a bad line still raises
   of another type than the schema's. The strings ``"inf"``, ``"-inf"`` and ``"nan"`` that
   stand for a non-finite float (:mod:`medvision.metrics.jsonvalues`) in ``parsed``,
   ``target`` or the spacing are first read again as floats (:func:`_decoded`), as the Python
-  reader reads them;
+  reader reads them (in ``box_img_ratio``, never written non-finite, the Python path
+  cannot convert them and stops; this reader reads them as floats too);
 * a last line without its newline (the torn tail of a killed run, which the Python reader
   ignores);
 * a number of rows other than the number of lines (the JSON reader skips a blank line and
