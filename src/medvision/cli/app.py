@@ -179,7 +179,11 @@ def score(
     protocol: Annotated[str | None, typer.Option(help="Re-score under another protocol.")] = None,
     reparse: Annotated[bool, typer.Option(help="Re-parse the raw outputs.")] = False,
 ) -> None:
-    """Recompute every metric and the summary from a run's records alone."""
+    """Recompute the summary from a run's records alone.
+
+    Under the run's own protocol the records are read straight into columns and left as they
+    are; --reparse or --protocol re-parses the answers and writes the records again.
+    """
     from medvision.runs.runner import rescore
 
     summary = rescore(run_dir, protocol=protocol, reparse=reparse)

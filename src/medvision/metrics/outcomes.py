@@ -68,7 +68,10 @@ def answered_rows(table: pa.Table) -> pa.Table:
     """The rows of ``table`` that hold an answer (status other than ``backend_error``)."""
     if not table.num_rows:
         return table
-    return table.filter(pc.not_equal(table["status"], BACKEND_ERROR))
+    mask = pc.not_equal(table["status"], BACKEND_ERROR)
+    if pc.all(mask).as_py():
+        return table  # no backend error: no copy of every column
+    return table.filter(mask)
 
 
 def outcomes_line(outcomes: Mapping[str, Any] | None) -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "Staleness",
     "drop_stale",
     "records_digest",
+    "records_digest_lines",
     "sample_signature",
     "selection_digest",
     "stale_records",
@@ -173,15 +174,22 @@ def drop_stale(records_path: Path, samples: Sequence[Sample], *, allow: bool) ->
 
 def records_digest(path: Path) -> dict[str, Any]:
     """``{"sha256": hex, "bytes": size}`` of a records file (``None`` hash if missing)."""
+    return records_digest_lines(path)[0]
+
+
+def records_digest_lines(path: Path) -> tuple[dict[str, Any], int]:
+    """:func:`records_digest` and the number of newline characters, in one pass over the file."""
     if not path.exists():
-        return {"sha256": None, "bytes": 0}
+        return {"sha256": None, "bytes": 0}, 0
     h = hashlib.sha256()
     size = 0
+    lines = 0
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
             size += len(chunk)
-    return {"sha256": h.hexdigest(), "bytes": size}
+            lines += chunk.count(b"\n")
+    return {"sha256": h.hexdigest(), "bytes": size}, lines
 
 
 def summary_is_current(summary: Mapping[str, Any], records_path: Path) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
 from rich.console import Console
 from rich.text import Text
 
@@ -23,7 +24,7 @@ from medvision.metrics.boxsize import box_size_analysis
 from medvision.metrics.headline import prepare
 from medvision.metrics.jsonvalues import dumps, loads
 from medvision.metrics.macro import macro_report
-from medvision.metrics.outcomes import BACKEND_ERROR
+from medvision.metrics.outcomes import answered_rows
 from medvision.metrics.paired import PairedResult, compare_runs
 from medvision.metrics.protocols import get_protocol
 from medvision.reports import (
@@ -40,6 +41,7 @@ from medvision.reports.plots import render_plots
 from medvision.reports.tables import CI_KEYS, COLUMNS, ci_markdown, failure_notes
 from medvision.runs.integrity import summary_is_current
 from medvision.runs.records import RECORDS_NAME, dedupe, read_records
+from medvision.runs.records_arrow import scoring_table
 from medvision.runs.runner import RUN_NAME, SUMMARY_NAME, RunError
 from medvision.runs.scoring import rescore
 from medvision.schema import Record, Sample
@@ -56,13 +58,12 @@ def _run_name(run_dir: Path, summary: dict[str, Any]) -> str:
     return str(model) if model else run_dir.name
 
 
-def _load_run(run_dir: Path) -> tuple[dict[str, Any], list[Record], str | None]:
-    """``(summary, records, dataset_dir or None)`` of a finished run folder.
+def _load_summary(run_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """``(summary, dataset_dir or None)`` of a finished run folder.
 
     A ``summary.json`` that was not made from the records file as it is now (a resume
     killed between its appends and its summary) is never shown: the summary is recomputed
-    from the records (:func:`~medvision.runs.scoring.rescore`, nothing written). Records
-    count once per sample id.
+    from the records (:func:`~medvision.runs.scoring.rescore`, nothing written).
     """
     summary_path = run_dir / SUMMARY_NAME
     records_path = run_dir / RECORDS_NAME
@@ -72,11 +73,20 @@ def _load_run(run_dir: Path) -> tuple[dict[str, Any], list[Record], str | None]:
     if not summary_path.exists() or not summary_is_current(summary, records_path):
         summary = rescore(run_dir, write=False)
         summary["run"]["recomputed"] = "summary.json was older than records.jsonl"
-    records, _ = dedupe(read_records(records_path))
     ds_dir: str | None = None
     meta_path = run_dir / RUN_NAME
     if meta_path.exists():
         ds_dir = json.loads(meta_path.read_text()).get("spec", {}).get("dataset_dir")
+    return summary, ds_dir
+
+
+def _load_run(run_dir: Path) -> tuple[dict[str, Any], list[Record], str | None]:
+    """``(summary, records, dataset_dir or None)`` of a finished run folder.
+
+    The summary as :func:`_load_summary` gives it; records count once per sample id.
+    """
+    summary, ds_dir = _load_summary(run_dir)
+    records, _ = dedupe(read_records(run_dir / RECORDS_NAME))
     return summary, records, ds_dir
 
 
@@ -108,6 +118,11 @@ def write_reports(
     Returns:
         The leaderboard rows.
 
+    The numbers (intervals, breakdowns, box-size analysis) are computed from each run's
+    records read straight into Arrow columns
+    (:func:`medvision.runs.records_arrow.scoring_table`); record objects are read only for
+    the HTML report's galleries and the failure counts of a summary without ``outcomes``.
+
     Raises:
         RunError: If a folder is not a finished run (names the missing file).
         ValueError: If a format is unknown.
@@ -118,14 +133,18 @@ def write_reports(
     out.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict[str, Any]] = {}
     records: dict[str, list[Record]] = {}
+    tables: dict[str, pa.Table] = {}
     datasets: dict[str, BuiltDataset] = {}
     for run_dir in run_dirs:
-        summary, recs, ds_dir = _load_run(run_dir)
+        summary, ds_dir = _load_summary(run_dir)
         name = _run_name(run_dir, summary)
         if name in summaries:
             name = f"{name} ({run_dir.name})"
         summaries[name] = summary
-        records[name] = recs
+        tables[name] = scoring_table(run_dir / RECORDS_NAME)[0]
+        if "html" in formats or not isinstance(summary.get("outcomes"), dict):
+            # Objects for the galleries, and for the failure counts of an older summary.
+            records[name] = dedupe(read_records(run_dir / RECORDS_NAME))[0]
         if ds_dir and ds_dir not in datasets and Path(ds_dir).exists():
             datasets[ds_dir] = open_dataset(ds_dir)
 
@@ -146,7 +165,7 @@ def write_reports(
     for name, summary in summaries.items():
         proto = get_protocol(str((summary.get("protocol") or {}).get("name", "official")))
         # Backend errors hold no answer: they stay out of the metrics (summary["outcomes"]).
-        prep = prepare([r for r in records[name] if r.status != BACKEND_ERROR], proto)
+        prep = prepare(answered_rows(tables[name]), proto)
         ci = (
             {
                 k: v.to_dict()
@@ -171,7 +190,7 @@ def write_reports(
             "failure_notes": failure_notes(summary),
         }
 
-    failures = {name: failure_counts(s, records[name]) for name, s in summaries.items()}
+    failures = {name: failure_counts(s, records.get(name)) for name, s in summaries.items()}
     rows = leaderboard(summaries, failures)
     shown = intervals if any(intervals.values()) else None
     if "md" in formats:

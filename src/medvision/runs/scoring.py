@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import pyarrow.compute as pc
 
 from medvision.backends import ChatResponse
 from medvision.metrics import Protocol, get_protocol, sample_metrics, summarize_run, to_jsonable
 from medvision.metrics.jsonvalues import dumps, loads
 from medvision.parsing import ParsedAnswer, ParseStatus, parse_last_k, parse_robust
-from medvision.runs.integrity import records_digest
+from medvision.runs.integrity import records_digest, records_digest_lines
 from medvision.runs.lock import RunLock
 from medvision.runs.records import RECORDS_NAME, dedupe, read_records, write_records_atomic
+from medvision.runs.records_arrow import read_scoring_table
 from medvision.runs.spec import SUMMARY_NAME, RunError, RunSpec
 from medvision.schema import Record, Sample, TaskFamily
 from medvision.tasks.image_policy import ImagePolicy
@@ -111,7 +115,7 @@ def rescore(
     reparse: bool = False,
     write: bool = True,
 ) -> dict[str, Any]:
-    """Recompute every per-sample metric and the summary from a run's records alone.
+    """Recompute the summary (and, when they change, the per-sample metrics) from the records.
 
     One record per sample id is kept (the last written); ``run.duplicates_dropped`` says how
     many were dropped.
@@ -125,9 +129,22 @@ def rescore(
             ``summary.json`` is older than its records).
 
     Returns:
-        The summary. Under the run's own protocol, ``summary.json`` and ``records.jsonl`` are
-        rewritten (the ``run`` block of the summary is kept); under another protocol the
-        results go to ``summary-<protocol>.json`` and ``records-<protocol>.jsonl``.
+        The summary. Under the run's own protocol, ``summary.json`` is rewritten (the ``run``
+        block of the summary is kept); under another protocol the results go to
+        ``summary-<protocol>.json`` and ``records-<protocol>.jsonl``.
+
+    Under the run's own protocol without ``reparse`` (what ``medvision score`` does by
+    default) the per-sample values do not change: the parsed answers and statuses stay, and
+    the per-sample metrics in the records were computed from them under that protocol when
+    they were written. So the file is not rewritten and no record object is built: the
+    records are read straight into Arrow columns
+    (:func:`medvision.runs.records_arrow.read_scoring_table`) and summarised from them; the
+    summary's ``records_digest`` is that of the file as it is, so summary and records stay
+    consistent. The records are read and rewritten one object at a time (with recomputed
+    per-sample metrics) only when something changes them: ``reparse``, another protocol,
+    duplicate sample ids to drop from the file (with ``write``), a record whose protocol is
+    not the run's, or a file the fast reader refuses (a torn or bad line: see
+    :mod:`medvision.runs.records_arrow`).
 
     Raises:
         RunError: No records, or another process writes the folder (when ``write``).
@@ -139,7 +156,63 @@ def rescore(
         return _rescore(out, protocol, reparse, write)
 
 
+def _summary_file(
+    out: Path, summary: dict[str, Any], name: str, n: int, duplicates: int
+) -> dict[str, Any]:
+    """``summary`` with the ``run`` block of the folder's ``summary.json`` and this scoring's."""
+    old_summary = out / SUMMARY_NAME
+    run_block = loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
+    summary["run"] = {
+        **run_block,
+        "protocol": name,
+        "n_records": n,
+        "n_backend_errors": summary["outcomes"]["backend_error"],
+        "duplicates_dropped": duplicates,
+    }
+    return summary
+
+
+def _write_summary(target: Path, summary: dict[str, Any]) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(dumps(summary, indent=1))
+    tmp.replace(target)
+
+
+def _rescore_columns(out: Path, protocol: str | None, write: bool) -> dict[str, Any] | None:
+    """The summary under the run's own protocol straight from Arrow columns, or ``None``.
+
+    ``None`` when the records must be read as objects (see :func:`rescore`). The records
+    digest (and line count) is computed in a thread while the columns are read.
+    """
+    path = out / RECORDS_NAME
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest_lines = pool.submit(records_digest_lines, path)
+        got = read_scoring_table(path, lines=lambda: digest_lines.result()[1])
+        digest = digest_lines.result()[0]
+    if got is None:
+        return None
+    table, duplicates = got
+    if not table.num_rows or (write and duplicates):
+        return None  # no records (the object path says so) or duplicates to repair on disk
+    name = str(table["protocol"][0].as_py())
+    if (protocol is not None and protocol != name) or not pc.all(
+        pc.equal(table["protocol"], name)
+    ).as_py():
+        return None
+    summary = dict(to_jsonable(summarize_run(table, get_protocol(name))))
+    summary = _summary_file(out, summary, name, table.num_rows, duplicates)
+    summary["records_digest"] = digest
+    if write:
+        summary["run"]["rescored"] = "recomputed"
+        _write_summary(out / SUMMARY_NAME, summary)
+    return summary
+
+
 def _rescore(out: Path, protocol: str | None, reparse: bool, write: bool) -> dict[str, Any]:
+    if not reparse and (out / RECORDS_NAME).exists():
+        fast = _rescore_columns(out, protocol, write)
+        if fast is not None:
+            return fast
     digest = records_digest(out / RECORDS_NAME)
     records, duplicates = dedupe(read_records(out / RECORDS_NAME))
     if not records:
@@ -178,14 +251,7 @@ def _rescore(out: Path, protocol: str | None, reparse: bool, write: bool) -> dic
     summary = dict(to_jsonable(summarize_run(rescored, proto)))
     same = name == records[0].protocol
     old_summary = out / SUMMARY_NAME
-    run_block = loads(old_summary.read_text()).get("run", {}) if old_summary.exists() else {}
-    summary["run"] = {
-        **run_block,
-        "protocol": name,
-        "n_records": len(rescored),
-        "n_backend_errors": summary["outcomes"]["backend_error"],
-        "duplicates_dropped": duplicates,
-    }
+    summary = _summary_file(out, summary, name, len(rescored), duplicates)
     summary["records_digest"] = digest
     if not write:
         return summary
@@ -199,7 +265,5 @@ def _rescore(out: Path, protocol: str | None, reparse: bool, write: bool) -> dic
         summary["run"]["rescored_from"] = records[0].protocol
         write_records_atomic(out / f"records-{name}.jsonl", rescored)
         target = out / f"summary-{name}.json"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(dumps(summary, indent=1))
-    tmp.replace(target)
+    _write_summary(target, summary)
     return summary
