@@ -9,35 +9,18 @@ official code writes into its results summary must equal ours.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.parity.driver_call import call_driver
 from tests.runs.lmms_logs import AD, DATE_ID, DET, TL, write_lmms_logs
 
 from medvision.runs.lmms_import import import_lmms_eval
 from medvision.runs.records import read_records
 from medvision.schema import make_sample_id
 
-DRIVER = Path(__file__).with_name("official_driver.py")
 TASK_TYPE = {DET: "Detection", TL: "TL", AD: "AD"}
-
-
-def _official(python: str, request: dict[str, Any]) -> Any:
-    proc = subprocess.run(
-        [python, str(DRIVER)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"official driver failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout)
 
 
 def _same(ours: float | None, theirs: float | None) -> bool:
@@ -53,7 +36,7 @@ def test_imported_scores_equal_official_parse_outputs(official_python: str, tmp_
     records = read_records(tmp_path / "run" / "records.jsonl")
     for task, task_type in TASK_TYPE.items():
         path = logs / f"{DATE_ID}_samples_{task}.jsonl"
-        official = _official(
+        official = call_driver(
             official_python, {"op": "parse_outputs", "path": str(path), "task_type": task_type}
         )
         fam = {"Detection": "detection", "TL": "tl", "AD": "ad"}[task_type]

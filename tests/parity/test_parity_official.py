@@ -15,15 +15,14 @@ built. Paper-v1 (GitHub c221615) is not compared: its functions are not in the 1
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.parity.driver_call import call_driver
 
 from medvision.catalog.registry import get_spec
 from medvision.catalog.spec import LabelSpec
@@ -39,7 +38,6 @@ from medvision.parsing import parse_last_k
 from medvision.schema import Record
 
 ROOT = Path(__file__).resolve().parents[2]
-DRIVER = Path(__file__).with_name("official_driver.py")
 PROTOCOL = get_protocol("official")
 K = {"detection": 4, "tl": 2, "ad": 1}
 
@@ -82,20 +80,6 @@ def _label(dataset: str, name: str) -> LabelSpec:
 
 
 ACC_IOU = {f"Acc@IoU>={0.5 + 0.05 * k:.2f}" for k in range(10)} | {"Acc@IoU[0.50:0.95]"}
-
-
-def _official(python: str, request: dict[str, Any]) -> Any:
-    proc = subprocess.run(
-        [python, str(DRIVER)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"official driver failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout)
 
 
 def _fmt(v: float, rng: random.Random) -> str:
@@ -369,12 +353,12 @@ def _compare_metrics(ours: dict[str, Any], theirs: dict[str, Any], where: str) -
 @pytest.fixture(scope="module")
 def parity(official_python: str) -> dict[str, Any]:
     labels = sorted({name for _, name in DET_LABELS} | {name for _, name in TL_LABELS})
-    maps = _official(official_python, {"op": "maps", "labels": labels})
+    maps = call_driver(official_python, {"op": "maps", "labels": labels})
     items = _items(maps)
     return {
         "maps": maps,
         "items": items,
-        "official": _official(official_python, {"op": "evaluate", "items": items}),
+        "official": call_driver(official_python, {"op": "evaluate", "items": items}),
         "records": [_record(i, it) for i, it in enumerate(items)],
     }
 
@@ -431,7 +415,7 @@ def test_per_sample_metrics_equal_the_official_ones(parity: dict[str, Any]) -> N
 
 
 @pytest.mark.slow
-def test_detection_groups_and_anatomy_vs_tumour_split_equal_the_official(
+def test_detection_groups_and_anatomy_vs_tumour_split_equal_thecall_driver(
     parity: dict[str, Any],
 ) -> None:
     ours = summarize_detection(parity["records"], PROTOCOL)
@@ -456,7 +440,7 @@ def test_detection_groups_and_anatomy_vs_tumour_split_equal_the_official(
 
 
 @pytest.mark.slow
-def test_tl_groups_and_model_line_equal_the_official(parity: dict[str, Any]) -> None:
+def test_tl_groups_and_model_line_equal_thecall_driver(parity: dict[str, Any]) -> None:
     ours = summarize_tl(parity["records"], PROTOCOL)
     theirs = parity["official"]["tl_groups"]
     assert set(ours["groups"]) == set(theirs)
@@ -484,7 +468,7 @@ def test_tl_groups_and_model_line_equal_the_official(parity: dict[str, Any]) -> 
 
 
 @pytest.mark.slow
-def test_ad_labels_and_model_line_equal_the_official(parity: dict[str, Any]) -> None:
+def test_ad_labels_and_model_line_equal_thecall_driver(parity: dict[str, Any]) -> None:
     ours = summarize_ad(parity["records"], PROTOCOL)
     theirs = parity["official"]["ad_labels"]
     assert set(ours["labels"]) == set(theirs)
@@ -520,7 +504,7 @@ def test_every_catalog_label_has_the_official_classes(official_python: str) -> N
         for spec in catalog().values() if spec.name != "mini"
         for task in spec.tasks for lab in task.labels
     ]  # fmt: skip
-    maps = _official(official_python, {"op": "maps", "labels": sorted({r[1] for r in rows})})
+    maps = call_driver(official_python, {"op": "maps", "labels": sorted({r[1] for r in rows})})
     assert len(rows) > 400
     for ds, name, group, renamed, is_tl in rows:
         assert maps["regroup"][name] == group, f"{ds} {name!r}"

@@ -10,14 +10,13 @@ every CT label of our catalog (with our own paper-v1 groups, not the official on
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.parity.driver_call import call_driver
 
 from medvision.catalog.registry import catalog
 from medvision.store.reader import normalisation_of
@@ -72,17 +71,7 @@ def official(official_python: str) -> dict[str, Any]:
         {"dataset_name": "X", "taskID": "01", "taskType": "Box-Size", **doc} for doc, _ in CASES
     ]
     request = {"slice": _hu_slice().tolist(), "docs": docs}
-    proc = subprocess.run(
-        [official_python, str(DRIVER)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"official render driver failed:\n{proc.stderr[-4000:]}")
-    out: dict[str, Any] = json.loads(proc.stdout)
+    out: dict[str, Any] = call_driver(official_python, request, DRIVER)
     return out
 
 
