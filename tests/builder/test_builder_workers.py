@@ -16,7 +16,7 @@ _SCRIPT = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from medvision.builder.engine import _run
+    from medvision.builder.executors import run_jobs as _run
 
     OUT = Path(sys.argv[1])
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -38,6 +36,7 @@ from medvision.annotate.planners import (
     plan_tumour_lesion,
 )
 from medvision.annotate.tl_versions import DEFAULT_ANNOTATION, Annotation, check_annotation
+from medvision.builder.executors import Engine, run_jobs
 from medvision.builder.guards import check_volumetric, invalid_case_ids, out_of_memory_reason
 from medvision.builder.sources import (
     Fingerprinting,
@@ -45,8 +44,7 @@ from medvision.builder.sources import (
     data_digest,
     plan_resume,
 )
-from medvision.builder.splits import split_cases
-from medvision.builder.workers import init_worker
+from medvision.builder.splits import assign_splits, split_cases
 from medvision.catalog.layouts import (
     CaseFiles,
     LandmarkError,
@@ -59,7 +57,6 @@ from medvision.catalog.spec import DatasetSpec, TaskSpec
 from medvision.schema import Plane, Sample, Split
 from medvision.store import BuildManifest, DatasetWriter, SkippedCase
 from medvision.store.official_plan import PlanFormatError
-from medvision.store.plan_stream import PlanIndex, index_plan
 from medvision.store.writer import sha256_file
 from medvision.volumes import (
     AffineError,
@@ -79,7 +76,6 @@ from medvision.volumes import (
 )
 from medvision.volumes.io import Volume
 
-Engine = Literal["local", "ray"]
 UnknownLabelPolicy = Literal["skip", "ignore"]
 
 _J = TypeVar("_J")
@@ -391,128 +387,9 @@ def plan_jobs(
                 options.on_unknown_label,
                 options.annotation,
             )
-            for c, split in _assign_splits(spec, task, cases, options.split_from, shared)
+            for c, split in assign_splits(spec, task, cases, options.split_from, shared)
         ]
     return jobs
-
-
-def _assign_splits(
-    spec: DatasetSpec,
-    task: TaskSpec,
-    cases: list[CaseFiles],
-    split_from: str | None,
-    shared: dict[str, Split] | None,
-) -> list[tuple[CaseFiles, Split]]:
-    """Each case with its split: the spec's seeded subject-level split, or an official plan's.
-
-    With an official plan, a case is matched by ``case_ID`` or by image file name; a case the
-    plan does not list keeps a reason in ``missing`` so the build skips and reports it.
-    """
-    if split_from is None:
-        assert shared is not None
-        return [(c, shared[c.case_id]) for c in cases]
-    plan = _cached_plan(split_from)
-    try:
-        by_id = plan.split(task.id)
-        by_image = plan.split_by_image(task.id)
-    except KeyError as exc:
-        raise ValueError(f"--split-from {split_from}: {exc.args[0]} (spec {spec.name})") from exc
-    out: list[tuple[CaseFiles, Split]] = []
-    for c in cases:
-        split = by_id.get(c.case_id) or by_image.get(c.image.name)
-        if split is None:
-            reason = (
-                f"case {c.case_id} is in neither train_cases nor test_cases of task {task.id} "
-                f"of the official plan {split_from}"
-            )
-            c = replace(c, missing=(*c.missing, reason))
-            split = "test"
-        out.append((c, split))
-    return out
-
-
-_PLANS: dict[str, PlanIndex] = {}
-
-
-def _cached_plan(path: str) -> PlanIndex:
-    """Index an official plan once per process (a plan is read for every task of a spec).
-
-    Only case ids, splits and image files are kept (streamed: plans run to hundreds of MB).
-    """
-    if path not in _PLANS:
-        _PLANS.clear()
-        _PLANS[path] = index_plan(path)
-    return _PLANS[path]
-
-
-def _run(
-    fn: Callable[[_J], CaseResult], jobs: list[_J], workers: int, engine: Engine
-) -> Iterator[CaseResult]:
-    """Apply ``fn`` to every job and yield the results as cases finish (any order)."""
-    if engine == "ray":
-        yield from _run_ray(fn, jobs, workers)
-        return
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(fn, jobs)
-        return
-    # Submit at most 2 jobs per worker ahead: results come back as they finish (progress bars
-    # move), and the pool never queues the whole job list's pickles at once.
-    # Workers die with this process (kill -9 included): see medvision.builder.workers.
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=init_worker, initargs=(os.getpid(),)
-    ) as pool:
-        pending: set[Future[CaseResult]] = set()
-        it = iter(jobs)
-        for job in it:
-            pending.add(pool.submit(fn, job))
-            if len(pending) >= 2 * workers:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield fut.result()
-
-
-def _ray_apply(fn: Callable[[Any], CaseResult], row: dict[str, Any]) -> dict[str, Any]:
-    """Ray Data row function: unpickle one job (pickled by this package), build it."""
-    return {"result": pickle.dumps(fn(pickle.loads(row["job"])))}
-
-
-def _run_ray(fn: Callable[[_J], CaseResult], jobs: list[_J], workers: int) -> Iterator[CaseResult]:
-    """Run the same per-case function on Ray Data: one block (one task) per case."""
-    import functools
-
-    import ray  # lazy: optional dependency (extra "ray")
-
-    if not jobs:
-        return
-    started = False
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init()
-        else:
-            # address="local": a fresh Ray of our own, never a cluster that `ray start` left
-            # registered on this machine (ray.init() would join it, dead or not).
-            ray.init(
-                address="local",
-                num_cpus=max(workers, 1),
-                include_dashboard=False,
-                log_to_driver=False,
-            )
-        started = True
-    try:
-        # Jobs travel as pickles so Arrow never has to type our dataclasses.
-        items = [{"job": pickle.dumps(job)} for job in jobs]
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        mapped = ds.map(functools.partial(_ray_apply, fn), num_cpus=1)
-        for row in mapped.iter_rows():
-            result: CaseResult = pickle.loads(row["result"])
-            yield result
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def build_dataset(
@@ -634,7 +511,7 @@ def run_build(
     kinds: dict[str, int] = {"invalid_case_id": len(unnamed)} if unnamed else {}
     workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
     wrapped = Fingerprinting(fn, dataset, str(out_dir), str(data_dir))
-    for result in _run(wrapped, todo, workers, options.engine):
+    for result in run_jobs(wrapped, todo, workers, options.engine):
         done += 1
         if result.skipped is not None:
             skipped.append(result.skipped)
