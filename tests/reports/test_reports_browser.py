@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,9 +17,9 @@ import pytest
 from medvision.runs.records import RECORDS_NAME, append_records, read_records
 from medvision.runs.report import write_reports
 from medvision.runs.runner import Runner, RunSpec, rescore
-from medvision.testing.browser import load_report
+from medvision.testing.browser import HEADLESS_FLAGS, chromium, load_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="headless test needs Debian's chromium (apt-get install chromium)"
 )
@@ -38,14 +37,7 @@ def load(path: Path, tmp: Path) -> tuple[str, list[str]]:
     proc = subprocess.run(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS_FLAGS,
             f"--user-data-dir={tmp / 'chromium-profile'}",
             "--enable-logging=stderr",
             "--v=0",

@@ -80,6 +80,20 @@ class BrowserLoad:
     console: list[str]
 
 
+#: Headless Chromium on a closed machine: no sandbox (root), no GPU, and none of the background
+#: connections a closed network refuses.
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
 def chromium() -> str | None:
     """Path of Debian's ``chromium`` (or ``chromium-browser``), or ``None``."""
     return shutil.which("chromium") or shutil.which("chromium-browser")
@@ -109,14 +123,7 @@ def load_report(path: Path, *, width: int = 1400, height: int = 900) -> BrowserL
         proc = subprocess.run(
             [
                 exe,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *HEADLESS_FLAGS,
                 "--allow-file-access-from-files",
                 f"--user-data-dir={Path(tmp) / 'profile'}",
                 f"--window-size={width + 100},{height + 200}",
