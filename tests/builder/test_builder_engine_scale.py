@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from tests.builder.mini_copy import copy_mini_cases
 
 from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
@@ -20,13 +20,7 @@ CASES = ("case_000", "case_001", "case_002")
 
 @pytest.fixture()
 def source(mini_source: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "src"
-    for folder in ("Images-MR", "Masks", "Images-XR", "Landmarks"):
-        (dst / folder).mkdir(parents=True)
-        for case in CASES:
-            for f in (mini_source / folder).glob(f"{case}.*"):
-                shutil.copy(f, dst / folder / f.name)
-    return dst
+    return copy_mini_cases(mini_source, tmp_path / "src", CASES)
 
 
 def _resave(path: Path, array: np.ndarray | None = None, affine: np.ndarray | None = None) -> None:

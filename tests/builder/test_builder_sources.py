@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from tests.builder.mini_copy import copy_mini_cases
 
 from medvision.builder.engine import BuildOptions, build_dataset
 from medvision.catalog.registry import get_spec
@@ -17,13 +18,7 @@ from medvision.store import BuildManifest, open_dataset
 
 @pytest.fixture()
 def source(mini_source: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "src"
-    for folder in ("Images-MR", "Masks", "Images-XR", "Landmarks"):
-        (dst / folder).mkdir(parents=True)
-        for case in ("case_000", "case_001", "case_002"):
-            for f in (mini_source / folder).glob(f"{case}.*"):
-                shutil.copy(f, dst / folder / f.name)
-    return dst
+    return copy_mini_cases(mini_source, tmp_path / "src", ("case_000", "case_001", "case_002"))
 
 
 def _build(source: Path, store: Path) -> BuildManifest:
