@@ -36,6 +36,7 @@ __all__ = [
     "ConfigKey",
     "benchmark_names",
     "config_counts",
+    "find_official_task",
     "get_benchmark",
 ]
 
@@ -170,8 +171,12 @@ def _official_planes(task: TaskSpec, family: str, number: str) -> list[PlaneCode
     return list(task.official.ad_planes)
 
 
-def _find(spec: DatasetSpec, family: str, number: str) -> tuple[TaskSpec, int | None]:
-    """Our task (and T/L label id) holding official task ``number`` of ``family``."""
+def find_official_task(spec: DatasetSpec, family: str, number: str) -> tuple[TaskSpec, int | None]:
+    """Our task (and T/L label id) holding official task ``number`` of ``family``.
+
+    Raises:
+        SpecError: If no task of ``spec`` names that official task.
+    """
     for task in spec.tasks:
         if family == "detection" and task.detection and task.detection.official_task == number:
             return task, None
@@ -191,7 +196,7 @@ def _configs(
     planes: Iterable[PlaneCode],
     notes: Sequence[str],
 ) -> list[BenchmarkConfig]:
-    task, label_id = _find(spec, family, number)
+    task, label_id = find_official_task(spec, family, number)
     unverified = (*notes, *spec.unverified)
     out: list[BenchmarkConfig] = []
     for plane in planes:
@@ -234,7 +239,7 @@ def _resolve(b: _BenchmarkSpec, specs: dict[str, DatasetSpec]) -> Benchmark:
                 raise SpecError(f"benchmark {b.name}: unknown dataset {ds_name!r}")
             spec = specs[ds_name]
             for number in numbers:
-                task, _ = _find(spec, entry.family, number)
+                task, _ = find_official_task(spec, entry.family, number)
                 official = _official_planes(task, entry.family, number)
                 planes = [p for p in entry.planes if p in official]
                 lacking = [p for p in entry.planes if p not in official]

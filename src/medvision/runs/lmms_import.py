@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import medvision
+from medvision.catalog.benchmarks import find_official_task
 from medvision.catalog.registry import catalog
-from medvision.catalog.spec import DatasetSpec, TaskSpec
+from medvision.catalog.spec import DatasetSpec, SpecError, TaskSpec
 from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
 from medvision.metrics.jsonvalues import dumps
 from medvision.runs.integrity import records_digest
@@ -134,16 +135,10 @@ def _catalog_task(spec: DatasetSpec | None, task: OfficialTaskName) -> TaskSpec 
     """The catalog task whose official fields name this official task, if any."""
     if spec is None:
         return None
-    for t in spec.tasks:
-        if task.family is TaskFamily.DETECTION and t.detection is not None:
-            if t.detection.official_task == task.task:
-                return t
-        elif task.family is TaskFamily.TUMOR_LESION_SIZE and t.tl is not None:
-            if any(o.task == task.task for o in t.tl.official):
-                return t
-        elif task.family is TaskFamily.ANGLE_DISTANCE and t.official.ad == task.task:
-            return t
-    return None
+    try:
+        return find_official_task(spec, task.family.value, task.task)[0]
+    except SpecError:
+        return None
 
 
 def _response(line: dict[str, Any]) -> str:
