@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["BoxScores", "score_box", "score_boxes"]
+__all__ = ["BoxScores", "score_box", "score_box_rows", "score_boxes"]
 
 FloatArray = NDArray[np.float64]
 
@@ -161,36 +161,53 @@ def score_boxes(
     t = _as_boxes(target, "target")
     if p.shape != t.shape:
         raise ValueError(f"pred and target must have the same shape; found {p.shape} vs {t.shape}")
+    # Coordinates as contiguous rows (4, N): every step reads whole rows, not strided columns
+    # of the (N, 4) input (about twice as fast on a million boxes).
+    return score_box_rows(
+        np.ascontiguousarray(p.T), np.ascontiguousarray(t.T), sort_corners=sort_corners, clamp=clamp
+    )
+
+
+def score_box_rows(
+    pr: FloatArray, tr: FloatArray, *, sort_corners: bool = False, clamp: bool = False
+) -> dict[str, FloatArray]:
+    """:func:`score_boxes` on coordinates given as rows: ``pr``, ``tr`` of shape ``(4, N)``.
+
+    Row ``i`` holds coordinate ``i`` (``x0, y0, x1, y1``) of every box; same frame, switches
+    and results as :func:`score_boxes`.
+    """
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mae = np.abs(p - t).sum(axis=1) / 4.0
+        # Left to right, as sum(axis=1) adds four values.
+        mae = (np.abs(pr[0] - tr[0]) + np.abs(pr[1] - tr[1]) + np.abs(pr[2] - tr[2])) + np.abs(
+            pr[3] - tr[3]
+        )
+        mae /= 4.0
         if sort_corners:
-            p = np.stack(
+            pr = np.stack(
                 [
-                    np.minimum(p[:, 0], p[:, 2]),
-                    np.minimum(p[:, 1], p[:, 3]),
-                    np.maximum(p[:, 0], p[:, 2]),
-                    np.maximum(p[:, 1], p[:, 3]),
-                ],
-                axis=1,
+                    np.minimum(pr[0], pr[2]),
+                    np.minimum(pr[1], pr[3]),
+                    np.maximum(pr[0], pr[2]),
+                    np.maximum(pr[1], pr[3]),
+                ]
             )
-            t = np.stack(
+            tr = np.stack(
                 [
-                    np.minimum(t[:, 0], t[:, 2]),
-                    np.minimum(t[:, 1], t[:, 3]),
-                    np.maximum(t[:, 0], t[:, 2]),
-                    np.maximum(t[:, 1], t[:, 3]),
-                ],
-                axis=1,
+                    np.minimum(tr[0], tr[2]),
+                    np.minimum(tr[1], tr[3]),
+                    np.maximum(tr[0], tr[2]),
+                    np.maximum(tr[1], tr[3]),
+                ]
             )
-        ix0 = np.maximum(p[:, 0], t[:, 0])
-        iy0 = np.maximum(p[:, 1], t[:, 1])
-        ix1 = np.minimum(p[:, 2], t[:, 2])
-        iy1 = np.minimum(p[:, 3], t[:, 3])
+        ix0 = np.maximum(pr[0], tr[0])
+        iy0 = np.maximum(pr[1], tr[1])
+        ix1 = np.minimum(pr[2], tr[2])
+        iy1 = np.minimum(pr[3], tr[3])
         overlap = (ix0 < ix1) & (iy0 < iy1)
 
         inter = (ix1 - ix0) * (iy1 - iy0)
-        area_p = (p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1])
-        area_t = (t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1])
+        area_p = (pr[2] - pr[0]) * (pr[3] - pr[1])
+        area_t = (tr[2] - tr[0]) * (tr[3] - tr[1])
         union = area_p + area_t - inter
         denom = area_p + area_t
         iou = np.where(union > 0, inter / union, 0.0)

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import ArrayLike, NDArray
 
-from medvision.geometry.detection import score_boxes
+from medvision.geometry.detection import score_box_rows
 from medvision.metrics.columns import FloatArray, IntArray, column_array
 from medvision.metrics.per_sample import RE_EPS
 from medvision.metrics.protocols import Protocol
@@ -91,13 +91,14 @@ def score_columns(table: pa.Table, family: str | TaskFamily, protocol: Protocol)
             f"found {int(n_target[i])}"
         )
     ok = column_array(table, "n_parsed") == k
-    pred = np.stack([column_array(table, f"p{i}") for i in range(k)], axis=1).astype(np.float64)
-    target = np.stack([column_array(table, f"t{i}") for i in range(k)], axis=1).astype(np.float64)
     out: dict[str, Any] = {"success": ok.astype(np.float64)}
     if fam is TaskFamily.DETECTION:
-        s = score_boxes(
-            np.where(ok[:, None], pred, 0.0),
-            target,
+        # Coordinates as rows (4, N), as score_box_rows reads them.
+        pr = np.stack([np.where(ok, column_array(table, f"p{i}"), 0.0) for i in range(k)])
+        tr = np.stack([column_array(table, f"t{i}") for i in range(k)]).astype(np.float64)
+        s = score_box_rows(
+            pr.astype(np.float64, copy=False),
+            tr,
             sort_corners=protocol.det_sort_corners,
             clamp=protocol.det_clamp,
         )
@@ -105,6 +106,8 @@ def score_columns(table: pa.Table, family: str | TaskFamily, protocol: Protocol)
             out[key] = np.where(ok, s[key], 0.0)
         out["mae"] = np.where(ok, s["mae"], np.nan)
         return out
+    pred = np.stack([column_array(table, f"p{i}") for i in range(k)], axis=1).astype(np.float64)
+    target = np.stack([column_array(table, f"t{i}") for i in range(k)], axis=1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ae = np.abs(pred - target)
         re = ae / (target + RE_EPS)
@@ -175,6 +178,21 @@ def _cum_bins(codes: IntArray, n: int, v: FloatArray, total: FloatArray) -> Floa
     return _frac(cum, total[:, None])
 
 
+def _at_least(codes: IntArray, n: int, v: FloatArray, thresholds: tuple[float, ...]) -> FloatArray:
+    """Finite values ``v >= t`` per group and threshold, shape ``(n, len(thresholds))``.
+
+    One ``bincount`` for all thresholds (ascending): a value's level is the number of
+    thresholds ``<= v`` (``searchsorted`` on the right, the same comparisons as ``v >= t``),
+    and the count at threshold ``j`` is that of the levels above ``j``.
+    """
+    fin = np.isfinite(v)
+    k = len(thresholds)
+    level = np.searchsorted(np.asarray(thresholds, dtype=np.float64), v[fin], side="right")
+    counts = np.bincount(codes[fin] * (k + 1) + level, minlength=n * (k + 1)).reshape(n, k + 1)
+    above = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]  # above[:, l]: levels >= l
+    return above[:, 1:].astype(np.float64)
+
+
 def _column(columns: Mapping[str, ArrayLike], key: str, size: int) -> FloatArray:
     """Column ``key`` as float64 of length ``size`` or raise naming it."""
     if key not in columns:
@@ -227,13 +245,11 @@ def grouped_metrics(
     if fam is TaskFamily.DETECTION:
         for key, name in _OVERLAP_NAMES:
             v = _column(columns, key, size)
-            s, cnt, fin = _sums(c, n_groups, v)
+            s, cnt, _ = _sums(c, n_groups, v)
             out[name] = _mean(s, cnt)
-            for thr in OVERLAP_THRESHOLDS:
-                hit = fin & (v >= thr)
-                out[f"{name}>{thr:.1f}"] = _frac(
-                    np.bincount(c[hit], minlength=n_groups).astype(np.float64), total
-                )
+            hits = _at_least(c, n_groups, v, OVERLAP_THRESHOLDS)
+            for j, thr in enumerate(OVERLAP_THRESHOLDS):
+                out[f"{name}>{thr:.1f}"] = _frac(hits[:, j], total)
         binned, prefix = mae, "MAE"
     else:
         mre = _column(columns, "mre", size)
@@ -265,12 +281,10 @@ def _extra_metrics(
     size = c.size
     out: dict[str, FloatArray] = {}
     if fam is TaskFamily.DETECTION:
-        iou = _column(columns, "iou", size)
-        fin = np.isfinite(iou)
+        hits = _at_least(c, n_groups, _column(columns, "iou", size), ACC_IOU_THRESHOLDS)
         accs = []
-        for thr in ACC_IOU_THRESHOLDS:
-            hit = fin & (iou >= thr)
-            acc = _frac(np.bincount(c[hit], minlength=n_groups).astype(np.float64), total)
+        for j, thr in enumerate(ACC_IOU_THRESHOLDS):
+            acc = _frac(hits[:, j], total)
             out[f"Acc@IoU>={thr:.2f}"] = acc
             accs.append(acc)
         out[ACC_IOU_MEAN_KEY] = np.mean(np.stack(accs), axis=0)

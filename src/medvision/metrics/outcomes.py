@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from medvision.schema import Record
 
@@ -33,10 +34,10 @@ BACKEND_ERROR = "backend_error"
 OUTCOME_KEYS = ("total", "answered", "backend_error", "parse_failure", "truncated", "refused")
 
 
-def _column(data: pa.Table | Iterable[Record], name: str) -> list[Any]:
-    if isinstance(data, pa.Table):
-        return data[name].to_pylist() if name in data.column_names else [None] * data.num_rows
-    return [getattr(r, name) for r in data]
+def _is(column: pa.ChunkedArray | pa.Array, value: str) -> NDArray[np.bool_]:
+    """``column == value`` as booleans (a null is not equal)."""
+    eq = pc.fill_null(pc.equal(column, value), False)
+    return np.asarray(eq.to_numpy(zero_copy_only=False), dtype=np.bool_)
 
 
 def outcome_counts(data: pa.Table | Iterable[Record]) -> dict[str, int]:
@@ -48,19 +49,23 @@ def outcome_counts(data: pa.Table | Iterable[Record]) -> dict[str, int]:
     Returns:
         ``{"total", "answered", "backend_error", "parse_failure", "truncated", "refused"}``.
     """
-    if not isinstance(data, pa.Table):
-        data = list(data)
-    status = np.asarray(_column(data, "status"), dtype=object)
-    finish = np.asarray(_column(data, "finish_reason"), dtype=object)
-    error = status == BACKEND_ERROR
-    failed = ~error & (status != "ok")
+    if isinstance(data, pa.Table):
+        status = data["status"]
+        finish = data["finish_reason"] if "finish_reason" in data.column_names else None
+    else:
+        records = list(data)
+        status = pa.array([r.status for r in records], type=pa.string())
+        finish = pa.array([r.finish_reason for r in records], type=pa.string())
+    error = _is(status, BACKEND_ERROR)
+    failed = ~error & ~_is(status, "ok")
+    length = _is(finish, "length") if finish is not None else np.zeros_like(error)
     return {
-        "total": int(status.size),
+        "total": int(error.size),
         "answered": int((~error).sum()),
         "backend_error": int(error.sum()),
         "parse_failure": int(failed.sum()),
-        "truncated": int((failed & (finish == "length")).sum()),
-        "refused": int((failed & (status == "refusal")).sum()),
+        "truncated": int((failed & length).sum()),
+        "refused": int((failed & _is(status, "refusal")).sum()),
     }
 
 

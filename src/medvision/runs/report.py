@@ -39,9 +39,9 @@ from medvision.reports.html import RunAnalysis
 from medvision.reports.paper_tables import paper_tables_markdown
 from medvision.reports.plots import render_plots
 from medvision.reports.tables import CI_KEYS, COLUMNS, ci_markdown, failure_notes
+from medvision.runs.columns_cache import scoring_table
 from medvision.runs.integrity import summary_is_current
 from medvision.runs.records import RECORDS_NAME, dedupe, read_records
-from medvision.runs.records_arrow import scoring_table
 from medvision.runs.runner import RUN_NAME, SUMMARY_NAME, RunError
 from medvision.runs.scoring import rescore
 from medvision.schema import Record, Sample
@@ -120,7 +120,8 @@ def write_reports(
 
     The numbers (intervals, breakdowns, box-size analysis) are computed from each run's
     records read straight into Arrow columns
-    (:func:`medvision.runs.records_arrow.scoring_table`); record objects are read only for
+    (:func:`medvision.runs.columns_cache.scoring_table`: the run's column file when it is
+    current, else ``records.jsonl``); record objects are read only for
     the HTML report's galleries and the failure counts of a summary without ``outcomes``.
 
     Raises:
@@ -141,7 +142,7 @@ def write_reports(
         if name in summaries:
             name = f"{name} ({run_dir.name})"
         summaries[name] = summary
-        tables[name] = scoring_table(run_dir / RECORDS_NAME)[0]
+        tables[name] = scoring_table(run_dir / RECORDS_NAME).table
         if "html" in formats or not isinstance(summary.get("outcomes"), dict):
             # Objects for the galleries, and for the failure counts of an older summary.
             records[name] = dedupe(read_records(run_dir / RECORDS_NAME))[0]

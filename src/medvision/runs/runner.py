@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from medvision.backends import (
     Backend,
     BackendUnavailable,
@@ -38,12 +40,13 @@ from medvision.backends import (
     create_backend,
 )
 from medvision.backends.registry import BACKENDS
-from medvision.metrics import get_protocol, summarize_run, to_jsonable
+from medvision.metrics import get_protocol, records_to_table, summarize_run, to_jsonable
 from medvision.metrics.jsonvalues import dumps
 from medvision.parsing import ParseStatus
 from medvision.runs import provenance
 from medvision.runs.benchmark import benchmark_manifest
 from medvision.runs.cache import CACHE_NAME, CachedAnswer, append_cache, cache_key, read_cache
+from medvision.runs.columns_cache import file_state, write_columns
 from medvision.runs.ground_truth import warn_ground_truth
 from medvision.runs.inputs import check_spec, open_store
 from medvision.runs.integrity import (
@@ -418,10 +421,15 @@ class Runner:
             return self._summarize()
 
     def _summarize(self) -> dict[str, Any]:
+        before = file_state(self.records_path)
         every, duplicates = dedupe(read_records(self.records_path))
         stale: Staleness = stale_records(every, self.samples())
         records = [r for r in every if r.sample_id not in stale.ids]
-        summary = summarize_run(records, self.protocol)
+        # The table of every record is kept as the run's column file, so `score` and `report`
+        # need not parse records.jsonl again (runs/columns_cache.py).
+        table = records_to_table(every)
+        fresh = pa.array([r.sample_id not in stale.ids for r in every], type=pa.bool_())
+        summary = summarize_run(table.filter(fresh), self.protocol)
         cache = read_cache(self.cache_path)
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "answers_with_usage": 0}
         for r in records:
@@ -455,6 +463,9 @@ class Runner:
             "mean_latency_s": sum(latencies) / len(latencies) if latencies else None,
         }
         summary["records_digest"] = records_digest(self.records_path)
+        write_columns(
+            self.records_path, table, duplicates, summary["records_digest"], unchanged_since=before
+        )
         summary = dict(to_jsonable(summary))
         tmp = self.out / (SUMMARY_NAME + ".tmp")
         tmp.write_text(dumps(summary, indent=1))

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from medvision.backends import ChatResponse
 from medvision.metrics import Protocol, get_protocol, sample_metrics, summarize_run, to_jsonable
 from medvision.metrics.jsonvalues import dumps, loads
 from medvision.parsing import ParsedAnswer, ParseStatus, parse_last_k, parse_robust
-from medvision.runs.integrity import records_digest, records_digest_lines
+from medvision.runs.columns_cache import with_scoring_table
+from medvision.runs.integrity import records_digest
 from medvision.runs.lock import RunLock
 from medvision.runs.records import RECORDS_NAME, dedupe, read_records, write_records_atomic
-from medvision.runs.records_arrow import read_scoring_table
 from medvision.runs.spec import SUMMARY_NAME, RunError, RunSpec
 from medvision.schema import Record, Sample, TaskFamily
 from medvision.tasks.image_policy import ImagePolicy
@@ -137,8 +137,9 @@ def rescore(
     default) the per-sample values do not change: the parsed answers and statuses stay, and
     the per-sample metrics in the records were computed from them under that protocol when
     they were written. So the file is not rewritten and no record object is built: the
-    records are read straight into Arrow columns
-    (:func:`medvision.runs.records_arrow.read_scoring_table`) and summarised from them; the
+    records are read straight into Arrow columns (from the run's column file
+    ``records.columns.arrow`` when its digest matches, see :mod:`medvision.runs.columns_cache`,
+    else by :func:`medvision.runs.records_arrow.read_scoring_table`) and summarised; the
     summary's ``records_digest`` is that of the file as it is, so summary and records stay
     consistent. The records are read and rewritten one object at a time (with recomputed
     per-sample metrics) only when something changes them: ``reparse``, another protocol,
@@ -181,27 +182,31 @@ def _write_summary(target: Path, summary: dict[str, Any]) -> None:
 def _rescore_columns(out: Path, protocol: str | None, write: bool) -> dict[str, Any] | None:
     """The summary under the run's own protocol straight from Arrow columns, or ``None``.
 
-    ``None`` when the records must be read as objects (see :func:`rescore`). The records
-    digest (and line count) is computed in a thread while the columns are read.
+    ``None`` when the records must be read as objects (see :func:`rescore`). The columns
+    come from the run's column file when it is current
+    (:mod:`medvision.runs.columns_cache`), else from ``records.jsonl``; the records digest is
+    computed in a thread meanwhile.
     """
-    path = out / RECORDS_NAME
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        digest_lines = pool.submit(records_digest_lines, path)
-        got = read_scoring_table(path, lines=lambda: digest_lines.result()[1])
-        digest = digest_lines.result()[0]
+
+    def summarize(table: pa.Table, duplicates: int) -> dict[str, Any] | None:
+        if not table.num_rows or (write and duplicates):
+            return None  # no records (the object path says so) or duplicates to repair on disk
+        name = str(table["protocol"][0].as_py())
+        if (protocol is not None and protocol != name) or not pc.all(
+            pc.equal(table["protocol"], name)
+        ).as_py():
+            return None
+        return dict(to_jsonable(summarize_run(table, get_protocol(name))))
+
+    got = with_scoring_table(out / RECORDS_NAME, summarize, write_cache=write, fallback=False)
     if got is None:
         return None
-    table, duplicates = got
-    if not table.num_rows or (write and duplicates):
-        return None  # no records (the object path says so) or duplicates to repair on disk
-    name = str(table["protocol"][0].as_py())
-    if (protocol is not None and protocol != name) or not pc.all(
-        pc.equal(table["protocol"], name)
-    ).as_py():
+    columns, summary = got
+    if summary is None:
         return None
-    summary = dict(to_jsonable(summarize_run(table, get_protocol(name))))
-    summary = _summary_file(out, summary, name, table.num_rows, duplicates)
-    summary["records_digest"] = digest
+    name = str(columns.table["protocol"][0].as_py())
+    summary = _summary_file(out, summary, name, columns.table.num_rows, columns.duplicates)
+    summary["records_digest"] = columns.digest
     if write:
         summary["run"]["rescored"] = "recomputed"
         _write_summary(out / SUMMARY_NAME, summary)
