@@ -184,6 +184,21 @@ def test_a_stale_file_never_gives_its_result(tmp_path: Path) -> None:
     assert len(seen) == 2  # computed on the stale table, then again on the records
 
 
+def test_an_error_on_a_stale_table_is_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / RECORDS_NAME
+    _write(path, _records())
+    scoring_table(path)
+    append_records(path, _records(2, seed=8))
+
+    def refuse_the_old_table(table: pa.Table, _: int) -> int:
+        if table.num_rows == 60:
+            raise ValueError("the stale table")
+        return int(table.num_rows)
+
+    got = with_scoring_table(path, refuse_the_old_table)
+    assert got is not None and got[1] == 63
+
+
 def test_rescore_uses_the_file_and_equals_the_record_path(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()

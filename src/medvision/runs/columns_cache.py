@@ -209,9 +209,14 @@ def with_scoring_table(
         if maybe and cached is not None:
             digest_only: Future[dict[str, Any]] = pool.submit(records_digest, records)
             table, duplicates, tag = cached
-            result = compute(table, duplicates)
+            try:
+                result, error = compute(table, duplicates), None
+            except Exception as exc:  # raised below, but only if the file is current
+                error = exc
             digest = digest_only.result()
             if digest == tag:
+                if error is not None:
+                    raise error
                 return ScoringTable(table, duplicates, digest, cached=True), result
             digest_lines = pool.submit(records_digest_lines, records)
         else:
