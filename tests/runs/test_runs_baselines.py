@@ -96,3 +96,37 @@ def test_prior_can_answer_the_train_median(mini_store: Path, tmp_path: Path) -> 
     test = [s for s in ds.samples(split="test") if s.family.value == "tl"]
     expected = np.mean([np.mean(np.abs(med - np.array(s.target))) for s in test])
     assert summary["tl"]["model"]["MAE"] == pytest.approx(expected, rel=2e-3)
+
+
+def test_random_boxes_cached_before_the_minimum_side_are_not_reused() -> None:
+    """Answers of `random` are cached by settings hash; 1.2.1's 3 px minimum side must be in it.
+
+    Before it was, a random run under `official` resumed in an old folder reused boxes drawn
+    with 1 px sides (the paper code's rule), so its numbers mixed the two rules.
+    """
+    from dataclasses import asdict
+
+    from medvision.runs.spec import RANDOM_MIN_SIDE, _hash
+
+    def legacy(spec: RunSpec) -> str:  # the hash as computed before the minimum side was in it
+        settings = {
+            "generation": asdict(spec.generation),
+            "backend": spec.backend,
+            "image_policy": spec.image_policy,
+            "backend_options": dict(spec.backend_options),
+            "seed": spec.seed,
+        }
+        if spec.rendering_rule != "minmax":
+            settings["rendering"] = spec.rendering_rule
+        return _hash(settings)
+
+    paper = RunSpec(dataset_dir="ds", backend="random", protocol="paper-v1")
+    assert RANDOM_MIN_SIDE["paper-v1"] == 1
+    assert paper.settings_hash() == legacy(paper)  # 1 px boxes: older caches stay valid
+    for protocol in ("official", "strict"):
+        spec = RunSpec(dataset_dir="ds", backend="random", protocol=protocol)
+        assert RANDOM_MIN_SIDE[protocol] == 3
+        assert spec.settings_hash() != legacy(spec), protocol
+    # Other backends keep their hashes.
+    oracle = RunSpec(dataset_dir="ds", backend="oracle", protocol="official")
+    assert oracle.settings_hash() == legacy(oracle)

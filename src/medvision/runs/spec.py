@@ -180,6 +180,12 @@ class RunSpec:
         layout = _layout_identity(self.chat_layout)
         if layout is not None:
             settings["chat_layout"] = layout
+        if self.backend == "random" and "min_side" not in self.backend_options:
+            side = RANDOM_MIN_SIDE.get(self.protocol, 1)
+            if side != 1:
+                # The protocol's minimum box side (3 px under official/strict) changes the draws;
+                # boxes cached before it existed (1 px everywhere) keep their paper-v1 hash only.
+                settings["random_min_side"] = side
         return _hash(settings)
 
 
