@@ -2,9 +2,12 @@
 
 The simulation mimics how samples are evaluated: every case (volume) contributes a run of
 consecutive slices that share a case effect, so slices of one case are far from independent.
-The 95 % interval of the cluster bootstrap must cover the true mean in 93-97 % of 200
-simulated runs; the slice bootstrap's coverage is measured and printed beside it (it is far
-lower, which is why the cluster bootstrap is the default). Run with ``-s`` to see both.
+The 95 % interval of the cluster bootstrap must cover the true mean in 93-97 % of 1,000
+simulated runs (the binomial sd of a 95 % coverage over 1,000 runs is 0.7 points, so the band
+lies 2.5 to 3 sd from the mean coverage; seeds 0-9 all pass, 93.2-95.9 %, and the test uses
+seed 0, the first, not one picked from a sweep);
+the slice bootstrap's coverage is measured on 200 runs and printed beside it (it is far lower,
+which is why the cluster bootstrap is the default). Run with ``-s`` to see both.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from medvision.metrics.headline import prepare
 from medvision.schema import TaskFamily
 from record_factory import make_record
 
-N_SIM = 200
+N_SIM = 1000  # simulated runs for the cluster bootstrap's coverage
+N_SIM_SLICE = 200  # the slice bootstrap is far off nominal: fewer runs show it
 N_BOOT = 1000
 N_BOOT_SLICE = 250  # the slice bootstrap draws every row: fewer replicates keep it fast
 CASES_PER_STRATUM = 100
@@ -118,35 +122,41 @@ def test_subjects_from_the_catalog_group_cases() -> None:
     assert len(set(codes.tolist())) == 4
 
 
-def coverage(seed: int) -> tuple[dict[str, float], dict[str, float]]:
-    """``(coverage, mean width)`` of both bootstraps over :data:`N_SIM` simulated runs."""
+def coverage(
+    seed: int, n_sim: int = N_SIM, n_sim_slice: int = N_SIM_SLICE
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``(coverage, mean width)`` of both bootstraps over simulated runs.
+
+    The cluster bootstrap on ``n_sim`` runs, the slice bootstrap on the first ``n_sim_slice``.
+    """
     data = np.random.default_rng(seed)
     boot = {"cluster": np.random.default_rng(seed + 1), "slice": np.random.default_rng(seed + 2)}
     truth = float(np.mean(STRATUM_MEANS))
     cover = {"cluster": 0, "slice": 0}
     width = {"cluster": 0.0, "slice": 0.0}
-    for _ in range(N_SIM):
+    runs = {"cluster": n_sim, "slice": n_sim_slice}
+    for i in range(max(runs.values())):
         values, strata, cases = _simulate(data)
         for method, clusters, n_boot in (
             ("cluster", cases, N_BOOT),
             ("slice", np.arange(values.size), N_BOOT_SLICE),
         ):
+            if i >= runs[method]:
+                continue
             low, high = _interval(values, strata, clusters, boot[method], n_boot)
             cover[method] += int(low <= truth <= high)
-            width[method] += (high - low) / N_SIM
-    return {k: v / N_SIM for k, v in cover.items()}, width
+            width[method] += (high - low) / runs[method]
+    return {k: v / runs[k] for k, v in cover.items()}, width
 
 
 def test_cluster_bootstrap_covers_and_slice_bootstrap_does_not() -> None:
-    # A fixed seed; over seeds 0-9 the cluster coverage is 92.5-98.0 % (mean 94.8 %), the
-    # binomial spread of 200 runs (sd 1.5 points): docs/metrics.md lists every seed.
-    share, width = coverage(1)
+    # Seed 0, the first one (docs/metrics.md lists seeds 0-9: 93.2-95.9 % over 1,000 runs).
+    share, width = coverage(0)
     print(
-        f"\n95 % interval coverage over {N_SIM} simulated runs "
-        f"({2 * CASES_PER_STRATUM} cases in 2 strata, 3-15 slices each, case sd {CASE_SD}, "
-        f"slice sd {SLICE_SD}): cluster bootstrap {share['cluster']:.1%} (mean width "
-        f"{width['cluster']:.4f}), slice bootstrap {share['slice']:.1%} (mean width "
-        f"{width['slice']:.4f})"
+        f"\n95 % interval coverage ({2 * CASES_PER_STRATUM} cases in 2 strata, 3-15 slices "
+        f"each, case sd {CASE_SD}, slice sd {SLICE_SD}): cluster bootstrap {share['cluster']:.1%} "
+        f"over {N_SIM} simulated runs (mean width {width['cluster']:.4f}), slice bootstrap "
+        f"{share['slice']:.1%} over {N_SIM_SLICE} (mean width {width['slice']:.4f})"
     )
     assert 0.93 <= share["cluster"] <= 0.97
     assert share["slice"] < 0.6  # far below nominal: slices of one case are near copies
