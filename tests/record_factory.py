@@ -1,9 +1,15 @@
-"""Hand-made evaluated records for metric and report tests (one factory for all of them)."""
+"""Hand-made evaluated records for metric and report tests (one factory for all of them).
+
+Also :func:`assert_same_table`, the cell-by-cell comparison of two aggregation tables.
+"""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from medvision.schema import Record
 
@@ -51,3 +57,16 @@ def make_record(
     )
     base.update(kw)
     return Record(**base)
+
+
+def assert_same_table(got: pa.Table, want: pa.Table) -> None:
+    """Two aggregation tables hold the same schema and cells (NaN equals NaN in floats)."""
+    assert got.schema.equals(want.schema)
+    assert got.num_rows == want.num_rows
+    for name in want.column_names:
+        a = got[name].to_numpy(zero_copy_only=False)
+        b = want[name].to_numpy(zero_copy_only=False)
+        if a.dtype.kind == "f":
+            assert np.array_equal(a, b, equal_nan=True), name
+        else:
+            assert got[name].to_pylist() == want[name].to_pylist(), name

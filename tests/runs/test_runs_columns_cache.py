@@ -29,7 +29,7 @@ from medvision.runs.records import (
 from medvision.runs.runner import Runner, RunSpec
 from medvision.runs.scoring import rescore
 from medvision.schema import Record
-from record_factory import make_record
+from record_factory import assert_same_table, make_record
 
 OFFICIAL = get_protocol("official")
 
@@ -57,17 +57,6 @@ def _truth(path: Path) -> pa.Table:
     return records_to_table(dedupe(read_records(path))[0])
 
 
-def _assert_same(got: pa.Table, want: pa.Table) -> None:
-    assert got.schema.equals(want.schema) and got.num_rows == want.num_rows
-    for name in want.column_names:
-        a = got[name].to_numpy(zero_copy_only=False)
-        b = want[name].to_numpy(zero_copy_only=False)
-        if a.dtype.kind == "f":
-            assert np.array_equal(a, b, equal_nan=True), name
-        else:
-            assert got[name].to_pylist() == want[name].to_pylist(), name
-
-
 def test_first_read_writes_the_file_and_the_second_uses_it(tmp_path: Path) -> None:
     path = tmp_path / RECORDS_NAME
     _write(path, _records())
@@ -77,7 +66,7 @@ def test_first_read_writes_the_file_and_the_second_uses_it(tmp_path: Path) -> No
     second = scoring_table(path)
     assert second.cached
     assert second.digest == first.digest == records_digest(path)
-    _assert_same(second.table, _truth(path))
+    assert_same_table(second.table, _truth(path))
     assert summarize_run(second.table, OFFICIAL) == summarize_run(_truth(path), OFFICIAL)
 
 
@@ -94,7 +83,7 @@ def test_appended_records_make_it_stale_and_it_is_rewritten(tmp_path: Path) -> N
     assert not got.cached and got.duplicates == 1
     assert got.table.num_rows == len(records) + len(extra)
     assert got.table["status"][0].as_py() == "no_answer"
-    _assert_same(got.table, _truth(path))
+    assert_same_table(got.table, _truth(path))
     assert scoring_table(path).cached  # written again for the new digest
 
 
@@ -136,7 +125,7 @@ def test_a_damaged_or_foreign_file_is_ignored(tmp_path: Path, damage: str) -> No
             w.write_table(table.replace_schema_metadata(meta))
     got = scoring_table(path)
     assert not got.cached
-    _assert_same(got.table, _truth(path))
+    assert_same_table(got.table, _truth(path))
     assert scoring_table(path).cached
 
 
@@ -159,7 +148,7 @@ def test_a_file_that_cannot_be_written_or_read_does_not_stop_scoring(tmp_path: P
     columns_path(path).mkdir()  # a folder in its place: neither readable nor replaceable
     got = scoring_table(path)
     assert not got.cached and columns_path(path).is_dir()
-    _assert_same(got.table, _truth(path))
+    assert_same_table(got.table, _truth(path))
     assert not list(tmp_path.glob("*.tmp"))  # no temporary file left behind
 
 
@@ -225,5 +214,5 @@ def test_a_finished_eval_leaves_a_current_column_file(mini_store: Path, tmp_path
     path = out / RECORDS_NAME
     got = scoring_table(path)
     assert got.cached  # written by the runner: `score` and `report` need not parse the JSON
-    _assert_same(got.table, _truth(path))
+    assert_same_table(got.table, _truth(path))
     assert got.digest == summary["records_digest"]

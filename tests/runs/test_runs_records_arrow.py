@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from medvision.metrics import get_protocol, records_to_table, summarize_run
@@ -28,7 +27,7 @@ from medvision.runs.records_arrow import read_scoring_table, scoring_table
 from medvision.runs.report import write_reports
 from medvision.runs.scoring import rescore
 from medvision.schema import Record
-from record_factory import make_record
+from record_factory import assert_same_table, make_record
 
 PROTOCOLS = ("official", "paper-v1", "strict")
 
@@ -110,18 +109,6 @@ def _write(path: Path, records: list[Record]) -> None:
     path.write_text("".join(record_to_json(r) + "\n" for r in records), encoding="utf-8")
 
 
-def _assert_same_table(got: pa.Table, want: pa.Table) -> None:
-    assert got.schema.equals(want.schema)
-    assert got.num_rows == want.num_rows
-    for name in want.column_names:
-        a = got[name].to_numpy(zero_copy_only=False)
-        b = want[name].to_numpy(zero_copy_only=False)
-        if a.dtype.kind == "f":
-            assert np.array_equal(a, b, equal_nan=True), name
-        else:
-            assert got[name].to_pylist() == want[name].to_pylist(), name
-
-
 def _python_path(path: Path) -> tuple[list[Record], int]:
     return dedupe(read_records(path))
 
@@ -140,7 +127,7 @@ def test_arrow_columns_and_summaries_equal_the_record_path(tmp_path: Path) -> No
     want_records, want_dups = _python_path(path)
     assert duplicates == want_dups == len(again)
     assert table.num_rows == len(records)
-    _assert_same_table(table, records_to_table(want_records))
+    assert_same_table(table, records_to_table(want_records))
     # The last written record of a sample counts, in order of first appearance.
     assert table["status"][5].as_py() == "no_answer"
     for name in PROTOCOLS:
@@ -163,7 +150,7 @@ def test_missing_optional_fields_and_null_values_read_as_the_record_path(tmp_pat
     got = read_scoring_table(path)
     assert got is not None
     want, _ = _python_path(path)
-    _assert_same_table(got[0], records_to_table(want))
+    assert_same_table(got[0], records_to_table(want))
     assert summarize_run(got[0], get_protocol("official")) == summarize_run(
         want, get_protocol("official")
     )
@@ -182,7 +169,7 @@ def test_non_finite_strings_read_as_the_record_path_reads_them(tmp_path: Path) -
     got = read_scoring_table(path)
     assert got is not None  # read by the fast reader, the strings as floats
     want, _ = _python_path(path)
-    _assert_same_table(got[0], records_to_table(want))
+    assert_same_table(got[0], records_to_table(want))
     assert got[0]["p0"][70].as_py() == math.inf and got[0]["p0"][71].as_py() == -math.inf
     for name in PROTOCOLS:
         proto = get_protocol(name)
@@ -209,7 +196,7 @@ def test_non_finite_tokens_elsewhere_fall_back_to_the_record_path(
     assert read_scoring_table(path) is None
     table, _ = scoring_table(path)
     want, _ = _python_path(path)
-    _assert_same_table(table, records_to_table(want))
+    assert_same_table(table, records_to_table(want))
     assert summarize_run(table, get_protocol("official")) == summarize_run(
         want, get_protocol("official")
     )
