@@ -112,6 +112,7 @@ def plan_detection(
     stats: PlanStats | None = None,
     *,
     bboxes: Mapping[int, Box3D] | None = None,
+    annotation: str = "",
 ) -> list[Sample]:
     """Detection samples of one case (one per slice, label and kept component).
 
@@ -131,6 +132,8 @@ def plan_detection(
         stats: Optional counters to update.
         bboxes: ``label_bounding_boxes(labels.array)`` when the caller has it (one
             ``find_objects`` pass over the volume serves every planner).
+        annotation: Ground-truth version recorded in every sample (the build's; detection
+            boxes are the same under every version). ``""`` leaves it to the caller.
 
     Returns:
         The samples, ordered by plane (as listed in the spec), slice, label, component
@@ -205,6 +208,7 @@ def plan_detection(
                                 "area_mm2": label_pixels * sr * sc,
                                 "label_pixel_count": float(label_pixels),
                             },
+                            annotation=annotation,
                         )
                     )
     return out

@@ -325,7 +325,9 @@ def _plan_case(
                 ),
             )
         if task.detection is not None:
-            samples += plan_detection(labels, ctx, sink, stats, bboxes=bboxes)
+            samples += plan_detection(
+                labels, ctx, sink, stats, bboxes=bboxes, annotation=job.annotation
+            )
         if task.tl is not None:
             samples += plan_tumour_lesion(labels, ctx, sink, stats, job.annotation, bboxes=bboxes)
     if inputs.landmarks is not None and task.measurements:

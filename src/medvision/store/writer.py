@@ -24,14 +24,14 @@ memory, plus the set of image digests already written (32 bytes each).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +46,7 @@ from medvision.store.manifest import (
     atomic_write_bytes,
 )
 from medvision.store.schema import IMAGES_SCHEMA, SAMPLES_SCHEMA, images_to_table, samples_to_table
+from medvision.store.shards import ShardWriter, sha256_file, write_parquet_atomic
 from medvision.volumes.stored import StoredSlice
 
 __all__ = [
@@ -64,6 +65,17 @@ IMAGES_DIR = "images"
 _STAGING_DIR = ".finalize-tmp"
 _SAMPLES_SUFFIX = ".samples.parquet"
 _IMAGES_SUFFIX = ".images.parquet"
+
+#: Parquet options of samples files (per case, merged parts and shards).
+SAMPLE_WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd"}
+#: Parquet options of images files: the slices are compressed already, so no compression;
+#: no dictionary and no min/max statistics for the slice bytes (unique values of tens of kB:
+#: both only cost time, and statistics that large are dropped anyway).
+IMAGE_WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "none",
+    "use_dictionary": ["encoding"],
+    "write_statistics": [n for n in IMAGES_SCHEMA.names if n != "data"],
+}
 
 #: Split order of the merged files.
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -97,129 +109,12 @@ def _check_name(what: str, value: str) -> None:
         )
 
 
-def _write_parquet_atomic(table: pa.Table, path: Path, *, compression: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression=compression)
-        # The samples file marks a case as done: its bytes must be on disk before the name.
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class _CaseFiles:
     dataset: str
     case_id: str
     samples: Path
     images: Path
-
-
-class _ShardWriter:
-    """Write tables into numbered Parquet shards with row groups of a fixed number of rows.
-
-    A row group is cut early when its buffered bytes reach ``group_bytes``; a shard is closed
-    once it holds ``file_rows`` rows or ``file_bytes`` bytes. Shards are named
-    ``<prefix>-<i>-of-<n>.parquet`` when :meth:`close` knows ``n``.
-    """
-
-    def __init__(
-        self,
-        directory: Path,
-        prefix: str,
-        schema: pa.Schema,
-        *,
-        group_rows: int,
-        group_bytes: int,
-        file_rows: int,
-        file_bytes: int,
-        compression: str,
-    ) -> None:
-        self._dir = directory
-        self._prefix = prefix
-        self._schema = schema
-        self._group_rows = group_rows
-        self._group_bytes = group_bytes
-        self._file_rows = file_rows
-        self._file_bytes = file_bytes
-        self._compression = compression
-        self._buffer: list[pa.Table] = []
-        self._buffer_rows = 0
-        self._buffer_bytes = 0
-        self._writer: pq.ParquetWriter | None = None
-        self._file_written_rows = 0
-        self._file_written_bytes = 0
-        self._partials: list[Path] = []
-        self.n_rows = 0
-
-    def add(self, table: pa.Table, nbytes: int | None = None) -> None:
-        if table.num_rows == 0:
-            return
-        self._buffer.append(table)
-        self._buffer_rows += table.num_rows
-        self._buffer_bytes += table.nbytes if nbytes is None else nbytes
-        while self._buffer_rows >= self._group_rows:
-            self._flush(self._group_rows)
-        if self._buffer_bytes >= self._group_bytes:
-            self._flush(self._buffer_rows)
-
-    def _flush(self, n_rows: int) -> None:
-        merged = pa.concat_tables(self._buffer)
-        group = merged.slice(0, n_rows)
-        rest = merged.slice(n_rows)
-        # Bytes of the remainder are estimated proportionally: exact sizes only matter for
-        # when to cut a group, not for correctness.
-        rest_bytes = (self._buffer_bytes * rest.num_rows) // max(merged.num_rows, 1)
-        group_bytes = self._buffer_bytes - rest_bytes
-        self._buffer = [rest] if rest.num_rows else []
-        self._buffer_rows = rest.num_rows
-        self._buffer_bytes = rest_bytes
-        if self._writer is not None and (
-            self._file_written_rows >= self._file_rows
-            or self._file_written_bytes >= self._file_bytes
-        ):
-            self._writer.close()
-            self._writer = None
-        if self._writer is None:
-            path = self._dir / f"{self._prefix}-{len(self._partials):05d}.partial"
-            self._dir.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(path, self._schema, compression=self._compression)
-            self._partials.append(path)
-            self._file_written_rows = 0
-            self._file_written_bytes = 0
-        self._writer.write_table(group.combine_chunks(), row_group_size=n_rows)
-        self._file_written_rows += n_rows
-        self._file_written_bytes += group_bytes
-        self.n_rows += n_rows
-
-    def close(self) -> list[Path]:
-        """Flush, close and rename the shards; return their final paths in order."""
-        if self._buffer_rows:
-            self._flush(self._buffer_rows)
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        n = len(self._partials)
-        final: list[Path] = []
-        for i, partial in enumerate(self._partials):
-            path = self._dir / f"{self._prefix}-{i:05d}-of-{n:05d}.parquet"
-            os.replace(partial, path)
-            final.append(path)
-        return final
 
 
 class DatasetWriter:
@@ -318,8 +213,8 @@ class DatasetWriter:
         samples_table = samples_to_table(samples)
         # Slices are already compressed; the images file is written first, the samples file last,
         # so a samples file on disk implies its images file is complete.
-        _write_parquet_atomic(images_table, images_path, compression="none")
-        _write_parquet_atomic(samples_table, samples_path, compression="zstd")
+        write_parquet_atomic(images_table, images_path, IMAGE_WRITE_OPTIONS)
+        write_parquet_atomic(samples_table, samples_path, SAMPLE_WRITE_OPTIONS)
 
     def _case_files(self) -> list[_CaseFiles]:
         cases_dir = self.root / CASES_DIR
@@ -383,26 +278,15 @@ class DatasetWriter:
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
 
-        counts, split_rows = self._partition(cases, staging)
-        sample_files: list[tuple[str, Path]] = []
-        for split in SPLITS:
-            parts = [staging / f"part-{split}-{fam}.parquet" for fam in split_rows.get(split, [])]
-            shards = _ShardWriter(
-                staging / DATA_DIR,
-                split,
-                SAMPLES_SCHEMA,
-                group_rows=self.row_group_size,
-                group_bytes=1 << 62,  # samples groups are cut by rows only
-                file_rows=self.samples_per_file,
-                file_bytes=1 << 62,
-                compression="zstd",
-            )
-            for part in parts:
-                for batch in pq.ParquetFile(part).iter_batches(batch_size=self.row_group_size):
-                    shards.add(pa.Table.from_batches([batch], schema=SAMPLES_SCHEMA))
-                part.unlink()
-            sample_files.extend((split, p) for p in shards.close())
-        image_paths, n_images = self._merge_images(cases, staging)
+        # The images (most of the bytes) are merged and hashed on a second thread while this
+        # one merges the samples: Parquet I/O and sha256 release the GIL, so finalize runs on
+        # two cores. Each thread writes its own files; the merged bytes are the same.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-images") as pool:
+            images_job = pool.submit(self._merge_images, cases, staging)
+            counts, sample_files = self._merge_samples(cases, staging)
+            digests = {p.name: sha256_file(p) for _, p in sample_files}
+            image_paths, n_images, image_digests = images_job.result()
+        digests.update(image_digests)
 
         for name in (DATA_DIR, IMAGES_DIR):
             old = self.root / name
@@ -416,11 +300,12 @@ class DatasetWriter:
         shutil.rmtree(staging)
 
         files = [
-            self._file_entry(self.root / DATA_DIR / p.name, "samples", split)
+            self._file_entry(self.root / DATA_DIR / p.name, "samples", split, digests[p.name])
             for split, p in sample_files
         ]
         files += [
-            self._file_entry(self.root / IMAGES_DIR / p.name, "images", None) for p in image_paths
+            self._file_entry(self.root / IMAGES_DIR / p.name, "images", None, digests[p.name])
+            for p in image_paths
         ]
         self._write_readme(manifest, [s for s in SPLITS if any(f[0] == s for f in sample_files)])
         final = manifest.model_copy(
@@ -433,6 +318,31 @@ class DatasetWriter:
         )
         final.save(self.root / MANIFEST_NAME)
         return final
+
+    def _merge_samples(
+        self, cases: list[_CaseFiles], staging: Path
+    ) -> tuple[BuildCounts, list[tuple[str, Path]]]:
+        """Merge the cases' samples into sorted split shards under ``staging``; count them."""
+        counts, split_rows = self._partition(cases, staging)
+        sample_files: list[tuple[str, Path]] = []
+        for split in SPLITS:
+            parts = [staging / f"part-{split}-{fam}.parquet" for fam in split_rows.get(split, [])]
+            shards = ShardWriter(
+                staging / DATA_DIR,
+                split,
+                SAMPLES_SCHEMA,
+                group_rows=self.row_group_size,
+                group_bytes=1 << 62,  # samples groups are cut by rows only
+                file_rows=self.samples_per_file,
+                file_bytes=1 << 62,
+                options=SAMPLE_WRITE_OPTIONS,
+            )
+            for part in parts:
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=self.row_group_size):
+                    shards.add(pa.Table.from_batches([batch], schema=SAMPLES_SCHEMA))
+                part.unlink()
+            sample_files.extend((split, p) for p in shards.close())
+        return counts, sample_files
 
     def remove_cases(self, dataset: str) -> None:
         """Delete one dataset's per-case files (and ``cases/`` once it is empty).
@@ -489,7 +399,7 @@ class DatasetWriter:
                         writers[key] = pq.ParquetWriter(
                             staging / f"part-{split}-{family}.parquet",
                             SAMPLES_SCHEMA,
-                            compression="zstd",
+                            **SAMPLE_WRITE_OPTIONS,
                         )
                     writers[key].write_table(table.filter(mask))
         finally:
@@ -528,10 +438,17 @@ class DatasetWriter:
             )
         return table
 
-    def _merge_images(self, cases: list[_CaseFiles], staging: Path) -> tuple[list[Path], int]:
-        """Copy each distinct slice once, in order of first appearance, into image shards."""
+    def _merge_images(
+        self, cases: list[_CaseFiles], staging: Path
+    ) -> tuple[list[Path], int, dict[str, str]]:
+        """Copy each distinct slice once, in order of first appearance, into image shards.
+
+        Returns:
+            The shard paths (under ``staging``), the number of distinct slices, and each
+            shard's sha256 by file name.
+        """
         seen: set[bytes] = set()  # raw 32-byte digests: half the memory of the hex keys
-        shards = _ShardWriter(
+        shards = ShardWriter(
             staging / IMAGES_DIR,
             "images",
             IMAGES_SCHEMA,
@@ -539,7 +456,7 @@ class DatasetWriter:
             group_bytes=self.image_group_bytes,
             file_rows=1 << 62,
             file_bytes=self.image_file_bytes,
-            compression="none",
+            options=IMAGE_WRITE_OPTIONS,
         )
         for case in cases:
             pf = pq.ParquetFile(case.images)
@@ -557,12 +474,16 @@ class DatasetWriter:
                         keep.append(i)
                 if not keep:
                     continue
-                table = pa.Table.from_batches([batch]).take(keep).cast(IMAGES_SCHEMA)
+                table = pa.Table.from_batches([batch])
+                if len(keep) < table.num_rows:  # a slice already stored by an earlier case
+                    table = table.take(keep)
+                table = table.cast(IMAGES_SCHEMA)
                 nbytes = int(pc.sum(pc.binary_length(table["data"])).as_py())
                 shards.add(table, nbytes)
-        return shards.close(), len(seen)
+        paths = shards.close()
+        return paths, len(seen), {p.name: sha256_file(p) for p in paths}
 
-    def _file_entry(self, path: Path, kind: str, split: str | None) -> ManifestFile:
+    def _file_entry(self, path: Path, kind: str, split: str | None, sha256: str) -> ManifestFile:
         return ManifestFile.model_validate(
             {
                 "path": path.relative_to(self.root).as_posix(),
@@ -570,7 +491,7 @@ class DatasetWriter:
                 "split": split,
                 "n_rows": pq.ParquetFile(path).metadata.num_rows,
                 "n_bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
+                "sha256": sha256,
             }
         )
 

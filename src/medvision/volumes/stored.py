@@ -24,6 +24,7 @@ stable.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -70,9 +71,14 @@ class StoredSlice:
     height: int
     width: int
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """Content key: the sha256 hex digest of :attr:`data`."""
+        """Content key: the sha256 hex digest of :attr:`data` (hashed once, on first use).
+
+        Cached on the instance: :attr:`data` is immutable ``bytes`` of a frozen instance, so
+        the digest cannot go stale, and the build, which needs the key when it stores the
+        slice and again when it writes the case, hashes each slice once.
+        """
         return content_key(self.data)
 
     def values(self) -> np.ndarray:

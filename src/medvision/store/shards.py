@@ -1,0 +1,147 @@
+"""Parquet files of a built dataset: atomic per-case files, numbered shards, file digests.
+
+Used by :class:`medvision.store.writer.DatasetWriter`: :func:`write_parquet_atomic` writes
+a case's files (temporary file, ``fsync``, ``os.replace``), :class:`ShardWriter` streams
+tables into the merged shards with fixed row groups, and :func:`sha256_file` digests a file
+for the manifest and the source fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["ShardWriter", "sha256_file", "write_parquet_atomic"]
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, options: Mapping[str, Any]) -> None:
+    """Write ``table`` to ``path`` atomically: temporary file, ``fsync``, ``os.replace``.
+
+    Args:
+        table: The rows.
+        path: Final path (its folder is created).
+        options: ``pyarrow.parquet.write_table`` options (compression, dictionary, ...).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, **options)
+        # The samples file marks a case as done: its bytes must be on disk before the name.
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ShardWriter:
+    """Write tables into numbered Parquet shards with row groups of a fixed number of rows.
+
+    A row group is cut early when its buffered bytes reach ``group_bytes``; a shard is closed
+    once it holds ``file_rows`` rows or ``file_bytes`` bytes. Shards are named
+    ``<prefix>-<i>-of-<n>.parquet`` when :meth:`close` knows ``n``.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        schema: pa.Schema,
+        *,
+        group_rows: int,
+        group_bytes: int,
+        file_rows: int,
+        file_bytes: int,
+        options: Mapping[str, Any],
+    ) -> None:
+        self._dir = directory
+        self._prefix = prefix
+        self._schema = schema
+        self._group_rows = group_rows
+        self._group_bytes = group_bytes
+        self._file_rows = file_rows
+        self._file_bytes = file_bytes
+        self._options = dict(options)
+        self._buffer: list[pa.Table] = []
+        self._buffer_rows = 0
+        self._buffer_bytes = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._file_written_rows = 0
+        self._file_written_bytes = 0
+        self._partials: list[Path] = []
+        self.n_rows = 0
+
+    def add(self, table: pa.Table, nbytes: int | None = None) -> None:
+        if table.num_rows == 0:
+            return
+        self._buffer.append(table)
+        self._buffer_rows += table.num_rows
+        self._buffer_bytes += table.nbytes if nbytes is None else nbytes
+        while self._buffer_rows >= self._group_rows:
+            self._flush(self._group_rows)
+        if self._buffer_bytes >= self._group_bytes:
+            self._flush(self._buffer_rows)
+
+    def _flush(self, n_rows: int) -> None:
+        merged = pa.concat_tables(self._buffer)
+        group = merged.slice(0, n_rows)
+        rest = merged.slice(n_rows)
+        # Bytes of the remainder are estimated proportionally: exact sizes only matter for
+        # when to cut a group, not for correctness.
+        rest_bytes = (self._buffer_bytes * rest.num_rows) // max(merged.num_rows, 1)
+        group_bytes = self._buffer_bytes - rest_bytes
+        self._buffer = [rest] if rest.num_rows else []
+        self._buffer_rows = rest.num_rows
+        self._buffer_bytes = rest_bytes
+        if self._writer is not None and (
+            self._file_written_rows >= self._file_rows
+            or self._file_written_bytes >= self._file_bytes
+        ):
+            self._writer.close()
+            self._writer = None
+        if self._writer is None:
+            path = self._dir / f"{self._prefix}-{len(self._partials):05d}.partial"
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(path, self._schema, **self._options)
+            self._partials.append(path)
+            self._file_written_rows = 0
+            self._file_written_bytes = 0
+        self._writer.write_table(group.combine_chunks(), row_group_size=n_rows)
+        self._file_written_rows += n_rows
+        self._file_written_bytes += group_bytes
+        self.n_rows += n_rows
+
+    def close(self) -> list[Path]:
+        """Flush, close and rename the shards; return their final paths in order."""
+        if self._buffer_rows:
+            self._flush(self._buffer_rows)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        n = len(self._partials)
+        final: list[Path] = []
+        for i, partial in enumerate(self._partials):
+            path = self._dir / f"{self._prefix}-{i:05d}-of-{n:05d}.parquet"
+            os.replace(partial, path)
+            final.append(path)
+        return final
+
+
