@@ -46,7 +46,7 @@ from medvision.store.manifest import (
     atomic_write_bytes,
 )
 from medvision.store.schema import IMAGES_SCHEMA, SAMPLES_SCHEMA, images_to_table, samples_to_table
-from medvision.store.shards import ShardWriter, sha256_file, write_parquet_atomic
+from medvision.store.shards import ShardWriter, release_cached, sha256_file, write_parquet_atomic
 from medvision.volumes.stored import StoredSlice
 
 __all__ = [
@@ -480,6 +480,7 @@ class DatasetWriter:
                 table = table.cast(IMAGES_SCHEMA)
                 nbytes = int(pc.sum(pc.binary_length(table["data"])).as_py())
                 shards.add(table, nbytes)
+            release_cached(case.images)
         paths = shards.close()
         return paths, len(seen), {p.name: sha256_file(p) for p in paths}
 
