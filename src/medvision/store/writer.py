@@ -18,14 +18,17 @@ Splits are separate files so ``datasets.load_dataset("parquet", data_files=...)`
 rows are sorted by family, dataset, case, plane, slice, label id, label name, metric key,
 sample id; row groups hold :attr:`DatasetWriter.row_group_size` rows.
 
-Merging streams the case files: at most one case's samples and one batch of images are in
-memory, plus the set of image digests already written (32 bytes each).
+Merging streams the case files: a batch of cases' samples (about one row group) and one batch
+of images are in memory, plus the set of image digests already written (32 bytes each). The
+images are merged on a second thread while the samples are (Parquet I/O and sha256 release the
+GIL), and each case's images file leaves the page cache once merged (:func:`release_cached`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -281,10 +284,15 @@ class DatasetWriter:
         # The images (most of the bytes) are merged and hashed on a second thread while this
         # one merges the samples: Parquet I/O and sha256 release the GIL, so finalize runs on
         # two cores. Each thread writes its own files; the merged bytes are the same.
+        stop = threading.Event()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-images") as pool:
-            images_job = pool.submit(self._merge_images, cases, staging)
-            counts, sample_files = self._merge_samples(cases, staging)
-            digests = {p.name: sha256_file(p) for _, p in sample_files}
+            images_job = pool.submit(self._merge_images, cases, staging, stop)
+            try:
+                counts, sample_files = self._merge_samples(cases, staging)
+                digests = {p.name: sha256_file(p) for _, p in sample_files}
+            except BaseException:
+                stop.set()  # the images thread stops at its next case
+                raise
             image_paths, n_images, image_digests = images_job.result()
         digests.update(image_digests)
 
@@ -361,47 +369,59 @@ class DatasetWriter:
     def _partition(
         self, cases: list[_CaseFiles], staging: Path
     ) -> tuple[BuildCounts, dict[str, list[str]]]:
-        """Stream cases into one sorted part file per (split, family); count samples."""
+        """Stream cases into one sorted part file per (split, family); count samples.
+
+        Cases are sorted and split in batches of about ``row_group_size`` rows (one case
+        when it has more), not one by one: the same rows in the same order, with a few
+        Arrow calls per batch instead of per case.
+        """
         writers: dict[tuple[str, str], pq.ParquetWriter] = {}
         by_split: Counter[str] = Counter()
         by_family: Counter[str] = Counter()
         by_family_plane: Counter[tuple[str, str]] = Counter()
         by_family_label: Counter[tuple[str, str]] = Counter()
+        pending: list[pa.Table] = []
+
+        def flush() -> None:
+            # Cases come in (dataset, case id) order and both are sort keys, so sorting a batch
+            # of consecutive cases gives the rows of sorting each case on its own.
+            table = pa.concat_tables(pending)
+            pending.clear()
+            table = table.take(_sort_indices(table))
+            for row in (
+                table.group_by(["split", "family", "plane", "label_name"])
+                .aggregate([("sample_id", "count")])
+                .to_pylist()
+            ):
+                n = int(row["sample_id_count"])
+                by_split[row["split"]] += n
+                by_family[row["family"]] += n
+                by_family_plane[(row["family"], Plane(row["plane"]).name.lower())] += n
+                by_family_label[(row["family"], row["label_name"])] += n
+            for split, family in _distinct_pairs(table):
+                mask = pc.and_(pc.equal(table["split"], split), pc.equal(table["family"], family))
+                key = (split, family)
+                if key not in writers:
+                    writers[key] = pq.ParquetWriter(
+                        staging / f"part-{split}-{family}.parquet",
+                        SAMPLES_SCHEMA,
+                        **SAMPLE_WRITE_OPTIONS,
+                    )
+                writers[key].write_table(table.filter(mask))
+
         try:
+            n_pending = 0
             for case in cases:
                 table = self._read_case_samples(case)
                 if table.num_rows == 0:
                     continue
-                table = table.take(_sort_indices(table))
-                for row in (
-                    table.group_by(["split", "family", "plane"])
-                    .aggregate([("sample_id", "count")])
-                    .to_pylist()
-                ):
-                    n = int(row["sample_id_count"])
-                    by_split[row["split"]] += n
-                    by_family[row["family"]] += n
-                    by_family_plane[(row["family"], Plane(row["plane"]).name.lower())] += n
-                for row in (
-                    table.group_by(["family", "label_name"])
-                    .aggregate([("sample_id", "count")])
-                    .to_pylist()
-                ):
-                    by_family_label[(row["family"], row["label_name"])] += int(
-                        row["sample_id_count"]
-                    )
-                for split, family in _distinct_pairs(table):
-                    mask = pc.and_(
-                        pc.equal(table["split"], split), pc.equal(table["family"], family)
-                    )
-                    key = (split, family)
-                    if key not in writers:
-                        writers[key] = pq.ParquetWriter(
-                            staging / f"part-{split}-{family}.parquet",
-                            SAMPLES_SCHEMA,
-                            **SAMPLE_WRITE_OPTIONS,
-                        )
-                    writers[key].write_table(table.filter(mask))
+                pending.append(table)
+                n_pending += table.num_rows
+                if n_pending >= self.row_group_size:  # a batch of cases: bounded memory
+                    flush()
+                    n_pending = 0
+            if pending:
+                flush()
         finally:
             for w in writers.values():
                 w.close()
@@ -429,19 +449,15 @@ class DatasetWriter:
             and pc.all(pc.equal(table["case_id"], case.case_id)).as_py()
         ):
             raise ValueError(f"{where}: holds rows of another dataset or case")
-        image_keys = set(pq.read_table(case.images, columns=["key"])["key"].to_pylist())
-        missing = set(table["image_key"].to_pylist()) - image_keys
-        if missing:
-            raise ValueError(
-                f"{where}: {len(missing)} image key(s) missing from {case.images}, "
-                f"e.g. {sorted(missing)[:3]}"
-            )
         return table
 
     def _merge_images(
-        self, cases: list[_CaseFiles], staging: Path
+        self, cases: list[_CaseFiles], staging: Path, stop: threading.Event
     ) -> tuple[list[Path], int, dict[str, str]]:
         """Copy each distinct slice once, in order of first appearance, into image shards.
+
+        Also checks that every image a case's samples refer to is in its images file. Stops
+        early (and returns what it has) once ``stop`` is set: finalize failed elsewhere.
 
         Returns:
             The shard paths (under ``staging``), the number of distinct slices, and each
@@ -459,12 +475,15 @@ class DatasetWriter:
             options=IMAGE_WRITE_OPTIONS,
         )
         for case in cases:
+            if stop.is_set():
+                break
             pf = pq.ParquetFile(case.images)
             if pf.schema_arrow.names != IMAGES_SCHEMA.names:
                 raise ValueError(
                     f"case {case.dataset}/{case.case_id} ({case.images}): expected columns "
                     f"{IMAGES_SCHEMA.names}, found {pf.schema_arrow.names}"
                 )
+            _check_image_keys(case, pf.read(columns=["key"])["key"])
             for batch in pf.iter_batches(batch_size=self.image_group_rows):
                 keep: list[int] = []
                 for i, key in enumerate(batch.column("key").to_pylist()):
@@ -515,6 +534,18 @@ class DatasetWriter:
             "",
         ]
         atomic_write_bytes(self.root / "README.md", "\n".join(lines).encode())
+
+
+def _check_image_keys(case: _CaseFiles, stored: pa.ChunkedArray) -> None:
+    """Refuse a case whose samples refer to an image its images file lacks."""
+    wanted = pq.read_table(case.samples, columns=["image_key"])["image_key"]
+    absent = pc.invert(pc.is_in(wanted, value_set=stored.combine_chunks()))
+    if pc.any(absent).as_py():
+        missing = set(wanted.filter(absent).to_pylist())
+        raise ValueError(
+            f"case {case.dataset}/{case.case_id} ({case.samples}): {len(missing)} image key(s) "
+            f"missing from {case.images}, e.g. {sorted(missing)[:3]}"
+        )
 
 
 def _sort_indices(table: pa.Table) -> pa.Array:
