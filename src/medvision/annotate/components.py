@@ -17,6 +17,7 @@ Frames: ``box_rc`` is ``(r0, c0, r1, c1)`` inclusive in the 2D slice's array fra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -98,11 +99,28 @@ def label_bounding_boxes(labels: npt.NDArray[np.integer]) -> dict[int, Box3D]:
     # volume (as NIfTI files load) is read through its transpose, a C-ordered view of the same
     # memory (3x faster than striding across it), and the boxes are transposed back.
     arr = labels if labels.dtype.kind in "iu" else labels.astype(np.int64)
-    if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
-        found = [None if sl is None else sl[::-1] for sl in ndimage.find_objects(arr.T)]
+    flipped = arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous
+    view = arr.T if flipped else arr
+    if view.ndim == 3 and view.size:
+        # Labels usually fill a part of the volume: two cheap reductions find the box of
+        # every nonzero voxel, and find_objects reads only that box.
+        plane = view.any(axis=0)
+        rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+        if rows.size == 0:
+            return {}
+        view = view[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        depth = np.flatnonzero(view.any(axis=(1, 2)))
+        view = view[depth[0] : depth[-1] + 1]
+        corner = (int(depth[0]), int(rows[0]), int(cols[0]))
     else:
-        found = ndimage.find_objects(arr)
-    return {i + 1: sl for i, sl in enumerate(found) if sl is not None}
+        corner = (0,) * view.ndim
+    boxes: dict[int, Box3D] = {}
+    for i, found in enumerate(ndimage.find_objects(view)):
+        if found is None:
+            continue
+        box = tuple(slice(sl.start + c, sl.stop + c) for sl, c in zip(found, corner, strict=True))
+        boxes[i + 1] = cast(Box3D, box[::-1] if flipped else box)
+    return boxes
 
 
 def _label(

@@ -483,8 +483,8 @@ class DatasetWriter:
                     f"case {case.dataset}/{case.case_id} ({case.images}): expected columns "
                     f"{IMAGES_SCHEMA.names}, found {pf.schema_arrow.names}"
                 )
-            _check_image_keys(case, pf.read(columns=["key"])["key"])
-            for batch in pf.iter_batches(batch_size=self.image_group_rows):
+            _check_image_keys(case, pf.read(columns=["key"], use_threads=False)["key"])
+            for batch in pf.iter_batches(batch_size=self.image_group_rows, use_threads=False):
                 keep: list[int] = []
                 for i, key in enumerate(batch.column("key").to_pylist()):
                     digest = bytes.fromhex(key)
@@ -538,7 +538,7 @@ class DatasetWriter:
 
 def _check_image_keys(case: _CaseFiles, stored: pa.ChunkedArray) -> None:
     """Refuse a case whose samples refer to an image its images file lacks."""
-    wanted = pq.read_table(case.samples, columns=["image_key"])["image_key"]
+    wanted = pq.read_table(case.samples, columns=["image_key"], use_threads=False)["image_key"]
     absent = pc.invert(pc.is_in(wanted, value_set=stored.combine_chunks()))
     if pc.any(absent).as_py():
         missing = set(wanted.filter(absent).to_pylist())
