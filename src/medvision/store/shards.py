@@ -9,8 +9,11 @@ for the manifest and the source fingerprints.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,12 +81,79 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _HashedFile(io.RawIOBase):
+    """A new file, written sequentially, whose sha256 a background thread takes as it grows.
+
+    Each :meth:`write` goes straight to the file; the hashing thread reads the bytes back
+    from the page cache (no copy is queued) while the writer goes on, so a shard's digest is
+    ready when it is closed instead of costing a second pass over the file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._rd = os.open(path, os.O_RDONLY)
+        self._pos = 0
+        self._sha = hashlib.sha256()
+        self._ranges: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._hash, name="shard-sha256", daemon=True)
+        self._thread.start()
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(self._fd, view[done:])
+        self._ranges.put((self._pos, done))
+        self._pos += done
+        return done
+
+    def _hash(self) -> None:
+        buf = memoryview(bytearray(1 << 20))
+        try:
+            while (item := self._ranges.get()) is not None:
+                offset, size = item
+                while size:
+                    n = os.preadv(self._rd, [buf[: min(size, len(buf))]], offset)
+                    if n == 0:
+                        raise OSError(f"file shrank while being hashed (at byte {offset})")
+                    self._sha.update(buf[:n])
+                    offset += n
+                    size -= n
+        except OSError as exc:
+            self._error = exc
+            while self._ranges.get() is not None:  # drain so close() does not wait forever
+                pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self._ranges.put(None)
+            self._thread.join()
+            os.close(self._fd)
+            os.close(self._rd)
+        super().close()
+
+    def hexdigest(self) -> str:
+        """sha256 hex digest of everything written (call after :meth:`close`)."""
+        if self._error is not None:
+            raise self._error
+        return self._sha.hexdigest()
+
+
 class ShardWriter:
     """Write tables into numbered Parquet shards with row groups of a fixed number of rows.
 
     A row group is cut early when its buffered bytes reach ``group_bytes``; a shard is closed
     once it holds ``file_rows`` rows or ``file_bytes`` bytes. Shards are named
-    ``<prefix>-<i>-of-<n>.parquet`` when :meth:`close` knows ``n``.
+    ``<prefix>-<i>-of-<n>.parquet`` when :meth:`close` knows ``n``; each shard's sha256 is
+    taken while it is written (:attr:`digests`, by final file name, after :meth:`close`).
     """
 
     def __init__(
@@ -110,6 +180,9 @@ class ShardWriter:
         self._buffer_rows = 0
         self._buffer_bytes = 0
         self._writer: pq.ParquetWriter | None = None
+        self._sink: _HashedFile | None = None
+        self._partial_digests: list[str] = []
+        self.digests: dict[str, str] = {}
         self._file_written_rows = 0
         self._file_written_bytes = 0
         self._partials: list[Path] = []
@@ -141,12 +214,12 @@ class ShardWriter:
             self._file_written_rows >= self._file_rows
             or self._file_written_bytes >= self._file_bytes
         ):
-            self._writer.close()
-            self._writer = None
+            self._close_file()
         if self._writer is None:
             path = self._dir / f"{self._prefix}-{len(self._partials):05d}.partial"
             self._dir.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(path, self._schema, **self._options)
+            self._sink = _HashedFile(path)
+            self._writer = pq.ParquetWriter(self._sink, self._schema, **self._options)
             self._partials.append(path)
             self._file_written_rows = 0
             self._file_written_bytes = 0
@@ -159,15 +232,22 @@ class ShardWriter:
         """Flush, close and rename the shards; return their final paths in order."""
         if self._buffer_rows:
             self._flush(self._buffer_rows)
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._close_file()
         n = len(self._partials)
         final: list[Path] = []
         for i, partial in enumerate(self._partials):
             path = self._dir / f"{self._prefix}-{i:05d}-of-{n:05d}.parquet"
             os.replace(partial, path)
             final.append(path)
+            self.digests[path.name] = self._partial_digests[i]
         return final
+
+    def _close_file(self) -> None:
+        if self._writer is not None and self._sink is not None:
+            self._writer.close()
+            self._sink.close()
+            self._partial_digests.append(self._sink.hexdigest())
+            self._writer = None
+            self._sink = None
 
 

@@ -288,8 +288,7 @@ class DatasetWriter:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-images") as pool:
             images_job = pool.submit(self._merge_images, cases, staging, stop)
             try:
-                counts, sample_files = self._merge_samples(cases, staging)
-                digests = {p.name: sha256_file(p) for _, p in sample_files}
+                counts, sample_files, digests = self._merge_samples(cases, staging)
             except BaseException:
                 stop.set()  # the images thread stops at its next case
                 raise
@@ -329,10 +328,16 @@ class DatasetWriter:
 
     def _merge_samples(
         self, cases: list[_CaseFiles], staging: Path
-    ) -> tuple[BuildCounts, list[tuple[str, Path]]]:
-        """Merge the cases' samples into sorted split shards under ``staging``; count them."""
+    ) -> tuple[BuildCounts, list[tuple[str, Path]], dict[str, str]]:
+        """Merge the cases' samples into sorted split shards under ``staging``; count them.
+
+        Returns:
+            The counts, ``(split, shard path)`` of each shard, and each shard's sha256 by
+            file name.
+        """
         counts, split_rows = self._partition(cases, staging)
         sample_files: list[tuple[str, Path]] = []
+        digests: dict[str, str] = {}
         for split in SPLITS:
             parts = [staging / f"part-{split}-{fam}.parquet" for fam in split_rows.get(split, [])]
             shards = ShardWriter(
@@ -350,7 +355,8 @@ class DatasetWriter:
                     shards.add(pa.Table.from_batches([batch], schema=SAMPLES_SCHEMA))
                 part.unlink()
             sample_files.extend((split, p) for p in shards.close())
-        return counts, sample_files
+            digests.update(shards.digests)
+        return counts, sample_files, digests
 
     def remove_cases(self, dataset: str) -> None:
         """Delete one dataset's per-case files (and ``cases/`` once it is empty).
@@ -501,7 +507,7 @@ class DatasetWriter:
                 shards.add(table, nbytes)
             release_cached(case.images)
         paths = shards.close()
-        return paths, len(seen), {p.name: sha256_file(p) for p in paths}
+        return paths, len(seen), shards.digests
 
     def _file_entry(self, path: Path, kind: str, split: str | None, sha256: str) -> ManifestFile:
         return ManifestFile.model_validate(
