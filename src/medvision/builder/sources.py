@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from medvision.store.manifest import atomic_write_bytes
 from medvision.store.writer import DatasetWriter, sha256_file
 
 __all__ = [
@@ -140,8 +140,20 @@ def data_digest(cases: Mapping[str, str]) -> str:
 
 
 def write_sources(path: Path, files: CaseSources) -> None:
-    """Write a case's fingerprint file atomically."""
-    atomic_write_bytes(path, json.dumps({"files": [asdict(f) for f in files]}).encode())
+    """Write a case's fingerprint file atomically (temporary file, then ``os.replace``).
+
+    Not synced to disk: after a power loss the file may be missing or empty, which
+    :func:`read_sources` reads as "no fingerprints", so resume rebuilds the case; a sync per
+    case would only buy back that rebuild.
+    """
+    data = json.dumps({"files": [asdict(f) for f in files]}).encode()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_sources(path: Path) -> CaseSources | None:
