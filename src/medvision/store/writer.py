@@ -498,34 +498,51 @@ class DatasetWriter:
             file_bytes=self.image_file_bytes,
             options=IMAGE_WRITE_OPTIONS,
         )
-        for case in cases:
-            if stop.is_set():
-                break
-            pf = pq.ParquetFile(case.images)
-            if pf.schema_arrow.names != IMAGES_SCHEMA.names:
-                raise ValueError(
-                    f"case {case.dataset}/{case.case_id} ({case.images}): expected columns "
-                    f"{IMAGES_SCHEMA.names}, found {pf.schema_arrow.names}"
-                )
-            _check_image_keys(case, pf.read(columns=["key"], use_threads=False)["key"])
-            for batch in pf.iter_batches(batch_size=self.image_group_rows, use_threads=False):
-                keep: list[int] = []
-                for i, key in enumerate(batch.column("key").to_pylist()):
-                    digest = bytes.fromhex(key)
-                    if digest not in seen:
-                        seen.add(digest)
-                        keep.append(i)
-                if not keep:
-                    continue
-                table = pa.Table.from_batches([batch])
-                if len(keep) < table.num_rows:  # a slice already stored by an earlier case
-                    table = table.take(keep)
-                table = table.cast(IMAGES_SCHEMA)
-                nbytes = int(pc.sum(pc.binary_length(table["data"])).as_py())
-                shards.add(table, nbytes)
-            release_cached(case.images)
+        # The next case's file is read (decoded) on a helper thread while this one writes.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-images") as reader:
+            ahead = [reader.submit(self._read_case_images, c) for c in cases[:1]]
+            for k, case in enumerate(cases):
+                if stop.is_set():
+                    break
+                batches = ahead.pop(0).result()
+                if k + 1 < len(cases):
+                    ahead.append(reader.submit(self._read_case_images, cases[k + 1]))
+                self._add_new_images(shards, batches, seen)
+                release_cached(case.images)
         paths = shards.close()
         return paths, len(seen), shards.digests
+
+    def _read_case_images(self, case: _CaseFiles) -> list[pa.RecordBatch]:
+        """A case's images in batches of :attr:`image_group_rows`, checked against its samples."""
+        pf = pq.ParquetFile(case.images)
+        if pf.schema_arrow.names != IMAGES_SCHEMA.names:
+            raise ValueError(
+                f"case {case.dataset}/{case.case_id} ({case.images}): expected columns "
+                f"{IMAGES_SCHEMA.names}, found {pf.schema_arrow.names}"
+            )
+        _check_image_keys(case, pf.read(columns=["key"], use_threads=False)["key"])
+        return list(pf.iter_batches(batch_size=self.image_group_rows, use_threads=False))
+
+    @staticmethod
+    def _add_new_images(
+        shards: ShardWriter, batches: list[pa.RecordBatch], seen: set[bytes]
+    ) -> None:
+        """Add the rows whose key is not in ``seen`` (and remember them), in order."""
+        for batch in batches:
+            keep: list[int] = []
+            for i, key in enumerate(batch.column("key").to_pylist()):
+                digest = bytes.fromhex(key)
+                if digest not in seen:
+                    seen.add(digest)
+                    keep.append(i)
+            if not keep:
+                continue
+            table = pa.Table.from_batches([batch])
+            if len(keep) < table.num_rows:  # a slice already stored by an earlier case
+                table = table.take(keep)
+            table = table.cast(IMAGES_SCHEMA)
+            nbytes = int(pc.sum(pc.binary_length(table["data"])).as_py())
+            shards.add(table, nbytes)
 
     def _file_entry(self, path: Path, kind: str, split: str | None, sha256: str) -> ManifestFile:
         return ManifestFile.model_validate(
