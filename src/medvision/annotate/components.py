@@ -100,11 +100,12 @@ def label_bounding_boxes(labels: npt.NDArray[np.integer]) -> dict[int, Box3D]:
     # memory (3x faster than striding across it), and the boxes are transposed back.
     arr = labels if labels.dtype.kind in "iu" else labels.astype(np.int64)
     flipped = arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous
-    view = arr.T if flipped else arr
+    view: npt.NDArray[np.integer] = arr.T if flipped else arr
+    corner: tuple[int, ...] = (0,) * view.ndim
     if view.ndim == 3 and view.size:
         # Labels usually fill a part of the volume: two cheap reductions find the box of
         # every nonzero voxel, and find_objects reads only that box.
-        plane = view.any(axis=0)
+        plane = np.any(view, axis=0)
         rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
         if rows.size == 0:
             return {}
@@ -112,8 +113,6 @@ def label_bounding_boxes(labels: npt.NDArray[np.integer]) -> dict[int, Box3D]:
         depth = np.flatnonzero(view.any(axis=(1, 2)))
         view = view[depth[0] : depth[-1] + 1]
         corner = (int(depth[0]), int(rows[0]), int(cols[0]))
-    else:
-        corner = (0,) * view.ndim
     boxes: dict[int, Box3D] = {}
     for i, found in enumerate(ndimage.find_objects(view)):
         if found is None:

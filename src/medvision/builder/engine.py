@@ -19,12 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
-
-import numpy as np
 
 from medvision.annotate.components import label_bounding_boxes
 from medvision.annotate.planners import (
@@ -37,7 +35,12 @@ from medvision.annotate.planners import (
 )
 from medvision.annotate.tl_versions import DEFAULT_ANNOTATION, Annotation, check_annotation
 from medvision.builder.executors import Engine, run_jobs
-from medvision.builder.guards import check_volumetric, invalid_case_ids, out_of_memory_reason
+from medvision.builder.guards import (
+    check_volumetric,
+    invalid_case_ids,
+    out_of_memory_reason,
+    unknown_label_ids,
+)
 from medvision.builder.sources import (
     Fingerprinting,
     case_digests,
@@ -337,25 +340,6 @@ def _plan_case(
     # Every sample carries the build's ground-truth version (T/L samples already do).
     samples = [s if s.annotation else replace(s, annotation=job.annotation) for s in samples]
     return samples, sink.images
-
-
-def unknown_label_ids(
-    labels: Volume, task: TaskSpec, bboxes: Mapping[int, object] | None = None
-) -> list[int]:
-    """Nonzero label values present in ``labels`` that ``task`` does not define.
-
-    One pass over the volume in place (``find_objects``, no converted copy: ``bincount``
-    would first cast the whole volume to int64, four times a uint16 mask), or none when the
-    caller passes the label boxes it already has; only a mask with negative labels (rare) is
-    sorted by ``np.unique``.
-    """
-    arr = labels.array
-    known = {lab.id for lab in task.labels}
-    if arr.dtype.kind == "i" and int(arr.min()) < 0:
-        present: list[int] = [int(v) for v in np.unique(arr)]
-    else:
-        present = list(bboxes if bboxes is not None else label_bounding_boxes(arr))
-    return [v for v in present if v != 0 and v not in known]
 
 
 def _stats_path(samples_path: Path) -> Path:

@@ -7,18 +7,29 @@
   slash, backslash, NUL) is skipped with its reason before any case is built, instead of
   stopping the build.
 * :func:`out_of_memory_reason`: the reason recorded when a case runs out of memory.
+* :func:`unknown_label_ids`: label values a mask holds that its task does not define.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import numpy as np
+
+from medvision.annotate.components import label_bounding_boxes
 from medvision.catalog.spec import TaskSpec
 from medvision.store import DatasetWriter, SkippedCase
 from medvision.volumes import NotVolumetricError, Volume
 
-__all__ = ["VOLUMETRIC_MODALITIES", "check_volumetric", "invalid_case_ids", "out_of_memory_reason"]
+__all__ = [
+    "VOLUMETRIC_MODALITIES",
+    "check_volumetric",
+    "invalid_case_ids",
+    "out_of_memory_reason",
+    "unknown_label_ids",
+]
 
 #: Modalities whose images are 3D volumes (X-ray and ultrasound tasks are 2D or 2D+t).
 VOLUMETRIC_MODALITIES = frozenset({"CT", "MRI", "PET"})
@@ -84,3 +95,22 @@ def out_of_memory_reason(image: Path) -> str:
         "its partners) is larger than this worker can hold; build it with fewer workers or "
         "on a machine with more memory"
     )
+
+
+def unknown_label_ids(
+    labels: Volume, task: TaskSpec, bboxes: Mapping[int, object] | None = None
+) -> list[int]:
+    """Nonzero label values present in ``labels`` that ``task`` does not define.
+
+    One pass over the volume in place (``find_objects``, no converted copy: ``bincount``
+    would first cast the whole volume to int64, four times a uint16 mask), or none when the
+    caller passes the label boxes it already has; only a mask with negative labels (rare) is
+    sorted by ``np.unique``.
+    """
+    arr = labels.array
+    known = {lab.id for lab in task.labels}
+    if arr.dtype.kind == "i" and int(arr.min()) < 0:
+        present: list[int] = [int(v) for v in np.unique(arr)]
+    else:
+        present = list(bboxes if bboxes is not None else label_bounding_boxes(arr))
+    return [v for v in present if v != 0 and v not in known]

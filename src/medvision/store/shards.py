@@ -207,6 +207,7 @@ class ShardWriter:
         self.n_rows = 0
 
     def add(self, table: pa.Table, nbytes: int | None = None) -> None:
+        """Buffer ``table``'s rows, writing every full row group (``nbytes``: its bytes)."""
         if table.num_rows == 0:
             return
         self._buffer.append(table)
@@ -267,5 +268,3 @@ class ShardWriter:
             self._partial_digests.append(self._sink.hexdigest())
             self._writer = None
             self._sink = None
-
-

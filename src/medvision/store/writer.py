@@ -18,10 +18,8 @@ Splits are separate files so ``datasets.load_dataset("parquet", data_files=...)`
 rows are sorted by family, dataset, case, plane, slice, label id, label name, metric key,
 sample id; row groups hold :attr:`DatasetWriter.row_group_size` rows.
 
-Merging streams the case files: a batch of cases' samples (about one row group) and one batch
-of images are in memory, plus the set of image digests already written (32 bytes each). The
-images are merged on a second thread while the samples are (Parquet I/O and sha256 release the
-GIL), and each case's images file leaves the page cache once merged (:func:`release_cached`).
+Merging streams the case files (:mod:`medvision.store.merge`: what it holds in memory, and
+the images merged on a second thread while the samples are).
 """
 
 from __future__ import annotations
@@ -29,33 +27,30 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from medvision.schema import Plane, Sample
+from medvision.schema import Sample
 from medvision.store.manifest import (
     MANIFEST_NAME,
-    BuildCounts,
     BuildManifest,
     ManifestFile,
     atomic_write_bytes,
 )
-from medvision.store.schema import IMAGES_SCHEMA, SAMPLES_SCHEMA, images_to_table, samples_to_table
-from medvision.store.shards import (
-    ShardWriter,
-    release_cached,
-    sha256_file,
-    write_parquet_atomic,
-    write_parquet_synced,
+from medvision.store.merge import (
+    IMAGE_WRITE_OPTIONS,
+    SAMPLE_WRITE_OPTIONS,
+    SORT_KEYS,
+    SPLITS,
+    CaseFileSet,
+    merge_images,
+    merge_samples,
 )
+from medvision.store.schema import images_to_table, samples_to_table
+from medvision.store.shards import sha256_file, write_parquet_atomic, write_parquet_synced
 from medvision.volumes.stored import StoredSlice
 
 __all__ = [
@@ -75,33 +70,6 @@ _STAGING_DIR = ".finalize-tmp"
 _SAMPLES_SUFFIX = ".samples.parquet"
 _IMAGES_SUFFIX = ".images.parquet"
 
-#: Parquet options of samples files (per case, merged parts and shards).
-SAMPLE_WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd"}
-#: Parquet options of images files: the slices are compressed already, so no compression;
-#: no dictionary and no min/max statistics for the slice bytes (unique values of tens of kB:
-#: both only cost time, and statistics that large are dropped anyway).
-IMAGE_WRITE_OPTIONS: dict[str, Any] = {
-    "compression": "none",
-    "use_dictionary": ["encoding"],
-    "write_statistics": [n for n in IMAGES_SCHEMA.names if n != "data"],
-}
-
-#: Split order of the merged files.
-SPLITS: tuple[str, ...] = ("train", "test")
-
-#: Row order inside a split (split itself is the file).
-SORT_KEYS: tuple[str, ...] = (
-    "family",
-    "dataset",
-    "case_id",
-    "plane",
-    "slice_index",
-    "label_id",
-    "label_name",
-    "metric_key",
-    "sample_id",
-)
-
 
 def _check_name(what: str, value: str) -> None:
     """Refuse names that cannot be one path component (they become file and folder names)."""
@@ -116,14 +84,6 @@ def _check_name(what: str, value: str) -> None:
             f"{what} {value!r} cannot be used as a file name: expected a non-empty name "
             "without '/', '\\', NUL or a leading '.'"
         )
-
-
-@dataclass(frozen=True)
-class _CaseFiles:
-    dataset: str
-    case_id: str
-    samples: Path
-    images: Path
 
 
 class DatasetWriter:
@@ -237,13 +197,13 @@ class DatasetWriter:
                 raise
         os.replace(samples_tmp, samples_path)
 
-    def _case_files(self) -> list[_CaseFiles]:
+    def _case_files(self) -> list[CaseFileSet]:
         cases_dir = self.root / CASES_DIR
-        found: list[_CaseFiles] = []
+        found: list[CaseFileSet] = []
         if not cases_dir.is_dir():
             return found
         for ds_dir in sorted(p for p in cases_dir.iterdir() if p.is_dir()):
-            entries: list[_CaseFiles] = []
+            entries: list[CaseFileSet] = []
             for path in ds_dir.iterdir():
                 name = path.name
                 if name.startswith(".") or not name.endswith(_SAMPLES_SUFFIX):
@@ -255,7 +215,7 @@ class DatasetWriter:
                         f"case {ds_dir.name}/{case_id}: {path} exists but its images file "
                         f"{images} is missing; delete {path} and rebuild the case"
                     )
-                entries.append(_CaseFiles(ds_dir.name, case_id, path, images))
+                entries.append(CaseFileSet(ds_dir.name, case_id, path, images))
             # Sort by the case id string (the sort key), not by file name.
             found.extend(sorted(entries, key=lambda c: c.case_id))
         return found
@@ -304,9 +264,23 @@ class DatasetWriter:
         # two cores. Each thread writes its own files; the merged bytes are the same.
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-images") as pool:
-            images_job = pool.submit(self._merge_images, cases, staging, stop)
+            images_job = pool.submit(
+                merge_images,
+                cases,
+                staging / IMAGES_DIR,
+                stop,
+                group_rows=self.image_group_rows,
+                group_bytes=self.image_group_bytes,
+                file_bytes=self.image_file_bytes,
+            )
             try:
-                counts, sample_files, digests = self._merge_samples(cases, staging)
+                counts, sample_files, digests = merge_samples(
+                    cases,
+                    staging,
+                    staging / DATA_DIR,
+                    group_rows=self.row_group_size,
+                    file_rows=self.samples_per_file,
+                )
             except BaseException:
                 stop.set()  # the images thread stops at its next case
                 raise
@@ -344,38 +318,6 @@ class DatasetWriter:
         final.save(self.root / MANIFEST_NAME)
         return final
 
-    def _merge_samples(
-        self, cases: list[_CaseFiles], staging: Path
-    ) -> tuple[BuildCounts, list[tuple[str, Path]], dict[str, str]]:
-        """Merge the cases' samples into sorted split shards under ``staging``; count them.
-
-        Returns:
-            The counts, ``(split, shard path)`` of each shard, and each shard's sha256 by
-            file name.
-        """
-        counts, split_rows = self._partition(cases, staging)
-        sample_files: list[tuple[str, Path]] = []
-        digests: dict[str, str] = {}
-        for split in SPLITS:
-            parts = [staging / f"part-{split}-{fam}.parquet" for fam in split_rows.get(split, [])]
-            shards = ShardWriter(
-                staging / DATA_DIR,
-                split,
-                SAMPLES_SCHEMA,
-                group_rows=self.row_group_size,
-                group_bytes=1 << 62,  # samples groups are cut by rows only
-                file_rows=self.samples_per_file,
-                file_bytes=1 << 62,
-                options=SAMPLE_WRITE_OPTIONS,
-            )
-            for part in parts:
-                for batch in pq.ParquetFile(part).iter_batches(batch_size=self.row_group_size):
-                    shards.add(pa.Table.from_batches([batch], schema=SAMPLES_SCHEMA))
-                part.unlink()
-            sample_files.extend((split, p) for p in shards.close())
-            digests.update(shards.digests)
-        return counts, sample_files, digests
-
     def remove_cases(self, dataset: str) -> None:
         """Delete one dataset's per-case files (and ``cases/`` once it is empty).
 
@@ -389,160 +331,6 @@ class DatasetWriter:
             shutil.rmtree(folder)
         if cases.is_dir() and not any(cases.iterdir()):
             cases.rmdir()
-
-    def _partition(
-        self, cases: list[_CaseFiles], staging: Path
-    ) -> tuple[BuildCounts, dict[str, list[str]]]:
-        """Stream cases into one sorted part file per (split, family); count samples.
-
-        Cases are sorted and split in batches of about ``row_group_size`` rows (one case
-        when it has more), not one by one: the same rows in the same order, with a few
-        Arrow calls per batch instead of per case.
-        """
-        writers: dict[tuple[str, str], pq.ParquetWriter] = {}
-        by_split: Counter[str] = Counter()
-        by_family: Counter[str] = Counter()
-        by_family_plane: Counter[tuple[str, str]] = Counter()
-        by_family_label: Counter[tuple[str, str]] = Counter()
-        pending: list[pa.Table] = []
-
-        def flush() -> None:
-            # Cases come in (dataset, case id) order and both are sort keys, so sorting a batch
-            # of consecutive cases gives the rows of sorting each case on its own.
-            table = pa.concat_tables(pending)
-            pending.clear()
-            table = table.take(_sort_indices(table))
-            for row in (
-                table.group_by(["split", "family", "plane", "label_name"])
-                .aggregate([("sample_id", "count")])
-                .to_pylist()
-            ):
-                n = int(row["sample_id_count"])
-                by_split[row["split"]] += n
-                by_family[row["family"]] += n
-                by_family_plane[(row["family"], Plane(row["plane"]).name.lower())] += n
-                by_family_label[(row["family"], row["label_name"])] += n
-            for split, family in _distinct_pairs(table):
-                mask = pc.and_(pc.equal(table["split"], split), pc.equal(table["family"], family))
-                key = (split, family)
-                if key not in writers:
-                    writers[key] = pq.ParquetWriter(
-                        staging / f"part-{split}-{family}.parquet",
-                        SAMPLES_SCHEMA,
-                        **SAMPLE_WRITE_OPTIONS,
-                    )
-                writers[key].write_table(table.filter(mask))
-
-        try:
-            n_pending = 0
-            for case in cases:
-                table = self._read_case_samples(case)
-                if table.num_rows == 0:
-                    continue
-                pending.append(table)
-                n_pending += table.num_rows
-                if n_pending >= self.row_group_size:  # a batch of cases: bounded memory
-                    flush()
-                    n_pending = 0
-            if pending:
-                flush()
-        finally:
-            for w in writers.values():
-                w.close()
-        counts = BuildCounts(
-            by_split=dict(sorted(by_split.items())),
-            by_family=dict(sorted(by_family.items())),
-            by_family_plane=_nest(by_family_plane),
-            by_family_label=_nest(by_family_label),
-        )
-        split_families: dict[str, list[str]] = {}
-        for split, family in sorted(writers):
-            split_families.setdefault(split, []).append(family)
-        return counts, split_families
-
-    def _read_case_samples(self, case: _CaseFiles) -> pa.Table:
-        where = f"case {case.dataset}/{case.case_id} ({case.samples})"
-        table = pq.read_table(case.samples)
-        if table.schema.names != SAMPLES_SCHEMA.names:
-            raise ValueError(
-                f"{where}: expected columns {SAMPLES_SCHEMA.names}, found {table.schema.names}"
-            )
-        table = table.cast(SAMPLES_SCHEMA)
-        if table.num_rows and not (
-            pc.all(pc.equal(table["dataset"], case.dataset)).as_py()
-            and pc.all(pc.equal(table["case_id"], case.case_id)).as_py()
-        ):
-            raise ValueError(f"{where}: holds rows of another dataset or case")
-        return table
-
-    def _merge_images(
-        self, cases: list[_CaseFiles], staging: Path, stop: threading.Event
-    ) -> tuple[list[Path], int, dict[str, str]]:
-        """Copy each distinct slice once, in order of first appearance, into image shards.
-
-        Also checks that every image a case's samples refer to is in its images file. Stops
-        early (and returns what it has) once ``stop`` is set: finalize failed elsewhere.
-
-        Returns:
-            The shard paths (under ``staging``), the number of distinct slices, and each
-            shard's sha256 by file name.
-        """
-        seen: set[bytes] = set()  # raw 32-byte digests: half the memory of the hex keys
-        shards = ShardWriter(
-            staging / IMAGES_DIR,
-            "images",
-            IMAGES_SCHEMA,
-            group_rows=self.image_group_rows,
-            group_bytes=self.image_group_bytes,
-            file_rows=1 << 62,
-            file_bytes=self.image_file_bytes,
-            options=IMAGE_WRITE_OPTIONS,
-        )
-        # The next case's file is read (decoded) on a helper thread while this one writes.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-images") as reader:
-            ahead = [reader.submit(self._read_case_images, c) for c in cases[:1]]
-            for k, case in enumerate(cases):
-                if stop.is_set():
-                    break
-                batches = ahead.pop(0).result()
-                if k + 1 < len(cases):
-                    ahead.append(reader.submit(self._read_case_images, cases[k + 1]))
-                self._add_new_images(shards, batches, seen)
-                release_cached(case.images)
-        paths = shards.close()
-        return paths, len(seen), shards.digests
-
-    def _read_case_images(self, case: _CaseFiles) -> list[pa.RecordBatch]:
-        """A case's images in batches of :attr:`image_group_rows`, checked against its samples."""
-        pf = pq.ParquetFile(case.images)
-        if pf.schema_arrow.names != IMAGES_SCHEMA.names:
-            raise ValueError(
-                f"case {case.dataset}/{case.case_id} ({case.images}): expected columns "
-                f"{IMAGES_SCHEMA.names}, found {pf.schema_arrow.names}"
-            )
-        _check_image_keys(case, pf.read(columns=["key"], use_threads=False)["key"])
-        return list(pf.iter_batches(batch_size=self.image_group_rows, use_threads=False))
-
-    @staticmethod
-    def _add_new_images(
-        shards: ShardWriter, batches: list[pa.RecordBatch], seen: set[bytes]
-    ) -> None:
-        """Add the rows whose key is not in ``seen`` (and remember them), in order."""
-        for batch in batches:
-            keep: list[int] = []
-            for i, key in enumerate(batch.column("key").to_pylist()):
-                digest = bytes.fromhex(key)
-                if digest not in seen:
-                    seen.add(digest)
-                    keep.append(i)
-            if not keep:
-                continue
-            table = pa.Table.from_batches([batch])
-            if len(keep) < table.num_rows:  # a slice already stored by an earlier case
-                table = table.take(keep)
-            table = table.cast(IMAGES_SCHEMA)
-            nbytes = int(pc.sum(pc.binary_length(table["data"])).as_py())
-            shards.add(table, nbytes)
 
     def _file_entry(self, path: Path, kind: str, split: str | None, sha256: str) -> ManifestFile:
         return ManifestFile.model_validate(
@@ -575,45 +363,3 @@ class DatasetWriter:
             "",
         ]
         atomic_write_bytes(self.root / "README.md", "\n".join(lines).encode())
-
-
-def _check_image_keys(case: _CaseFiles, stored: pa.ChunkedArray) -> None:
-    """Refuse a case whose samples refer to an image its images file lacks."""
-    wanted = pq.read_table(case.samples, columns=["image_key"], use_threads=False)["image_key"]
-    absent = pc.invert(pc.is_in(wanted, value_set=stored.combine_chunks()))
-    if pc.any(absent).as_py():
-        missing = set(wanted.filter(absent).to_pylist())
-        raise ValueError(
-            f"case {case.dataset}/{case.case_id} ({case.samples}): {len(missing)} image key(s) "
-            f"missing from {case.images}, e.g. {sorted(missing)[:3]}"
-        )
-
-
-def _sort_indices(table: pa.Table) -> pa.Array:
-    """Row order by :data:`SORT_KEYS`, a null ``label_id`` first.
-
-    Nulls are ordered through an explicit validity column, which works on every supported
-    pyarrow (per-key null placement only exists from pyarrow 25).
-    """
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
-    for key in SORT_KEYS:
-        if key == "label_id":
-            columns["_label_valid"] = pc.is_valid(table[key])
-            columns[key] = pc.fill_null(table[key], 0)
-        else:
-            columns[key] = table[key]
-    keys = pa.table(columns)
-    return pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
-
-
-def _distinct_pairs(table: pa.Table) -> Iterator[tuple[str, str]]:
-    pairs = table.group_by(["split", "family"]).aggregate([]).to_pylist()
-    for row in sorted(pairs, key=lambda r: (r["split"], r["family"])):
-        yield str(row["split"]), str(row["family"])
-
-
-def _nest(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
-    nested: dict[str, dict[str, int]] = {}
-    for (outer, inner), n in sorted(counter.items()):
-        nested.setdefault(outer, {})[inner] = n
-    return nested
