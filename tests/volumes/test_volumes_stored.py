@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import replace
 
@@ -86,3 +87,22 @@ def test_bad_input_and_bad_bytes() -> None:
     assert floats.encoding == "f32-zlib"
     with pytest.raises(ValueError, match="bytes, expected"):
         decode_slice(replace(floats, height=2))
+
+
+def test_key_is_the_sha256_of_the_bytes_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import medvision.volumes.stored as stored_mod
+
+    calls: list[int] = []
+    real = stored_mod.content_key
+
+    def counting(data: bytes) -> str:
+        calls.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(stored_mod, "content_key", counting)
+    s = encode_slice(np.arange(12, dtype=np.float32).reshape(3, 4))
+    assert s.key == hashlib.sha256(s.data).hexdigest()
+    assert s.key == s.key and len(calls) == 1  # cached on the (frozen) instance
+    other = replace(s, data=s.data + b"x")  # a new instance hashes its own bytes
+    assert other.key == hashlib.sha256(s.data + b"x").hexdigest() and len(calls) == 2
+    assert other != s and replace(other, data=s.data) == s  # equality ignores the cache
