@@ -13,7 +13,7 @@ import pytest
 from medvision.schema import Plane, Sample, TaskFamily, make_sample_id
 from medvision.store import BuildManifest, DatasetWriter, open_dataset
 from medvision.store.schema import IMAGES_SCHEMA, images_to_table
-from medvision.store.shards import ShardWriter, release_cached, write_parquet_synced
+from medvision.store.shards import ShardWriter, release_cached
 from medvision.volumes import StoredSlice, encode_slice
 
 
@@ -139,11 +139,3 @@ def test_release_cached_keeps_the_bytes(tmp_path: Path) -> None:
     release_cached(path)
     assert path.read_bytes() == data
     release_cached(tmp_path / "missing.bin")  # no error: only caching is affected
-
-
-def test_synced_parquet_is_published_only_when_renamed(tmp_path: Path) -> None:
-    final = tmp_path / "sub" / "x.parquet"
-    tmp = write_parquet_synced(pa.table({"a": [1, 2]}), final, {"compression": "zstd"})
-    assert tmp.parent == final.parent and tmp.name.startswith(".") and not final.exists()
-    tmp.replace(final)
-    assert pq.read_table(final).column("a").to_pylist() == [1, 2]

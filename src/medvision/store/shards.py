@@ -26,7 +26,6 @@ __all__ = [
     "release_cached",
     "sha256_file",
     "write_parquet_atomic",
-    "write_parquet_synced",
 ]
 
 
@@ -38,30 +37,18 @@ def write_parquet_atomic(table: pa.Table, path: Path, options: Mapping[str, Any]
         path: Final path (its folder is created).
         options: ``pyarrow.parquet.write_table`` options (compression, dictionary, ...).
     """
-    tmp = write_parquet_synced(table, path, options)
-    os.replace(tmp, path)
-
-
-def write_parquet_synced(table: pa.Table, path: Path, options: Mapping[str, Any]) -> Path:
-    """Write ``table`` to a temporary file beside ``path`` and ``fsync`` it.
-
-    The caller renames it to ``path`` (``os.replace``) when its bytes may be published: a
-    name on disk then implies complete, durable bytes.
-
-    Returns:
-        The temporary file (removed again if writing fails).
-    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         pq.write_table(table, tmp, **options)
+        # The samples file marks a case as done: its bytes must be on disk before the name.
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return Path(tmp)
 
 
 def release_cached(path: Path) -> None:

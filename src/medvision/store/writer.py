@@ -50,7 +50,7 @@ from medvision.store.merge import (
     merge_samples,
 )
 from medvision.store.schema import images_to_table, samples_to_table
-from medvision.store.shards import sha256_file, write_parquet_atomic, write_parquet_synced
+from medvision.store.shards import sha256_file, write_parquet_atomic
 from medvision.volumes.stored import StoredSlice
 
 __all__ = [
@@ -179,23 +179,11 @@ class DatasetWriter:
             images_table = images_to_table({k: images[k] for k in referenced})
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from exc
-        # The images file is written (and synced) on a second thread while this one converts
-        # and syncs the samples: the two waits on the disk overlap. The images file gets its
-        # name first, the samples file last, so a samples file on disk implies a complete
-        # images file.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-images") as pool:
-            images_written = pool.submit(
-                write_parquet_atomic, images_table, images_path, IMAGE_WRITE_OPTIONS
-            )
-            samples_tmp = write_parquet_synced(
-                samples_to_table(samples), samples_path, SAMPLE_WRITE_OPTIONS
-            )
-            try:
-                images_written.result()
-            except BaseException:
-                samples_tmp.unlink(missing_ok=True)
-                raise
-        os.replace(samples_tmp, samples_path)
+        samples_table = samples_to_table(samples)
+        # Slices are already compressed; the images file is written first, the samples file last,
+        # so a samples file on disk implies its images file is complete.
+        write_parquet_atomic(images_table, images_path, IMAGE_WRITE_OPTIONS)
+        write_parquet_atomic(samples_table, samples_path, SAMPLE_WRITE_OPTIONS)
 
     def _case_files(self) -> list[CaseFileSet]:
         cases_dir = self.root / CASES_DIR
