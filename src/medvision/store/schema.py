@@ -36,6 +36,7 @@ __all__ = [
     "IMAGES_SCHEMA",
     "SAMPLES_SCHEMA",
     "SCHEMA_VERSION",
+    "check_images",
     "image_key",
     "images_to_table",
     "png_size_hw",
@@ -259,11 +260,8 @@ def table_to_samples(table: pa.Table | pa.RecordBatch) -> list[Sample]:
     return [sample_from_row(r) for r in table.to_pylist()]
 
 
-def images_to_table(images: Mapping[str, StoredSlice]) -> pa.Table:
-    """Build an images table from ``key -> stored slice``, checking every key and size.
-
-    Built column by column (one ``binary`` array for the bytes, no row dicts), in the order
-    of ``images``.
+def check_images(images: Mapping[str, StoredSlice]) -> None:
+    """Check ``key -> stored slice`` pairs before they are stored.
 
     Raises:
         ValueError: If a key is not the sha256 hex of its bytes, the encoding is unknown, or
@@ -283,6 +281,18 @@ def images_to_table(images: Mapping[str, StoredSlice]) -> pa.Table:
                 f"image {key}: empty slice ({stored.height}x{stored.width}, "
                 f"{len(stored.data)} bytes)"
             )
+
+
+def images_to_table(images: Mapping[str, StoredSlice]) -> pa.Table:
+    """Build an images table from ``key -> stored slice``, checking every key and size.
+
+    Built column by column (one ``binary`` array for the bytes, no row dicts), in the order
+    of ``images``.
+
+    Raises:
+        ValueError: As :func:`check_images`.
+    """
+    check_images(images)
     slices = list(images.values())
     columns = [
         pa.array(list(images), pa.string()),

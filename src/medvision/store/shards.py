@@ -14,7 +14,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +29,34 @@ __all__ = [
 ]
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, options: Mapping[str, Any]) -> None:
-    """Write ``table`` to ``path`` atomically: temporary file, ``fsync``, ``os.replace``.
+def write_parquet_atomic(
+    data: pa.Table | Iterable[pa.Table],
+    path: Path,
+    options: Mapping[str, Any],
+    *,
+    schema: pa.Schema | None = None,
+) -> None:
+    """Write rows to ``path`` atomically: temporary file, ``fsync``, ``os.replace``.
 
     Args:
-        table: The rows.
+        data: The rows: one table, or tables written one after the other (one row group
+            each; only one of them need be in memory at a time).
         path: Final path (its folder is created).
         options: ``pyarrow.parquet.write_table`` options (compression, dictionary, ...).
+        schema: The file's schema; required when ``data`` is not a single table.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp, **options)
+        if isinstance(data, pa.Table):
+            pq.write_table(data, tmp, **options)
+        else:
+            if schema is None:
+                raise ValueError("write_parquet_atomic: a schema is needed to write batches")
+            with pq.ParquetWriter(tmp, schema, **options) as writer:
+                for table in data:
+                    writer.write_table(table)
         # The samples file marks a case as done: its bytes must be on disk before the name.
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

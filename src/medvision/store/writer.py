@@ -49,7 +49,7 @@ from medvision.store.merge import (
     merge_images,
     merge_samples,
 )
-from medvision.store.schema import images_to_table, samples_to_table
+from medvision.store.schema import IMAGES_SCHEMA, check_images, images_to_table, samples_to_table
 from medvision.store.shards import sha256_file, write_parquet_atomic
 from medvision.volumes.stored import StoredSlice
 
@@ -176,13 +176,21 @@ class DatasetWriter:
                 f"e.g. {missing[:3]}"
             )
         try:
-            images_table = images_to_table({k: images[k] for k in referenced})
+            check_images({k: images[k] for k in referenced})
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from exc
         samples_table = samples_to_table(samples)
         # Slices are already compressed; the images file is written first, the samples file last,
-        # so a samples file on disk implies its images file is complete.
-        write_parquet_atomic(images_table, images_path, IMAGE_WRITE_OPTIONS)
+        # so a samples file on disk implies its images file is complete. The images go in row
+        # groups of ``image_group_rows`` (as the merged shards), one small table at a time: a
+        # few MiB that Arrow reuses, not one table of the whole case.
+        keys = list(referenced)
+        step = self.image_group_rows
+        groups = (
+            images_to_table({k: images[k] for k in keys[i : i + step]})
+            for i in range(0, len(keys), step)
+        )
+        write_parquet_atomic(groups, images_path, IMAGE_WRITE_OPTIONS, schema=IMAGES_SCHEMA)
         write_parquet_atomic(samples_table, samples_path, SAMPLE_WRITE_OPTIONS)
 
     def _case_files(self) -> list[CaseFileSet]:
