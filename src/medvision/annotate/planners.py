@@ -181,10 +181,10 @@ def plan_detection(
                         continue
                 key, hw = sink.image(plane, index)
                 label = ctx.task.label(lab)
-                for k in range(n_comp):
-                    r0, c0, r1, c1 = (int(v) for v in boxes[k])
+                # tolist(): the boxes and counts as Python ints in one call per slice.
+                for k, (box, count) in enumerate(zip(boxes.tolist(), counts.tolist(), strict=True)):
+                    r0, c0, r1, c1 = box
                     h, w = r1 - r0 + 1, c1 - c0 + 1
-                    count = int(counts[k])
                     box_rc = (r0, c0, r1, c1)
                     out.append(
                         _label_sample(
