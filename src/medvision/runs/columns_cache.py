@@ -4,7 +4,7 @@ Scoring reads a run's ``records.jsonl`` into the aggregation table
 (:func:`medvision.runs.records_arrow.read_scoring_table`). Even with pyarrow's JSON reader the
 parse costs about 4.4 CPU seconds for a million records (900 MB, about 200 MB/s a core), more
 than the aggregation itself. So the table read from a records file is kept beside it, as an
-Arrow IPC file (zstd, about 80 MB a million records), tagged with the digest
+Arrow IPC file (lz4, about 100 MB a million records), tagged with the digest
 (:func:`medvision.runs.integrity.records_digest`: sha256 and size) of the records file it was
 read from. It is a cache, never a source:
 
@@ -18,7 +18,7 @@ read from. It is a cache, never a source:
   ignored: the records are read.
 
 The digest is computed in a thread while the cached table is read and, through
-:func:`with_scoring_table`, while the caller computes on it: hashing (about 1.5 GB/s) and the
+:func:`with_scoring_table`, while the caller computes on it: hashing (1 to 1.5 GB/s here) and the
 aggregation run side by side, and the result is used only if the digest matches.
 """
 
