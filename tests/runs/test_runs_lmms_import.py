@@ -11,11 +11,14 @@ from tests.runs.lmms_logs import AD, DET, TL, UNUSABLE, write_lmms_logs
 from typer.testing import CliRunner
 
 from medvision.cli.app import app
+from medvision.metrics import records_to_table
+from medvision.runs.columns_cache import scoring_table
 from medvision.runs.lmms_import import import_lmms_eval, parse_task_name
-from medvision.runs.records import read_records
+from medvision.runs.records import dedupe, read_records
 from medvision.runs.scoring import rescore
 from medvision.runs.spec import RunError
 from medvision.schema import Plane, TaskFamily
+from record_factory import assert_same_table
 
 
 def _iou(p: list[float], t: list[float]) -> float:
@@ -90,6 +93,12 @@ def test_import_writes_scored_records(tmp_path: Path) -> None:
     # The logs carry no pixel spacing: nMAE is missing, never inf or 0.
     text = json.dumps(summary)
     assert "Infinity" not in text and "NaN" not in text
+
+    # The import leaves the scoring columns of exactly what it wrote (records read back).
+    path = tmp_path / "run" / "records.jsonl"
+    columns = scoring_table(path)
+    assert columns.cached
+    assert_same_table(columns.table, records_to_table(dedupe(read_records(path))[0]))
 
     again = rescore(tmp_path / "run")
     assert again["num_records"] == 120

@@ -39,8 +39,15 @@ import medvision
 from medvision.catalog.benchmarks import find_official_task
 from medvision.catalog.registry import catalog
 from medvision.catalog.spec import DatasetSpec, SpecError, TaskSpec
-from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
+from medvision.metrics import (
+    get_protocol,
+    records_to_table,
+    sample_metrics,
+    summarize_run,
+    to_jsonable,
+)
 from medvision.metrics.jsonvalues import dumps
+from medvision.runs.columns_cache import file_state, write_columns
 from medvision.runs.integrity import records_digest
 from medvision.runs.records import RECORDS_NAME, write_records_atomic
 from medvision.runs.scoring import parse_answer
@@ -325,6 +332,7 @@ def import_lmms_eval(
     report.records = len(records)
     out.mkdir(parents=True, exist_ok=True)
     write_records_atomic(out / RECORDS_NAME, records)
+    written = file_state(out / RECORDS_NAME)
     imported = {
         "tool": "lmms-eval",
         "log_dir": str(src.resolve()),
@@ -340,7 +348,8 @@ def import_lmms_eval(
         "medvision_version": medvision.__version__,
     }
     _write_json(out / RUN_NAME, meta)
-    summary = dict(to_jsonable(summarize_run(records, get_protocol(protocol))))
+    table = records_to_table(records)
+    summary = dict(to_jsonable(summarize_run(table, get_protocol(protocol))))
     summary["run"] = {
         "model": name,
         "backend": "lmms-eval",
@@ -350,6 +359,8 @@ def import_lmms_eval(
         "status_counts": dict(Counter(r.status for r in records)),
     }
     summary["records_digest"] = records_digest(out / RECORDS_NAME)
+    # The scoring columns of the import, so `score` and `report` need not parse the records.
+    write_columns(out / RECORDS_NAME, table, 0, summary["records_digest"], unchanged_since=written)
     _write_json(out / SUMMARY_NAME, summary)
     return report
 
