@@ -145,7 +145,7 @@ ParseStatusName = Literal[
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One evaluated sample, as written to a run's ``records.jsonl`` (one JSON object a line).
 

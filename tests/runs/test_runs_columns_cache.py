@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,7 @@ def test_appended_records_make_it_stale_and_it_is_rewritten(tmp_path: Path) -> N
     _write(path, records)
     scoring_table(path)
     # A resumed run appends; one sample is written again (the later record counts).
-    again = Record(**{**records[0].__dict__, "parsed": None, "status": "no_answer"})
+    again = replace(records[0], parsed=None, status="no_answer")
     extra = _records(6, seed=9)
     append_records(path, [*extra, again])
     got = scoring_table(path)
@@ -90,7 +91,7 @@ def test_appended_records_make_it_stale_and_it_is_rewritten(tmp_path: Path) -> N
 def test_an_edit_of_the_same_size_is_seen_by_the_hash(tmp_path: Path) -> None:
     path = tmp_path / RECORDS_NAME
     records = _records()
-    records[0] = Record(**{**records[0].__dict__, "parsed": (0.125, 0.25, 0.5, 0.75)})
+    records[0] = replace(records[0], parsed=(0.125, 0.25, 0.5, 0.75))
     _write(path, records)
     scoring_table(path)
     text = path.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 from medvision.metrics.jsonvalues import dumps, loads
@@ -42,7 +43,7 @@ def test_an_answer_too_large_for_float32_round_trips(mini_store: Path, tmp_path:
     assert all(v == math.inf for r in records for v in r.parsed or ())  # the official float32
     assert any(r.metrics["mae"] == math.inf for r in records)
     for r in records:
-        assert _same(record_from_json(record_to_json(r)).__dict__, r.__dict__)
+        assert _same(asdict(record_from_json(record_to_json(r))), asdict(r))
     # The summary returned equals the one read back.
     assert loads((out / SUMMARY_NAME).read_text()) == summary
     # score and the report helpers read it all without crashing.

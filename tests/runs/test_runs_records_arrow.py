@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,7 @@ def test_arrow_columns_and_summaries_equal_the_record_path(tmp_path: Path) -> No
     path = tmp_path / RECORDS_NAME
     records = _varied()
     # Duplicates by sample id: two writers appended some samples again, with other answers.
-    again = [
-        Record(**{**r.__dict__, "parsed": None, "status": "no_answer"}) for r in records[5:30:4]
-    ]
+    again = [replace(r, parsed=None, status="no_answer") for r in records[5:30:4]]
     _write(path, records + again)
     got = read_scoring_table(path)
     assert got is not None  # the fast reader read it
@@ -159,11 +158,11 @@ def test_missing_optional_fields_and_null_values_read_as_the_record_path(tmp_pat
 def test_non_finite_strings_read_as_the_record_path_reads_them(tmp_path: Path) -> None:
     path = tmp_path / RECORDS_NAME
     records = _varied()
-    records[70] = Record(**{**records[70].__dict__, "parsed": (math.inf, 3.0), "status": "ok"})
-    records[71] = Record(**{**records[71].__dict__, "parsed": (-math.inf, 3.0), "status": "ok"})
-    records[72] = Record(**{**records[72].__dict__, "parsed": (math.nan, 3.0), "status": "ok"})
-    records[3] = Record(**{**records[3].__dict__, "seen_spacing_mm_rc": (math.nan, 1.0)})
-    records[4] = Record(**{**records[4].__dict__, "raw_output": 'it is "inf" or "nan"'})
+    records[70] = replace(records[70], parsed=(math.inf, 3.0), status="ok")
+    records[71] = replace(records[71], parsed=(-math.inf, 3.0), status="ok")
+    records[72] = replace(records[72], parsed=(math.nan, 3.0), status="ok")
+    records[3] = replace(records[3], seen_spacing_mm_rc=(math.nan, 1.0))
+    records[4] = replace(records[4], raw_output='it is "inf" or "nan"')
     _write(path, records)
     assert '"inf"' in path.read_text() and '"-inf"' in path.read_text()
     got = read_scoring_table(path)
@@ -189,9 +188,9 @@ def test_non_finite_tokens_elsewhere_fall_back_to_the_record_path(
 ) -> None:
     path = tmp_path / RECORDS_NAME
     records = _varied()
-    records[10] = Record(**{**records[10].__dict__, **change})
+    records[10] = replace(records[10], **change)
     # A non-finite answer makes the fast reader decode the tokens, and then refuse the file.
-    records[70] = Record(**{**records[70].__dict__, "parsed": (math.inf, 3.0), "status": "ok"})
+    records[70] = replace(records[70], parsed=(math.inf, 3.0), status="ok")
     _write(path, records)
     assert read_scoring_table(path) is None
     table, _ = scoring_table(path)
@@ -239,7 +238,7 @@ def test_a_torn_last_line_is_ignored_as_the_record_path_ignores_it(tmp_path: Pat
 def test_a_target_with_too_many_values_is_refused_on_both_paths(tmp_path: Path) -> None:
     path = tmp_path / RECORDS_NAME
     records = _varied()[:5]
-    records[2] = Record(**{**records[2].__dict__, "target": (1.0, 2.0, 3.0, 4.0, 5.0)})
+    records[2] = replace(records[2], target=(1.0, 2.0, 3.0, 4.0, 5.0))
     _write(path, records)
     with pytest.raises(ValueError, match="target has 5 values; at most 4 expected"):
         scoring_table(path)
