@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from medvision.geometry.detection import score_box_rows
 from medvision.metrics.columns import FloatArray, IntArray, column_array
@@ -149,13 +149,13 @@ def bin_index(v: FloatArray) -> IntArray:
     return np.where(idx < 0, idx + 10, idx)
 
 
-def _sums(codes: IntArray, n: int, v: FloatArray) -> tuple[FloatArray, FloatArray, NDArray[Any]]:
-    """Finite-value sums and counts per group, plus the finite mask."""
+def _sums(codes: IntArray, n: int, v: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Finite-value sums and counts per group."""
     fin = np.isfinite(v)
     c = codes[fin]
     s = np.bincount(c, weights=v[fin], minlength=n).astype(np.float64)
     cnt = np.bincount(c, minlength=n).astype(np.float64)
-    return s, cnt, fin
+    return s, cnt
 
 
 def _mean(s: FloatArray, cnt: FloatArray) -> FloatArray:
@@ -240,12 +240,12 @@ def grouped_metrics(
     success = _column(columns, "success", size)
     sr = _frac(np.bincount(c, weights=success, minlength=n_groups).astype(np.float64), total)
     mae = _column(columns, "mae", size)
-    mae_sum, mae_cnt, _ = _sums(c, n_groups, mae)
+    mae_sum, mae_cnt = _sums(c, n_groups, mae)
     out: dict[str, FloatArray] = {"avgMAE": _mean(mae_sum, mae_cnt)}
     if fam is TaskFamily.DETECTION:
         for key, name in _OVERLAP_NAMES:
             v = _column(columns, key, size)
-            s, cnt, _ = _sums(c, n_groups, v)
+            s, cnt = _sums(c, n_groups, v)
             out[name] = _mean(s, cnt)
             hits = _at_least(c, n_groups, v, OVERLAP_THRESHOLDS)
             for j, thr in enumerate(OVERLAP_THRESHOLDS):
@@ -253,7 +253,7 @@ def grouped_metrics(
         binned, prefix = mae, "MAE"
     else:
         mre = _column(columns, "mre", size)
-        s, cnt, _ = _sums(c, n_groups, mre)
+        s, cnt = _sums(c, n_groups, mre)
         out["avgMRE"] = _mean(s, cnt)
         binned, prefix = mre, "MRE"
     out["SuccessRate"] = sr
@@ -289,7 +289,7 @@ def _extra_metrics(
             accs.append(acc)
         out[ACC_IOU_MEAN_KEY] = np.mean(np.stack(accs), axis=0)
     else:
-        s, cnt, _ = _sums(c, n_groups, _column(columns, "nmae", size))
+        s, cnt = _sums(c, n_groups, _column(columns, "nmae", size))
         out["avgNMAE"] = _mean(s, cnt)
     return out
 
