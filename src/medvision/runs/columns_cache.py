@@ -36,9 +36,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from medvision.metrics import records_to_table
+from medvision.runs import records_arrow
 from medvision.runs.integrity import records_digest, records_digest_lines
-from medvision.runs.records import dedupe, read_records
-from medvision.runs.records_arrow import read_scoring_table
 
 __all__ = [
     "COLUMNS_FORMAT",
@@ -160,17 +159,6 @@ def write_columns(
     return True
 
 
-def _table_from_records(
-    records: Path, lines: Callable[[], int], *, fallback: bool
-) -> tuple[pa.Table, int] | None:
-    """The aggregation table by the fast JSON reader, else (``fallback``) the Python reader."""
-    fast = read_scoring_table(records, lines=lines)
-    if fast is not None or not fallback:
-        return fast
-    objects, duplicates = dedupe(read_records(records))
-    return records_to_table(objects), duplicates
-
-
 def with_scoring_table(
     records: Path,
     compute: Callable[[pa.Table, int], T],
@@ -202,11 +190,10 @@ def with_scoring_table(
     """
     before = file_state(records)
     cached = _read_columns(records)
-    # A column file of another size cannot match: hash and count lines in one pass, as the
-    # JSON reader needs the count.
-    maybe = cached is not None and cached[2].get("bytes") == (before[1] if before else -1)
+    if cached is not None and cached[2].get("bytes") != (before[1] if before else -1):
+        cached = None  # a column file of another size cannot match: do not even try it
     with ThreadPoolExecutor(max_workers=1) as pool:
-        if maybe and cached is not None:
+        if cached is not None:
             digest_only: Future[dict[str, Any]] = pool.submit(records_digest, records)
             table, duplicates, tag = cached
             try:
@@ -218,10 +205,10 @@ def with_scoring_table(
                 if error is not None:
                     raise error
                 return ScoringTable(table, duplicates, digest, cached=True), result
-            digest_lines = pool.submit(records_digest_lines, records)
-        else:
-            digest_lines = pool.submit(records_digest_lines, records)
-        got = _table_from_records(records, lambda: digest_lines.result()[1], fallback=fallback)
+        # Hash and count lines in one pass: the JSON reader checks its rows against the count.
+        digest_lines = pool.submit(records_digest_lines, records)
+        read = records_arrow.scoring_table if fallback else records_arrow.read_scoring_table
+        got = read(records, lines=lambda: digest_lines.result()[1])
         digest = digest_lines.result()[0]
     if got is None:
         return None

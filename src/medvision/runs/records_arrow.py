@@ -321,11 +321,14 @@ def read_scoring_table(
     return table.take(pa.array(keep)), table.num_rows - int(keep.size)
 
 
-def scoring_table(path: str | Path) -> tuple[pa.Table, int]:
+def scoring_table(
+    path: str | Path, *, lines: int | Callable[[], int] | None = None
+) -> tuple[pa.Table, int]:
     """The aggregation table of a records file: the fast reader, else the Python reader.
 
     Args:
         path: A ``records.jsonl``; a missing file is an empty run.
+        lines: As for :func:`read_scoring_table`.
 
     Returns:
         ``(table, duplicates dropped)``, equal to
@@ -337,7 +340,7 @@ def scoring_table(path: str | Path) -> tuple[pa.Table, int]:
     """
     p = Path(path)
     if p.exists():
-        fast = read_scoring_table(p)
+        fast = read_scoring_table(p, lines=lines)
         if fast is not None:
             return fast
     records, duplicates = dedupe(read_records(p))
