@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["NONFINITE", "decode_floats", "dumps", "encode_floats", "loads"]
+__all__ = ["NONFINITE", "decode_floats", "dumps", "encode_floats", "loads", "write_json"]
 
 #: The strings that stand for non-finite floats in medvision's JSON files.
 NONFINITE: dict[str, float] = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
@@ -65,3 +66,14 @@ def dumps(obj: Any, **kwargs: Any) -> str:
 def loads(text: str | bytes) -> Any:
     """``json.loads`` then :func:`decode_floats`."""
     return decode_floats(json.loads(text))
+
+
+def write_json(path: Path, obj: Any, **kwargs: Any) -> None:
+    """Write ``obj`` as :func:`dumps` (indented) to ``path`` atomically.
+
+    The text goes to ``<path>.tmp`` first and is renamed over ``path``, so a reader never
+    sees half a file. ``kwargs`` go to :func:`json.dumps` (``default=str`` for paths...).
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dumps(obj, indent=1, **kwargs))
+    tmp.replace(path)

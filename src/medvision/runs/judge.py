@@ -39,6 +39,7 @@ from typing import Any
 
 from medvision.backends import Backend, ChatRequest, GenerationConfig, Message, TextPart
 from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_jsonable
+from medvision.metrics.jsonvalues import write_json
 from medvision.parsing import ParsedAnswer, ParseStatus
 from medvision.runs.cache import CachedAnswer, append_cache, cache_key, read_cache
 from medvision.runs.records import RECORDS_NAME, read_records, repair_tail, write_records_atomic
@@ -344,7 +345,5 @@ def _rewrite(
         "parser": "judge",
         "judge": {"model": spec.model, "prompt": JUDGE_PROMPT_VERSION},
     }
-    tmp = old.with_name(old.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(old)
+    write_json(old, summary)  # strict JSON: an infinite MAE is written "inf"
     return summary

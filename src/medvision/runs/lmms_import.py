@@ -46,7 +46,7 @@ from medvision.metrics import (
     summarize_run,
     to_jsonable,
 )
-from medvision.metrics.jsonvalues import dumps
+from medvision.metrics.jsonvalues import write_json
 from medvision.runs.columns_cache import file_state, write_columns
 from medvision.runs.integrity import records_digest
 from medvision.runs.records import RECORDS_NAME, write_records_atomic
@@ -347,7 +347,7 @@ def import_lmms_eval(
         "spec": {"protocol": protocol, "model": name, "backend": "lmms-eval", "split": "test"},
         "medvision_version": medvision.__version__,
     }
-    _write_json(out / RUN_NAME, meta)
+    write_json(out / RUN_NAME, meta, default=str)
     table = records_to_table(records)
     summary = dict(to_jsonable(summarize_run(table, get_protocol(protocol))))
     summary["run"] = {
@@ -361,11 +361,5 @@ def import_lmms_eval(
     summary["records_digest"] = records_digest(out / RECORDS_NAME)
     # The scoring columns of the import, so `score` and `report` need not parse the records.
     write_columns(out / RECORDS_NAME, table, 0, summary["records_digest"], unchanged_since=written)
-    _write_json(out / SUMMARY_NAME, summary)
+    write_json(out / SUMMARY_NAME, summary, default=str)
     return report
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps(obj, indent=1, default=str))  # inf stays "inf" (strict JSON)
-    tmp.replace(path)

@@ -41,7 +41,7 @@ from medvision.backends import (
 )
 from medvision.backends.registry import BACKENDS
 from medvision.metrics import get_protocol, records_to_table, summarize_run, to_jsonable
-from medvision.metrics.jsonvalues import dumps
+from medvision.metrics.jsonvalues import write_json
 from medvision.parsing import ParseStatus
 from medvision.runs import provenance
 from medvision.runs.benchmark import benchmark_manifest
@@ -201,9 +201,7 @@ class Runner:
         return {**manifest, "benchmark": self._benchmark, "rendering": self.rendering}
 
     def _write_manifest(self, meta: dict[str, Any]) -> None:
-        tmp = self.out / (RUN_NAME + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=1, default=str))
-        tmp.replace(self.out / RUN_NAME)
+        write_json(self.out / RUN_NAME, meta, default=str)
 
     def _prepare_dir(self, overwrite: bool) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -467,9 +465,7 @@ class Runner:
             self.records_path, table, duplicates, summary["records_digest"], unchanged_since=before
         )
         summary = dict(to_jsonable(summary))
-        tmp = self.out / (SUMMARY_NAME + ".tmp")
-        tmp.write_text(dumps(summary, indent=1))
-        tmp.replace(self.out / SUMMARY_NAME)
+        write_json(self.out / SUMMARY_NAME, summary)
         return summary
 
     # -- per sample -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from medvision.backends import ChatResponse
 from medvision.metrics import Protocol, get_protocol, sample_metrics, summarize_run, to_jsonable
-from medvision.metrics.jsonvalues import dumps, loads
+from medvision.metrics.jsonvalues import loads, write_json
 from medvision.parsing import ParsedAnswer, ParseStatus, parse_last_k, parse_robust
 from medvision.runs.columns_cache import with_scoring_table
 from medvision.runs.integrity import records_digest
@@ -173,12 +173,6 @@ def _summary_file(
     return summary
 
 
-def _write_summary(target: Path, summary: dict[str, Any]) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(dumps(summary, indent=1))
-    tmp.replace(target)
-
-
 def _rescore_columns(out: Path, protocol: str | None, write: bool) -> dict[str, Any] | None:
     """The summary under the run's own protocol straight from Arrow columns, or ``None``.
 
@@ -209,7 +203,7 @@ def _rescore_columns(out: Path, protocol: str | None, write: bool) -> dict[str, 
     summary["records_digest"] = columns.digest
     if write:
         summary["run"]["rescored"] = "recomputed"
-        _write_summary(out / SUMMARY_NAME, summary)
+        write_json(out / SUMMARY_NAME, summary)
     return summary
 
 
@@ -270,5 +264,5 @@ def _rescore(out: Path, protocol: str | None, reparse: bool, write: bool) -> dic
         summary["run"]["rescored_from"] = records[0].protocol
         write_records_atomic(out / f"records-{name}.jsonl", rescored)
         target = out / f"summary-{name}.json"
-    _write_summary(target, summary)
+    write_json(target, summary)
     return summary
