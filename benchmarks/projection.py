@@ -6,8 +6,8 @@ rate is per core), then projects the wall time of the paper's 30.8M-sample build
 the paper, 22 datasets) on one 64-core node and on eight, assuming:
 
 * the build scales linearly with cores (one case per worker, no shared state; the
-  side-by-side benchmark measured build / I/O floor <= 1.5, so decompression and PNG encoding
-  dominate and they are per-core work);
+  side-by-side benchmark measured build / I/O floor 1.19 to 1.26 at this full size, so
+  decompression and slice encoding dominate and they are per-core work);
 * a dataset's samples cost what the synthetic samples cost (slice size and label count drive
   the cost; real CT slices are 512 x 512 like these, MRI slices are smaller);
 * source files are local or on a file system that keeps up (no download time).
