@@ -108,7 +108,7 @@ def test_cases_are_removed_after_a_build_unless_kept(source: Path, tmp_path: Pat
     assert (again.build_id, again.n_samples) == (first.build_id, first.n_samples)
     kept = build_dataset(get_spec("mini"), source, tmp_path / "kept", BuildOptions(keep_cases=True))
     assert kept.build_id == first.build_id
-    assert any((tmp_path / "kept" / "cases" / "mini").glob("*.samples.parquet"))
+    assert any((tmp_path / "kept" / "cases" / "mini").glob("*.samples.arrow"))
 
 
 def test_resume_with_other_options_is_refused(source: Path, tmp_path: Path) -> None:

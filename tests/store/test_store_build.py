@@ -138,7 +138,7 @@ def test_case_files_are_atomic_and_resumable(tmp_path: Path) -> None:
     assert not writer.case_done("mini", "case000")
     writer.write_case("mini", "case000", samples, {**images, _png(6).key: _png(6)})
     assert writer.case_done("mini", "case000")
-    assert s_path.name == "case000.samples.parquet" and i_path.name == "case000.images.parquet"
+    assert s_path.name == "case000.samples.arrow" and i_path.name == "case000.images.parquet"
     assert sorted(p.name for p in s_path.parent.iterdir()) == [i_path.name, s_path.name]
     # Only referenced images are kept (the extra one is dropped).
     stored = pq.read_table(i_path).to_pylist()
@@ -317,7 +317,7 @@ def test_finalize_refuses_unlisted_dataset_and_reruns_cleanly(tmp_path: Path) ->
     first = writer.finalize(BuildManifest.create(datasets=["mini"], seed=0))
     assert first.n_samples == len(s1)
     # Leftovers of a killed write are ignored by the merge.
-    (tmp_path / "cases" / "mini" / ".b.samples.parquet.123.tmp").write_bytes(b"junk")
+    (tmp_path / "cases" / "mini" / ".b.samples.arrow.123.tmp").write_bytes(b"junk")
     s2, i2 = _case("mini", "b", rng, _png(5))
     writer.write_case("mini", "b", s2, i2)
     second = writer.finalize(BuildManifest.create(datasets=["mini"], seed=0))

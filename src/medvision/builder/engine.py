@@ -60,7 +60,7 @@ from medvision.catalog.spec import DatasetSpec, TaskSpec
 from medvision.schema import Plane, Sample, Split
 from medvision.store import BuildManifest, DatasetWriter, SkippedCase
 from medvision.store.official_plan import PlanFormatError
-from medvision.store.writer import sha256_file
+from medvision.store.writer import CASE_SAMPLES_SUFFIX, sha256_file
 from medvision.volumes import (
     AffineError,
     CorruptFileError,
@@ -343,7 +343,7 @@ def _plan_case(
 
 
 def _stats_path(samples_path: Path) -> Path:
-    return samples_path.with_name(samples_path.name.replace(".samples.parquet", ".stats.json"))
+    return samples_path.with_name(samples_path.name.replace(CASE_SAMPLES_SUFFIX, ".stats.json"))
 
 
 def plan_jobs(

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from medvision.store.writer import DatasetWriter, sha256_file
+from medvision.store.writer import CASE_SAMPLES_SUFFIX, DatasetWriter, sha256_file
 
 __all__ = [
     "CaseSources",
@@ -44,8 +44,6 @@ __all__ = [
     "remove_case",
     "sources_path",
 ]
-
-_SAMPLES_SUFFIX = ".samples.parquet"
 
 
 class HasSources(Protocol):
@@ -90,7 +88,7 @@ CaseSources = list[SourceFile]
 
 def sources_path(samples_path: Path) -> Path:
     """The fingerprint file beside a case's samples file."""
-    return samples_path.with_name(samples_path.name.replace(_SAMPLES_SUFFIX, ".source.json"))
+    return samples_path.with_name(samples_path.name.replace(CASE_SAMPLES_SUFFIX, ".source.json"))
 
 
 def _expand(paths: Iterable[tuple[str, Path]]) -> list[tuple[str, Path]]:
@@ -168,7 +166,7 @@ def read_sources(path: Path) -> CaseSources | None:
 def remove_case(writer: DatasetWriter, dataset: str, key: str) -> None:
     """Delete a finished case's files, its done marker (the samples file) first."""
     samples, images = writer.case_paths(dataset, key)
-    stats = samples.with_name(samples.name.replace(_SAMPLES_SUFFIX, ".stats.json"))
+    stats = samples.with_name(samples.name.replace(CASE_SAMPLES_SUFFIX, ".stats.json"))
     for path in (samples, images, stats, sources_path(samples)):
         path.unlink(missing_ok=True)
 
@@ -248,8 +246,8 @@ def plan_resume(
     folder = writer.root / "cases" / dataset
     if prune and folder.is_dir():
         keys = {j.key for j in jobs}
-        for path in sorted(folder.glob(f"*{_SAMPLES_SUFFIX}")):
-            key = path.name[: -len(_SAMPLES_SUFFIX)]
+        for path in sorted(folder.glob(f"*{CASE_SAMPLES_SUFFIX}")):
+            key = path.name[: -len(CASE_SAMPLES_SUFFIX)]
             if key not in keys and not key.startswith("."):
                 remove_case(writer, dataset, key)
                 removed.append(key)

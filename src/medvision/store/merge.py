@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from medvision.schema import Plane
 from medvision.store.manifest import BuildCounts
 from medvision.store.schema import IMAGES_SCHEMA, SAMPLES_SCHEMA
-from medvision.store.shards import ShardWriter, release_cached
+from medvision.store.shards import ShardWriter, read_arrow, release_cached
 
 __all__ = [
     "IMAGE_WRITE_OPTIONS",
@@ -38,7 +38,7 @@ __all__ = [
     "merge_samples",
 ]
 
-#: Parquet options of samples files (per case, merged parts and shards).
+#: Parquet options of the samples shards.
 SAMPLE_WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd"}
 #: Parquet options of images files: the slices are compressed already, so no compression;
 #: no dictionary and no min/max statistics for the slice bytes (unique values of tens of kB:
@@ -96,7 +96,7 @@ def merge_samples(
     sample_files: list[tuple[str, Path]] = []
     digests: dict[str, str] = {}
     for split in SPLITS:
-        parts = [staging / f"part-{split}-{fam}.parquet" for fam in split_rows.get(split, [])]
+        parts = [staging / f"part-{split}-{fam}.arrow" for fam in split_rows.get(split, [])]
         shards = ShardWriter(
             out,
             split,
@@ -108,8 +108,11 @@ def merge_samples(
             options=SAMPLE_WRITE_OPTIONS,
         )
         for part in parts:
-            for batch in pq.ParquetFile(part).iter_batches(batch_size=group_rows):
-                shards.add(pa.Table.from_batches([batch], schema=SAMPLES_SCHEMA))
+            # One batch in memory at a time (read, not mapped: buffered rows outlive the file).
+            with pa.OSFile(str(part)) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    shards.add(pa.Table.from_batches([reader.get_batch(i)], schema=SAMPLES_SCHEMA))
             part.unlink()
         sample_files.extend((split, p) for p in shards.close())
         digests.update(shards.digests)
@@ -121,11 +124,13 @@ def _partition(
 ) -> tuple[BuildCounts, dict[str, list[str]]]:
     """Stream cases into one sorted part file per (split, family); count samples.
 
+    The part files are uncompressed Arrow IPC: written once and read once, right away.
+
     Cases are sorted and split in batches of about ``batch_rows`` rows (one case
     when it has more), not one by one: the same rows in the same order, with a few
     Arrow calls per batch instead of per case.
     """
-    writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+    writers: dict[tuple[str, str], pa.ipc.RecordBatchFileWriter] = {}
     by_split: Counter[str] = Counter()
     by_family: Counter[str] = Counter()
     by_family_plane: Counter[tuple[str, str]] = Counter()
@@ -152,10 +157,8 @@ def _partition(
             mask = pc.and_(pc.equal(table["split"], split), pc.equal(table["family"], family))
             key = (split, family)
             if key not in writers:
-                writers[key] = pq.ParquetWriter(
-                    staging / f"part-{split}-{family}.parquet",
-                    SAMPLES_SCHEMA,
-                    **SAMPLE_WRITE_OPTIONS,
+                writers[key] = pa.ipc.new_file(
+                    staging / f"part-{split}-{family}.arrow", SAMPLES_SCHEMA
                 )
             writers[key].write_table(table.filter(mask))
 
@@ -190,7 +193,7 @@ def _partition(
 def _read_case_samples(case: CaseFileSet) -> pa.Table:
     """A case's samples, checked: schema, and rows of that dataset and case only."""
     where = f"case {case.dataset}/{case.case_id} ({case.samples})"
-    table = pq.read_table(case.samples)
+    table = read_arrow(case.samples)
     if table.schema.names != SAMPLES_SCHEMA.names:
         raise ValueError(
             f"{where}: expected columns {SAMPLES_SCHEMA.names}, found {table.schema.names}"
@@ -213,11 +216,17 @@ def merge_images(
     group_bytes: int,
     file_bytes: int,
 ) -> tuple[list[Path], int, dict[str, str]]:
-    """Copy each distinct slice once, in order of first appearance, into image shards.
+    """Store each distinct slice once, in order of first appearance, in image shards.
+
+    A case's images file that already has the shards' layout (see :func:`_adoptable`: at
+    least one full row group, none over ``group_bytes``, the whole under ``file_bytes``) and
+    holds no slice of an earlier case becomes a shard as it is, hard-linked instead of
+    copied: a volume's slices are written once per build, not twice. Other cases (2D images,
+    small crops, slices shared with an earlier case) are copied into merged shards.
 
     Also checks that every image a case's samples refer to is in its images file. Stops
     early (and returns what it has) once ``stop`` is set: finalize failed elsewhere. Each
-    case's images file leaves the page cache once merged (:func:`release_cached`).
+    copied case's images file leaves the page cache once merged (:func:`release_cached`).
 
     Args:
         cases: The cases to merge, in (dataset, case id) order.
@@ -242,31 +251,86 @@ def merge_images(
         file_bytes=file_bytes,
         options=IMAGE_WRITE_OPTIONS,
     )
-    # The next case's file is read (decoded) on a helper thread while this one writes.
+
+    def read(case: CaseFileSet) -> _CaseImages:
+        return _read_case_images(case, group_rows, group_bytes, file_bytes)
+
+    # The next case's file is read (keys, and the slices unless it can be adopted) on a
+    # helper thread while this one writes.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-images") as reader:
-        ahead = [reader.submit(_read_case_images, c, group_rows) for c in cases[:1]]
+        ahead = [reader.submit(read, c) for c in cases[:1]]
         for k, case in enumerate(cases):
             if stop.is_set():
                 break
-            batches = ahead.pop(0).result()
+            found = ahead.pop(0).result()
             if k + 1 < len(cases):
-                ahead.append(reader.submit(_read_case_images, cases[k + 1], group_rows))
+                ahead.append(reader.submit(read, cases[k + 1]))
+            digests = {bytes.fromhex(key) for key in found.keys}
+            unique = len(digests) == len(found.keys)  # never repeated inside the file
+            if found.batches is None and unique and seen.isdisjoint(digests):
+                seen.update(digests)
+                shards.adopt(case.images, len(digests))
+                continue
+            batches = found.batches
+            if batches is None:  # adoptable, but it repeats a slice: copy the new ones
+                batches = _read_batches(case.images, group_rows)
             _add_new_images(shards, batches, seen)
             release_cached(case.images)
     paths = shards.close()
     return paths, len(seen), shards.digests
 
 
-def _read_case_images(case: CaseFileSet, batch_rows: int) -> list[pa.RecordBatch]:
-    """A case's images in batches of ``batch_rows`` rows, checked against its samples."""
+@dataclass(frozen=True)
+class _CaseImages:
+    """A case's image keys, in file order, and its slices unless the file can be adopted."""
+
+    keys: list[str]
+    batches: list[pa.RecordBatch] | None
+
+
+def _read_case_images(
+    case: CaseFileSet, batch_rows: int, group_bytes: int, file_bytes: int
+) -> _CaseImages:
+    """A case's image keys, checked against its samples, and its slices when not adoptable."""
     pf = pq.ParquetFile(case.images)
     if pf.schema_arrow.names != IMAGES_SCHEMA.names:
         raise ValueError(
             f"case {case.dataset}/{case.case_id} ({case.images}): expected columns "
             f"{IMAGES_SCHEMA.names}, found {pf.schema_arrow.names}"
         )
-    _check_image_keys(case, pf.read(columns=["key"], use_threads=False)["key"])
-    return list(pf.iter_batches(batch_size=batch_rows, use_threads=False))
+    keys = pf.read(columns=["key"], use_threads=False)["key"]
+    _check_image_keys(case, keys)
+    if _adoptable(pf, batch_rows, group_bytes, file_bytes):
+        return _CaseImages(keys.to_pylist(), None)
+    return _CaseImages(keys.to_pylist(), _read_batches(case.images, batch_rows))
+
+
+def _read_batches(path: Path, batch_rows: int) -> list[pa.RecordBatch]:
+    return list(pq.ParquetFile(path).iter_batches(batch_size=batch_rows, use_threads=False))
+
+
+def _adoptable(pf: pq.ParquetFile, group_rows: int, group_bytes: int, file_bytes: int) -> bool:
+    """Whether an images file has the layout :class:`ShardWriter` gives a shard of its rows.
+
+    That is: the shards' exact schema, at least one full row group of ``group_rows`` rows,
+    every row group full but the last, each under ``group_bytes`` and the whole under
+    ``file_bytes`` (Parquet's uncompressed sizes, which include the keys: an upper bound of
+    the stored bytes the shard writer counts). Smaller files are copied into merged shards,
+    so a dataset of 2D images does not become one file per image.
+    """
+    meta = pf.metadata
+    if not pf.schema_arrow.equals(IMAGES_SCHEMA, check_metadata=True):
+        return False
+    rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    sizes = [meta.row_group(g).total_byte_size for g in range(meta.num_row_groups)]
+    return (
+        bool(rows)
+        and rows[0] == group_rows
+        and all(n == group_rows for n in rows[:-1])
+        and 0 < rows[-1] <= group_rows
+        and max(sizes) < group_bytes
+        and sum(sizes) < file_bytes
+    )
 
 
 def _add_new_images(shards: ShardWriter, batches: list[pa.RecordBatch], seen: set[bytes]) -> None:
@@ -290,7 +354,7 @@ def _add_new_images(shards: ShardWriter, batches: list[pa.RecordBatch], seen: se
 
 def _check_image_keys(case: CaseFileSet, stored: pa.ChunkedArray) -> None:
     """Refuse a case whose samples refer to an image its images file lacks."""
-    wanted = pq.read_table(case.samples, columns=["image_key"], use_threads=False)["image_key"]
+    wanted = read_arrow(case.samples, ["image_key"])["image_key"]
     absent = pc.invert(pc.is_in(wanted, value_set=stored.combine_chunks()))
     if pc.any(absent).as_py():
         missing = set(wanted.filter(absent).to_pylist())

@@ -1,9 +1,10 @@
-"""Parquet files of a built dataset: atomic per-case files, numbered shards, file digests.
+"""Files of a built dataset: atomic per-case files, numbered shards, file digests.
 
-Used by :class:`medvision.store.writer.DatasetWriter`: :func:`write_parquet_atomic` writes
-a case's files (temporary file, ``fsync``, ``os.replace``), :class:`ShardWriter` streams
-tables into the merged shards with fixed row groups, and :func:`sha256_file` digests a file
-for the manifest and the source fingerprints.
+Used by :class:`medvision.store.writer.DatasetWriter`: :func:`write_parquet_atomic` and
+:func:`write_arrow_atomic` write a case's files (temporary file, ``fsync``, ``os.replace``);
+:class:`ShardWriter` streams tables into the merged shards with fixed row groups, or adopts a
+finished case file as a shard; :func:`sha256_file` digests a file for the manifest and the
+source fingerprints.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import hashlib
 import io
 import os
 import queue
+import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,10 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "ShardWriter",
+    "read_arrow",
     "release_cached",
     "sha256_file",
+    "write_arrow_atomic",
     "write_parquet_atomic",
 ]
 
@@ -45,18 +51,43 @@ def write_parquet_atomic(
         options: ``pyarrow.parquet.write_table`` options (compression, dictionary, ...).
         schema: The file's schema; required when ``data`` is not a single table.
     """
+    if not isinstance(data, pa.Table) and schema is None:
+        raise ValueError("write_parquet_atomic: a schema is needed to write batches")
+    with _atomic(path) as tmp:
+        if isinstance(data, pa.Table):
+            pq.write_table(data, tmp, **options)
+        else:
+            with pq.ParquetWriter(tmp, schema, **options) as writer:
+                for table in data:
+                    writer.write_table(table)
+
+
+def write_arrow_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` as an uncompressed Arrow IPC file, atomically.
+
+    Per-case samples files use it: they are read back once, by finalize, where Arrow IPC
+    costs a fraction of Parquet's decoding (about 0.2 ms against 3.5 ms for a case of 850
+    samples and 28 columns).
+    """
+    with _atomic(path) as tmp, pa.ipc.new_file(tmp, table.schema) as writer:
+        writer.write_table(table)
+
+
+def read_arrow(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """Read an Arrow IPC file written by :func:`write_arrow_atomic` (``columns``: a subset)."""
+    with pa.OSFile(str(path)) as fh:
+        table = pa.ipc.open_file(fh).read_all()
+    return table if columns is None else table.select(columns)
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[str]:
+    """A temporary path beside ``path``; once written, it is synced and renamed to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        if isinstance(data, pa.Table):
-            pq.write_table(data, tmp, **options)
-        else:
-            if schema is None:
-                raise ValueError("write_parquet_atomic: a schema is needed to write batches")
-            with pq.ParquetWriter(tmp, schema, **options) as writer:
-                for table in data:
-                    writer.write_table(table)
+        yield tmp
         # The samples file marks a case as done: its bytes must be on disk before the name.
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -171,6 +202,7 @@ class ShardWriter:
     once it holds ``file_rows`` rows or ``file_bytes`` bytes. Shards are named
     ``<prefix>-<i>-of-<n>.parquet`` when :meth:`close` knows ``n``; each shard's sha256 is
     taken while it is written (:attr:`digests`, by final file name, after :meth:`close`).
+    :meth:`adopt` makes a finished file the next shard without copying it.
     """
 
     def __init__(
@@ -198,7 +230,8 @@ class ShardWriter:
         self._buffer_bytes = 0
         self._writer: pq.ParquetWriter | None = None
         self._sink: _HashedFile | None = None
-        self._partial_digests: list[str] = []
+        self._partial_digests: list[str | Future[str]] = []
+        self._hasher: ThreadPoolExecutor | None = None
         self.digests: dict[str, str] = {}
         self._file_written_rows = 0
         self._file_written_bytes = 0
@@ -234,11 +267,9 @@ class ShardWriter:
         ):
             self._close_file()
         if self._writer is None:
-            path = self._dir / f"{self._prefix}-{len(self._partials):05d}.partial"
-            self._dir.mkdir(parents=True, exist_ok=True)
+            path = self._next_partial()
             self._sink = _HashedFile(path)
             self._writer = pq.ParquetWriter(self._sink, self._schema, **self._options)
-            self._partials.append(path)
             self._file_written_rows = 0
             self._file_written_bytes = 0
         self._writer.write_table(group.combine_chunks(), row_group_size=n_rows)
@@ -246,19 +277,55 @@ class ShardWriter:
         self._file_written_bytes += group_bytes
         self.n_rows += n_rows
 
+    def adopt(self, path: Path, n_rows: int) -> None:
+        """Make the finished Parquet file ``path`` the next shard as it is, without a copy.
+
+        The caller vouches that the file has this writer's schema, options and row groups
+        (:func:`medvision.store.merge._adoptable`). Rows buffered so far are written first,
+        as the last row group of the current shard. The file is hard-linked (copied where the
+        file system has no hard links), so ``path`` itself stays; its sha256 is taken on a
+        helper thread while the caller goes on.
+
+        Args:
+            path: The file to adopt (left in place).
+            n_rows: Its number of rows.
+        """
+        if self._buffer_rows:
+            self._flush(self._buffer_rows)
+        self._close_file()
+        partial = self._next_partial()
+        try:
+            os.link(path, partial)
+        except OSError:
+            shutil.copyfile(path, partial)
+        if self._hasher is None:
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-sha256")
+        self._partial_digests.append(self._hasher.submit(sha256_file, partial))
+        self.n_rows += n_rows
+
     def close(self) -> list[Path]:
         """Flush, close and rename the shards; return their final paths in order."""
         if self._buffer_rows:
             self._flush(self._buffer_rows)
         self._close_file()
+        if self._hasher is not None:
+            self._hasher.shutdown(wait=True)
+            self._hasher = None
         n = len(self._partials)
         final: list[Path] = []
         for i, partial in enumerate(self._partials):
             path = self._dir / f"{self._prefix}-{i:05d}-of-{n:05d}.parquet"
             os.replace(partial, path)
             final.append(path)
-            self.digests[path.name] = self._partial_digests[i]
+            digest = self._partial_digests[i]
+            self.digests[path.name] = digest if isinstance(digest, str) else digest.result()
         return final
+
+    def _next_partial(self) -> Path:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        path = self._dir / f"{self._prefix}-{len(self._partials):05d}.partial"
+        self._partials.append(path)
+        return path
 
     def _close_file(self) -> None:
         if self._writer is not None and self._sink is not None:

@@ -2,7 +2,8 @@
 
 Layout of a dataset root (``/``-separated, relative to the root)::
 
-    cases/<dataset>/<case_id>.samples.parquet   one case's samples (written last = done marker)
+    cases/<dataset>/<case_id>.samples.arrow     one case's samples, Arrow IPC (written last =
+                                                done marker)
     cases/<dataset>/<case_id>.images.parquet    that case's slices (lossless), by content key
                                                 (cases/ is removed after a build unless kept)
     data/train-00000-of-0000N.parquet           merged samples of the train split
@@ -19,7 +20,8 @@ rows are sorted by family, dataset, case, plane, slice, label id, label name, me
 sample id; row groups hold :attr:`DatasetWriter.row_group_size` rows.
 
 Merging streams the case files (:mod:`medvision.store.merge`: what it holds in memory, and
-the images merged on a second thread while the samples are).
+the images merged on a second thread while the samples are). A case's images file that
+already has the shards' layout becomes an image shard as it is (hard-linked, not copied).
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ from medvision.store.manifest import (
 )
 from medvision.store.merge import (
     IMAGE_WRITE_OPTIONS,
-    SAMPLE_WRITE_OPTIONS,
     SORT_KEYS,
     SPLITS,
     CaseFileSet,
@@ -50,11 +51,13 @@ from medvision.store.merge import (
     merge_samples,
 )
 from medvision.store.schema import IMAGES_SCHEMA, check_images, images_to_table, samples_to_table
-from medvision.store.shards import sha256_file, write_parquet_atomic
+from medvision.store.shards import sha256_file, write_arrow_atomic, write_parquet_atomic
 from medvision.volumes.stored import StoredSlice
 
 __all__ = [
     "CASES_DIR",
+    "CASE_IMAGES_SUFFIX",
+    "CASE_SAMPLES_SUFFIX",
     "DATA_DIR",
     "IMAGES_DIR",
     "SORT_KEYS",
@@ -67,8 +70,9 @@ CASES_DIR = "cases"
 DATA_DIR = "data"
 IMAGES_DIR = "images"
 _STAGING_DIR = ".finalize-tmp"
-_SAMPLES_SUFFIX = ".samples.parquet"
-_IMAGES_SUFFIX = ".images.parquet"
+#: File name endings of a case's samples (the done marker) and images in ``cases/<dataset>/``.
+CASE_SAMPLES_SUFFIX = ".samples.arrow"
+CASE_IMAGES_SUFFIX = ".images.parquet"
 
 
 def _check_name(what: str, value: str) -> None:
@@ -125,7 +129,7 @@ class DatasetWriter:
         _check_name("dataset", dataset)
         _check_name("case_id", case_id)
         folder = self.root / CASES_DIR / dataset
-        return folder / f"{case_id}{_SAMPLES_SUFFIX}", folder / f"{case_id}{_IMAGES_SUFFIX}"
+        return folder / f"{case_id}{CASE_SAMPLES_SUFFIX}", folder / f"{case_id}{CASE_IMAGES_SUFFIX}"
 
     def case_done(self, dataset: str, case_id: str) -> bool:
         """Whether both files of a case exist (a killed build skips such cases on resume)."""
@@ -191,7 +195,7 @@ class DatasetWriter:
             for i in range(0, len(keys), step)
         )
         write_parquet_atomic(groups, images_path, IMAGE_WRITE_OPTIONS, schema=IMAGES_SCHEMA)
-        write_parquet_atomic(samples_table, samples_path, SAMPLE_WRITE_OPTIONS)
+        write_arrow_atomic(samples_table, samples_path)
 
     def _case_files(self) -> list[CaseFileSet]:
         cases_dir = self.root / CASES_DIR
@@ -202,10 +206,10 @@ class DatasetWriter:
             entries: list[CaseFileSet] = []
             for path in ds_dir.iterdir():
                 name = path.name
-                if name.startswith(".") or not name.endswith(_SAMPLES_SUFFIX):
+                if name.startswith(".") or not name.endswith(CASE_SAMPLES_SUFFIX):
                     continue
-                case_id = name[: -len(_SAMPLES_SUFFIX)]
-                images = ds_dir / f"{case_id}{_IMAGES_SUFFIX}"
+                case_id = name[: -len(CASE_SAMPLES_SUFFIX)]
+                images = ds_dir / f"{case_id}{CASE_IMAGES_SUFFIX}"
                 if not images.is_file():
                     raise FileNotFoundError(
                         f"case {ds_dir.name}/{case_id}: {path} exists but its images file "
