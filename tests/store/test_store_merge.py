@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -183,15 +185,21 @@ def test_case_images_files_with_the_shard_layout_become_shards_without_a_copy(
     writer = DatasetWriter(tmp_path, image_group_rows=2)
     s = [_slice(100 + i) for i in range(10)]
     cases = {"c1": s[0:5], "c2": [s[0], s[5], s[6]], "c3": [s[7]], "c4": s[8:10]}
-    for case, slices in cases.items():
-        _images_case(writer, case, slices)
-    manifest = writer.finalize(BuildManifest.create(datasets=["a"], seed=0))
+    old_umask = os.umask(0o022)
+    try:
+        for case, slices in cases.items():
+            _images_case(writer, case, slices)
+        manifest = writer.finalize(BuildManifest.create(datasets=["a"], seed=0))
+    finally:
+        os.umask(old_umask)
     shards = sorted((tmp_path / "images").glob("*.parquet"))
     assert [p.name for p in shards] == [f"images-{i:05d}-of-00003.parquet" for i in range(3)]
     for shard, case in ((shards[0], "c1"), (shards[2], "c4")):
         case_file = writer.case_paths("a", case)[1]
         assert shard.read_bytes() == case_file.read_bytes()
         assert shard.stat().st_ino == case_file.stat().st_ino  # a hard link, not a copy
+    # Every shard, adopted or written, is readable as any new file is (0666 less the umask).
+    assert {stat.S_IMODE(p.stat().st_mode) for p in shards} == {0o644}
     keys = [k for p in shards for k in pq.read_table(p, columns=["key"])["key"].to_pylist()]
     assert keys == [x.key for x in s]  # each slice once, in order of first appearance
     sizes = [pq.ParquetFile(shards[1]).metadata.row_group(g).num_rows for g in range(2)]

@@ -13,8 +13,8 @@ import hashlib
 import io
 import os
 import queue
+import secrets
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -84,8 +84,10 @@ def read_arrow(path: Path, columns: list[str] | None = None) -> pa.Table:
 def _atomic(path: Path) -> Iterator[str]:
     """A temporary path beside ``path``; once written, it is synced and renamed to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # Created with mode 0666 less the umask, as any new file (mkstemp's 0600 would make a
+    # case images file, later adopted as a shard, unreadable to the group).
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp
         # The samples file marks a case as done: its bytes must be on disk before the name.
