@@ -312,9 +312,10 @@ def _plan_case(
     if inputs.labels is not None:
         labels = inputs.labels
         check_same_grid(image, labels)
-        check_nonempty(labels)
-        # One find_objects pass over the volume serves the label check and both planners.
+        # One find_objects pass over the volume serves the label checks and both planners.
         bboxes = label_bounding_boxes(labels.array)
+        if not bboxes:  # no positive label: name the empty mask (or any negative ids)
+            check_nonempty(labels)
         unknown = unknown_label_ids(labels, task, bboxes)
         if unknown and job.on_unknown_label == "skip":
             return SkippedCase(
