@@ -367,68 +367,80 @@ def _row_extreme_corners_rc(crop: npt.NDArray[np.bool_]) -> FloatArray:
 
     In each row only the leftmost and rightmost pixels can contribute hull vertices (the
     pixels between them lie inside the hull of those two), so their four corners each are
-    returned: ``(M, 2)`` ``(row, col)`` in crop pixels.
+    returned: ``(M, 2)`` ``(row, col)`` in crop pixels, in four blocks of one point per row
+    (top-left, bottom-left, top-right, bottom-right corners).
     """
     rows = np.flatnonzero(crop.any(axis=1))
     sub = crop[rows]
-    left = np.argmax(sub, axis=1)
-    right = sub.shape[1] - 1 - np.argmax(sub[:, ::-1], axis=1)
-    r = rows.astype(np.float64)
-    pts = []
-    for col in (left.astype(np.float64) - 0.5, right.astype(np.float64) + 0.5):
-        pts.append(np.stack([r - 0.5, col], axis=1))
-        pts.append(np.stack([r + 0.5, col], axis=1))
-    return np.concatenate(pts, axis=0)
+    left = np.argmax(sub, axis=1) - 0.5
+    right = (sub.shape[1] - 0.5) - np.argmax(sub[:, ::-1], axis=1)
+    out = np.empty((4, rows.size, 2), dtype=np.float64)
+    out[0::2, :, 0] = rows - 0.5
+    out[1::2, :, 0] = rows + 0.5
+    out[:2, :, 1] = left
+    out[2:, :, 1] = right
+    return out.reshape(-1, 2)
 
 
 def _feret_crop(
     crop: npt.NDArray[np.bool_], offset_rc: tuple[int, int], spacing: tuple[float, float]
 ) -> Diameters:
-    """Feret/RECIST diameters of a tight crop (see :func:`feret_diameters`)."""
-    scale_rc = np.array(spacing, dtype=np.float64)
-    pts_mm = _row_extreme_corners_rc(crop) * scale_rc
+    """Feret/RECIST diameters of a tight crop (see :func:`feret_diameters`).
+
+    Lesion components are small (tens of hull vertices), so the per-call cost is numpy's
+    per-operation overhead: the 2-vectors are handled as Python floats (the same IEEE
+    operations, in the same order, as the array form) and the ``(V, V)`` steps use plain
+    ufuncs.
+    """
+    sr, sc = float(spacing[0]), float(spacing[1])
+    pts_mm = _row_extreme_corners_rc(crop) * np.array((sr, sc), dtype=np.float64)
     hull_pts: FloatArray = pts_mm[ConvexHull(pts_mm).vertices]  # counter-clockwise polygon
 
-    # Longest diameter: the farthest pair of hull vertices (hulls are small).
+    # Longest diameter: the farthest pair of hull vertices (hulls are small); the first pair
+    # in raster order of the (V, V) distance table when several tie.
     diff = hull_pts[:, None, :] - hull_pts[None, :, :]
     dist2 = (diff**2).sum(axis=2)
-    i, j = np.unravel_index(int(np.argmax(dist2)), dist2.shape)
-    p, q = hull_pts[i], hull_pts[j]
-    longest_mm = float(math.sqrt(float(dist2[i, j])))
-    u = (q - p) / longest_mm
-    n = np.array([-u[1], u[0]])
+    i, j = divmod(int(np.argmax(dist2)), dist2.shape[1])
+    (pr, pc), (qr, qc) = hull_pts[i].tolist(), hull_pts[j].tolist()
+    longest_mm = math.sqrt(float(dist2[i, j]))
+    u = (hull_pts[j] - hull_pts[i]) / longest_mm
+    ur, uc = u.tolist()
+    n = np.array([-uc, ur])
 
     # Longest perpendicular chord of the hull: the chord length along the long axis is concave
     # and piecewise linear with breaks at vertex positions, so its maximum is at a vertex.
-    t = (hull_pts - p) @ u
-    s = (hull_pts - p) @ n
-    t_a, t_b = t, np.roll(t, -1)
-    s_a, s_b = s, np.roll(s, -1)
-    dt = t_b - t_a
+    # Edge e runs from vertex e to vertex e + 1 (cyclic); only edges with dt != 0 can cross.
+    rel = hull_pts - hull_pts[i]
+    t = rel @ u
+    s = rel @ n
+    t_b = np.concatenate((t[1:], t[:1]))
+    s_b = np.concatenate((s[1:], s[:1]))
+    dt = t_b - t
     t0 = t[:, None]
-    lo, hi = np.minimum(t_a, t_b), np.maximum(t_a, t_b)
-    crosses = (lo[None, :] <= t0) & (t0 <= hi[None, :]) & (dt[None, :] != 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.clip((t0 - t_a[None, :]) / dt[None, :], 0.0, 1.0)
-    s_cross = s_a[None, :] + frac * (s_b - s_a)[None, :]
+    moving = dt != 0
+    crosses = (np.minimum(t, t_b) <= t0) & (t0 <= np.maximum(t, t_b)) & moving
+    frac = (t0 - t) / np.where(moving, dt, 1.0)  # the dt == 0 columns are never read
+    np.maximum(frac, 0.0, out=frac)
+    np.minimum(frac, 1.0, out=frac)
+    s_cross = s + frac * (s_b - s)
     s_max = np.where(crosses, s_cross, -np.inf).max(axis=1)
     s_min = np.where(crosses, s_cross, np.inf).min(axis=1)
     chord = s_max - s_min
     k = int(np.argmax(chord))
-    base = p + t[k] * u
-    e1, e2 = base + s_max[k] * n, base + s_min[k] * n
-
-    offset = np.array(offset_rc, dtype=np.float64)
-
-    def to_rc(p_mm: FloatArray) -> PointRC:
-        v = p_mm / scale_rc + offset
-        return (float(v[0]), float(v[1]))
-
+    tk, hi_k, lo_k = float(t[k]), float(s_max[k]), float(s_min[k])
+    br, bc = pr + tk * ur, pc + tk * uc
+    n_r, n_c = -uc, ur
+    r0, c0 = float(offset_rc[0]), float(offset_rc[1])
     return Diameters(
         longest_mm=longest_mm,
         perpendicular_mm=float(chord[k]),
-        longest_endpoints_rc=_ordered_pair(to_rc(p), to_rc(q)),
-        perpendicular_endpoints_rc=_ordered_pair(to_rc(e1), to_rc(e2)),
+        longest_endpoints_rc=_ordered_pair(
+            (pr / sr + r0, pc / sc + c0), (qr / sr + r0, qc / sc + c0)
+        ),
+        perpendicular_endpoints_rc=_ordered_pair(
+            ((br + hi_k * n_r) / sr + r0, (bc + hi_k * n_c) / sc + c0),
+            ((br + lo_k * n_r) / sr + r0, (bc + lo_k * n_c) / sc + c0),
+        ),
     )
 
 
