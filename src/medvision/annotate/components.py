@@ -16,6 +16,7 @@ Frames: ``box_rc`` is ``(r0, c0, r1, c1)`` inclusive in the 2D slice's array fra
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -23,7 +24,14 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-__all__ = ["SliceComponents", "label_bounding_boxes", "slice_components"]
+__all__ = [
+    "LabelBoxes",
+    "SliceComponents",
+    "label_bounding_boxes",
+    "share_components",
+    "slice_components",
+    "take_components",
+]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -85,14 +93,60 @@ class SliceComponents:
         return crop, (int(self.box_rc[k, 0]), int(self.box_rc[k, 1]))
 
 
-def label_bounding_boxes(labels: npt.NDArray[np.integer]) -> dict[int, Box3D]:
+class LabelBoxes(dict[int, Box3D]):
+    """``{label value: 3D box}`` of one label volume, able to carry components between planners.
+
+    The detection and T/L planners of a case both label the lesion labels slice by slice;
+    given the same ``LabelBoxes``, detection leaves the components T/L will need
+    (:func:`share_components`) and T/L takes them (:func:`take_components`) instead of
+    labelling the same crop again. Each entry is held only until it is taken.
+    """
+
+    __slots__ = ("_shared",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # (label, axis) -> (the label volume's array, its components along axis)
+        self._shared: dict[tuple[int, int], tuple[npt.NDArray[np.integer], SliceComponents]] = {}
+
+
+def share_components(
+    boxes: Mapping[int, Box3D],
+    labels: npt.NDArray[np.integer],
+    label_id: int,
+    comps: SliceComponents,
+) -> None:
+    """Leave ``comps`` (label ``label_id`` of ``labels``) for :func:`take_components`.
+
+    Does nothing unless ``boxes`` is a :class:`LabelBoxes` (what
+    :func:`label_bounding_boxes` returns).
+    """
+    if isinstance(boxes, LabelBoxes):
+        boxes._shared[(int(label_id), comps.axis)] = (labels, comps)
+
+
+def take_components(
+    boxes: Mapping[int, Box3D], labels: npt.NDArray[np.integer], label_id: int, axis: int
+) -> SliceComponents | None:
+    """The components :func:`share_components` left for this label and axis, or ``None``.
+
+    An entry is handed out once, and only for the very array it was computed from.
+    """
+    if not isinstance(boxes, LabelBoxes):
+        return None
+    entry = boxes._shared.pop((int(label_id), int(axis)), None)
+    return entry[1] if entry is not None and entry[0] is labels else None
+
+
+def label_bounding_boxes(labels: npt.NDArray[np.integer]) -> LabelBoxes:
     """3D bounding box of every positive label value, in one pass (``find_objects``).
 
     Args:
         labels: Non-negative integer label volume.
 
     Returns:
-        ``{label value: (slice, slice, slice)}`` for every value present (0 excluded).
+        ``{label value: (slice, slice, slice)}`` for every value present (0 excluded), as a
+        :class:`LabelBoxes` (a ``dict``).
     """
     # find_objects reads every integer dtype in place and ignores values below 1, so no
     # converted copy of the volume is made. It walks the array in C order: a Fortran-ordered
@@ -108,12 +162,12 @@ def label_bounding_boxes(labels: npt.NDArray[np.integer]) -> dict[int, Box3D]:
         plane = np.any(view, axis=0)
         rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
         if rows.size == 0:
-            return {}
+            return LabelBoxes()
         view = view[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         depth = np.flatnonzero(view.any(axis=(1, 2)))
         view = view[depth[0] : depth[-1] + 1]
         corner = (int(depth[0]), int(rows[0]), int(cols[0]))
-    boxes: dict[int, Box3D] = {}
+    boxes = LabelBoxes()
     for i, found in enumerate(ndimage.find_objects(view)):
         if found is None:
             continue
@@ -154,14 +208,13 @@ def slice_components(
     if axis not in (0, 1, 2):
         raise ValueError(f"axis must be 0, 1 or 2; found {axis}")
     comp, n = _label(mask, _in_slice_structure(axis))
-    boxes3d: list[Box3D] = []
-    starts = np.zeros((n, 3), dtype=np.int64)
-    stops = np.zeros((n, 3), dtype=np.int64)
-    for i, sl in enumerate(ndimage.find_objects(comp)):
-        # ndimage.label numbers components densely, so no entry is None.
-        boxes3d.append(sl)
-        starts[i] = (sl[0].start, sl[1].start, sl[2].start)
-        stops[i] = (sl[0].stop, sl[1].stop, sl[2].stop)
+    # ndimage.label numbers components densely, so no find_objects entry is None.
+    boxes3d: list[Box3D] = ndimage.find_objects(comp)
+    bounds = np.array(
+        [(a.start, a.stop, b.start, b.stop, c.start, c.stop) for a, b, c in boxes3d],
+        dtype=np.int64,
+    ).reshape(n, 6)
+    starts, stops = bounds[:, 0::2], bounds[:, 1::2]
     # bincount casts its input to int64: count slab by slab (contiguous, C-ordered ``comp``)
     # so the cast copy is a few MiB, not four times the crop's uint16 ids.
     counts = np.zeros(n + 1, dtype=np.int64)
@@ -169,8 +222,8 @@ def slice_components(
     for start in range(0, comp.shape[0], step):
         counts += np.bincount(comp[start : start + step].ravel(), minlength=n + 1)
     counts = counts[1:]
-    starts += np.asarray(offset, dtype=np.int64)
-    stops += np.asarray(offset, dtype=np.int64)
+    starts = starts + np.asarray(offset, dtype=np.int64)
+    stops = stops + np.asarray(offset, dtype=np.int64)
     rc_axes = [a for a in range(3) if a != axis]
     slice_index = starts[:, axis]
     box_rc = np.stack(
@@ -186,16 +239,17 @@ def slice_components(
     # lexsort: last key is primary. Slice ascending, count descending, raster order (= id).
     order = np.lexsort((ids, -counts, slice_index))
     slice_index = slice_index[order]
-    uniq, inverse, per_slice = np.unique(slice_index, return_inverse=True, return_counts=True)
-    del uniq
+    # Components of each slice are consecutive (sorted by slice): one run per slice.
+    run_starts = np.flatnonzero(np.r_[True, np.diff(slice_index) != 0]) if n else slice_index
+    per_slice = np.diff(np.r_[run_starts, n])
     return SliceComponents(
         axis=axis,
         slice_index=slice_index,
         box_rc=box_rc[order],
         pixel_count=counts[order],
-        n_on_slice=per_slice[inverse].astype(np.int64),
+        n_on_slice=np.repeat(per_slice, per_slice).astype(np.int64),
         labelled=comp,
         ids=ids[order],
-        boxes3d=[boxes3d[int(i)] for i in order],
+        boxes3d=[boxes3d[i] for i in order.tolist()],
         offset=offset,
     )

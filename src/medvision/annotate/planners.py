@@ -34,8 +34,11 @@ from medvision.annotate.components import (
     Box3D,
     SliceComponents,
     label_bounding_boxes,
+    share_components,
     slice_components,
+    take_components,
 )
+from medvision.annotate.samples import SampleTemplate, id_prefix, sample_id
 from medvision.annotate.tl_versions import (
     DEFAULT_ANNOTATION,
     Annotation,
@@ -45,7 +48,8 @@ from medvision.annotate.tl_versions import (
     min_cluster_pixels,
 )
 from medvision.catalog.spec import LabelSpec, MeasurementSpec, TaskSpec, plane_of
-from medvision.geometry import angle_deg, box_rc_to_rel, distance_mm
+from medvision.geometry import angle_deg, distance_mm
+from medvision.geometry.frames import _check_hw
 from medvision.schema import Plane, Sample, Split, TaskFamily, make_sample_id
 from medvision.volumes import Volume
 
@@ -105,6 +109,12 @@ def _label_crop(
     return labels.array[box] == label_id, (box[0].start, box[1].start, box[2].start)
 
 
+def _tl_needs(ctx: CaseContext, label_id: int, plane: Plane) -> bool:
+    """Whether the case's T/L planner will label ``label_id`` along ``plane`` too."""
+    tl = ctx.task.tl
+    return tl is not None and label_id in tl.labels and any(plane_of(c) == plane for c in tl.planes)
+
+
 def plan_detection(
     labels: Volume,
     ctx: CaseContext,
@@ -146,69 +156,91 @@ def plan_detection(
         bboxes = label_bounding_boxes(labels.array)
     wanted = [lab for lab in sorted(set(spec.labels)) if lab in bboxes]
     planes = list(dict.fromkeys(plane_of(code) for code in spec.planes))
-    # plane -> slice -> [(label, boxes (n, 4), pixel counts (n,))], labels ascending. Only
-    # these small arrays outlive the loop: one label's crop is in memory at a time.
-    groups: dict[Plane, dict[int, list[tuple[int, np.ndarray, np.ndarray]]]] = {
+    # plane -> slice -> [(label, boxes [[r0, c0, r1, c1]], pixel counts)], labels ascending,
+    # as Python ints. Only these outlive the loop: one label's crop is in memory at a time
+    # (and the components the T/L planner will need, when ``bboxes`` can carry them).
+    groups: dict[Plane, dict[int, list[tuple[int, list[list[int]], list[int]]]]] = {
         p: {} for p in planes
     }
     for lab in wanted:
         mask, offset = _label_crop(labels, lab, bboxes[lab])
         for plane in planes:
             comps = slice_components(mask, int(plane), offset)
+            per_slice = groups[plane]
+            slice_index = comps.slice_index.tolist()
+            boxes, counts = comps.box_rc.tolist(), comps.pixel_count.tolist()
             for a, b in _slice_runs(comps):
-                groups[plane].setdefault(int(comps.slice_index[a]), []).append(
-                    (lab, comps.box_rc[a:b], comps.pixel_count[a:b])
-                )
+                per_slice.setdefault(slice_index[a], []).append((lab, boxes[a:b], counts[a:b]))
+            if _tl_needs(ctx, lab, plane):
+                share_components(bboxes, labels.array, lab, comps)
             del comps
         del mask
     out: list[Sample] = []
     for plane in planes:
         sr, sc = _in_plane_spacing(labels, plane)
         n_pixels = int(np.prod([n for ax, n in enumerate(labels.shape) if ax != int(plane)]))
+        prefix = id_prefix(
+            ctx.dataset, ctx.task.id, ctx.case_id, TaskFamily.DETECTION.value, int(plane)
+        )
+        templates = {
+            lab: _label_template(
+                ctx,
+                TaskFamily.DETECTION,
+                plane,
+                ctx.task.label(lab),
+                spacing_mm_rc=(sr, sc),
+                unit="relative",
+                annotation=annotation,
+            )
+            for lab in wanted
+        }
         per_slice = groups[plane]
         for index in sorted(per_slice):
             for lab, boxes, counts in per_slice[index]:
                 n_comp = len(counts)
-                label_pixels = int(counts.sum())
+                label_pixels = sum(counts)
                 if spec.single_instance:
                     if n_comp > 1:
                         stats.dropped_multi_instance += 1
                         continue
-                    h = int(boxes[0, 2] - boxes[0, 0]) + 1
-                    w = int(boxes[0, 3] - boxes[0, 1]) + 1
-                    if min(h, w) < spec.min_side_px:
+                    r0, c0, r1, c1 = boxes[0]
+                    if min(r1 - r0 + 1, c1 - c0 + 1) < spec.min_side_px:
                         stats.dropped_small += 1
                         continue
                 key, hw = sink.image(plane, index)
-                label = ctx.task.label(lab)
-                # tolist(): the boxes and counts as Python ints in one call per slice.
-                for k, (box, count) in enumerate(zip(boxes.tolist(), counts.tolist(), strict=True)):
+                # box_rc_to_rel's checks, once per group: the boxes come from find_objects
+                # (integers, r0 <= r1, c0 <= c1), only the image size is the sink's.
+                img_h, img_w = _check_hw(hw)
+                template = templates[lab]
+                img_area = float(hw[0] * hw[1])
+                area_mm2 = label_pixels * sr * sc
+                label_count = float(label_pixels)
+                for k, (box, count) in enumerate(zip(boxes, counts, strict=True)):
                     r0, c0, r1, c1 = box
                     h, w = r1 - r0 + 1, c1 - c0 + 1
-                    box_rc = (r0, c0, r1, c1)
                     out.append(
-                        _label_sample(
-                            ctx,
-                            TaskFamily.DETECTION,
-                            plane,
-                            index,
-                            label,
-                            k,
-                            (key, hw),
-                            spacing_mm_rc=(sr, sc),
-                            target=box_rc_to_rel(box_rc, hw),
-                            unit="relative",
-                            box_rc=box_rc,
+                        template.make(
+                            sample_id=sample_id(prefix, index, lab, k),
+                            slice_index=index,
+                            image_key=key,
+                            image_hw=hw,
                             n_instances=n_comp,
+                            # box_rc_to_rel, term for term.
+                            target=(
+                                c0 / img_w,
+                                (img_h - r1) / img_h,
+                                c1 / img_w,
+                                (img_h - r0) / img_h,
+                            ),
+                            box_rc=(r0, c0, r1, c1),
                             extras={
                                 "size_mm_h": h * sr,
                                 "size_mm_w": w * sc,
                                 "mask_image_ratio": count / n_pixels,
-                                "box_img_ratio": h * w / float(hw[0] * hw[1]),
-                                "area_mm2": label_pixels * sr * sc,
-                                "label_pixel_count": float(label_pixels),
+                                "box_img_ratio": h * w / img_area,
+                                "area_mm2": area_mm2,
+                                "label_pixel_count": label_count,
                             },
-                            annotation=annotation,
                         )
                     )
     return out
@@ -257,13 +289,35 @@ def plan_tumour_lesion(
         if label_id not in bboxes:
             continue
         lab = ctx.task.label(label_id)
-        mask, offset = _label_crop(labels, label_id, bboxes[label_id])
+        crop: tuple[np.ndarray, tuple[int, int, int]] | None = None
         for code in spec.planes:
             plane = plane_of(code)
             spacing = _in_plane_spacing(labels, plane)
             hw_ = _in_plane(labels.shape, plane)
             slice_hw = (int(hw_[0]), int(hw_[1]))
-            comps = slice_components(mask, int(plane), offset)
+            comps = take_components(bboxes, labels.array, label_id, int(plane))
+            if comps is None:
+                if crop is None:
+                    crop = _label_crop(labels, label_id, bboxes[label_id])
+                comps = slice_components(crop[0], int(plane), crop[1])
+            prefix = id_prefix(
+                ctx.dataset,
+                ctx.task.id,
+                ctx.case_id,
+                TaskFamily.TUMOR_LESION_SIZE.value,
+                int(plane),
+            )
+            template = _label_template(
+                ctx,
+                TaskFamily.TUMOR_LESION_SIZE,
+                plane,
+                lab,
+                spacing_mm_rc=spacing,
+                unit="mm",
+                metric_type="axes",
+                metric_key="L-1-2|L-3-4",
+                annotation=annotation,
+            )
             for a, b in _slice_runs(comps):
                 index = int(comps.slice_index[a])
                 n_total = b - a
@@ -286,111 +340,84 @@ def plan_tumour_lesion(
                     stats.dropped_multi_instance += 1
                     continue
                 key, hw = sink.image(plane, index)
+                n_instances = len(found) if count_fitted else n_total
                 for k, m in enumerate(found):
                     e, d = m.fit, m.diameters
                     out.append(
-                        _label_sample(
-                            ctx,
-                            TaskFamily.TUMOR_LESION_SIZE,
-                            plane,
-                            index,
-                            lab,
-                            k,
-                            (key, hw),
-                            spacing_mm_rc=spacing,
+                        template.make(
+                            sample_id=sample_id(prefix, index, lab.id, k),
+                            slice_index=index,
+                            image_key=key,
+                            image_hw=hw,
+                            n_instances=n_instances,
                             target=(e.major_mm, e.minor_mm),
-                            unit="mm",
                             box_rc=m.box_rc,
-                            n_instances=len(found) if count_fitted else n_total,
                             points_rc=tuple(e.endpoints_rc),
-                            metric_type="axes",
-                            metric_key="L-1-2|L-3-4",
                             extras={
                                 "feret_mm": d.longest_mm,
                                 "perpendicular_mm": d.perpendicular_mm,
                                 "pixel_count": float(m.pixel_count),
                             },
-                            annotation=annotation,
                         )
                     )
     return out
 
 
-def _label_sample(
+def _label_template(
     ctx: CaseContext,
     family: TaskFamily,
     plane: Plane,
-    index: int,
     label: LabelSpec,
-    k: int,
-    image: tuple[str, tuple[int, int]],
     *,
     spacing_mm_rc: tuple[float, float],
-    target: tuple[float, ...],
     unit: str,
-    box_rc: tuple[int, int, int, int],
-    n_instances: int,
-    extras: dict[str, float],
-    points_rc: tuple[tuple[float, float], ...] = (),
     metric_type: str = "",
     metric_key: str = "",
     annotation: str = "",
-) -> Sample:
-    """The sample of component ``k`` of ``label`` on one slice (detection and T/L planners).
+) -> SampleTemplate:
+    """The fields shared by the samples of ``label`` in one plane (detection and T/L).
 
-    Fills the identity fields both mask planners share (id, case, label, modality, image);
-    the measured fields are the caller's.
+    Fills the identity fields both mask planners share (case, label, modality, plane); each
+    component's sample adds its ``sample_id`` (:func:`~medvision.schema.make_sample_id` of
+    dataset, task, case, family value, plane, slice, label id and component rank),
+    ``slice_index``, ``image_key``, ``image_hw``, ``n_instances``, ``target``, ``box_rc``,
+    ``extras`` and, for T/L, ``points_rc``.
 
     Args:
         ctx: Case identity.
-        family: ``DETECTION`` or ``TUMOR_LESION_SIZE`` (also part of the sample id).
+        family: ``DETECTION`` or ``TUMOR_LESION_SIZE``.
         plane: Slicing plane.
-        index: Slice index along ``plane`` in the RAS+ volume.
         label: The label measured.
-        k: Component rank on this slice (part of the sample id).
-        image: ``(content key, (H, W))`` of the stored slice image, from the sink.
         spacing_mm_rc: Native (row, col) pixel spacing in mm.
-        target: Answer in official units.
         unit: ``"relative"`` or ``"mm"``.
-        box_rc: Inclusive (r0, c0, r1, c1) pixel box of the component.
-        n_instances: Components of this label on this slice.
-        extras: Extra measured values.
-        points_rc: Axis endpoints (row, col) in pixels (T/L).
         metric_type: ``"axes"`` for T/L, else ``""``.
         metric_key: Measurement key for T/L, else ``""``.
         annotation: Ground-truth version of the build.
     """
-    key, hw = image
-    return Sample(
-        sample_id=make_sample_id(
-            ctx.dataset, ctx.task.id, ctx.case_id, family.value, int(plane), index, label.id, k
-        ),
-        task_id=ctx.task.id,
-        dataset=ctx.dataset,
-        case_id=ctx.case_id,
-        split=ctx.split,
-        family=family,
-        plane=plane,
-        slice_index=index,
-        label_id=label.id,
-        label_name=label.name,
-        label_kind=label.kind,
-        label_group=label.group,
-        modality=ctx.task.modality,
-        image_description=ctx.task.image_description,
-        image_key=key,
-        image_hw=hw,
-        spacing_mm_rc=spacing_mm_rc,
-        target=target,
-        unit=unit,
-        box_rc=box_rc,
-        n_instances=n_instances,
-        points_rc=points_rc,
-        metric_type=metric_type,
-        metric_key=metric_key,
-        extras=extras,
-        annotation=annotation,
-    )
+    fields = {
+        "task_id": ctx.task.id,
+        "dataset": ctx.dataset,
+        "case_id": ctx.case_id,
+        "split": ctx.split,
+        "family": family,
+        "plane": plane,
+        "label_id": label.id,
+        "label_name": label.name,
+        "label_kind": label.kind,
+        "label_group": label.group,
+        "modality": ctx.task.modality,
+        "image_description": ctx.task.image_description,
+        "spacing_mm_rc": spacing_mm_rc,
+        "unit": unit,
+        "metric_type": metric_type,
+        "metric_key": metric_key,
+        "metric_name": "",
+        "landmark_names": (),
+        "annotation": annotation,
+    }
+    if family is TaskFamily.DETECTION:
+        fields["points_rc"] = ()
+    return SampleTemplate(**fields)
 
 
 def _in_plane(point: tuple[float, ...], plane: Plane) -> tuple[float, float]:
