@@ -1,15 +1,18 @@
 """Every slice's 4-connected components of one label in one pass over the volume.
 
 The official planners label each 2D slice separately (one ``scipy.ndimage.label`` call per
-slice and label, in a Python loop). Labelling the 3D mask once with a structure that only
-joins neighbours *inside* a slice gives exactly the same components: two voxels of different
-slices are never neighbours, so every 3D component lies in one slice and is that slice's 2D
-4-connected component. ``find_objects`` then yields every component's box in one pass.
+slice and label, in a Python loop). Here the slices of the mask along the sliced axis are
+stacked into one 2D image with a background row between consecutive slices, and labelled
+once by OpenCV (``connectedComponentsWithStats``, 4-connectivity), which also returns each
+component's bounding box and pixel count. A component cannot cross a background row, so
+each one lies in one slice and is that slice's 2D 4-connected component.
 
-Order: scipy numbers components in raster (C) order of their first voxel. Restricted to one
-slice, the 3D raster order is the 2D raster order of that slice (rows = the lower remaining
-axis, columns = the higher one, as :func:`medvision.volumes.slice_volume` cuts them), so
-"largest first, ties in raster order of first appearance" is reproduced exactly.
+Order: "largest first, ties in raster order of first appearance in the slice" (what
+numbering by scipy gives, slice by slice). Components are sorted by slice, then pixel count
+descending; where a slice has components of equal size, the position of each one's first
+pixel (its top row, leftmost pixel there) in the slice's raster order breaks the tie, so the
+order does not depend on how OpenCV numbers them. Rows are the lower remaining axis and
+columns the higher one, as :func:`medvision.volumes.slice_volume` cuts the slices.
 
 Frames: ``box_rc`` is ``(r0, c0, r1, c1)`` inclusive in the 2D slice's array frame.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -35,22 +38,7 @@ __all__ = [
 
 IntArray = npt.NDArray[np.int64]
 
-#: Voxels of component ids counted per ``bincount`` call (2 MiB of int64 per call).
-_COUNT_SLAB_VOXELS = 1 << 18
 Box3D = tuple[slice, slice, slice]
-
-
-def _in_slice_structure(axis: int) -> npt.NDArray[np.bool_]:
-    """3x3x3 structure joining face neighbours within planes normal to ``axis`` only."""
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    for ax in range(3):
-        if ax == axis:
-            continue
-        idx = [1, 1, 1]
-        for v in (0, 1, 2):
-            idx[ax] = v
-            structure[tuple(idx)] = True
-    return structure
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,10 +54,10 @@ class SliceComponents:
         box_rc: ``(N, 4)`` inclusive ``(r0, c0, r1, c1)`` in the slice's array frame.
         pixel_count: ``(N,)`` pixels of each component.
         n_on_slice: ``(N,)`` number of components of this label on the component's slice.
-        labelled: Component ids of the cropped mask (int32 or uint16 volume).
+        labelled: ``(S, H + 1, W)`` int32 component ids of the mask's slices along ``axis``
+            (``S`` slices of ``H`` rows, each followed by a background row; 0 = background).
         ids: ``(N,)`` id of each component in ``labelled``.
-        boxes3d: 3D ``find_objects`` slices of each component in ``labelled``.
-        offset: Volume index of ``labelled[0, 0, 0]``.
+        offset: Volume index of the mask's ``[0, 0, 0]``.
     """
 
     axis: int
@@ -77,9 +65,8 @@ class SliceComponents:
     box_rc: IntArray
     pixel_count: IntArray
     n_on_slice: IntArray
-    labelled: npt.NDArray[np.integer]
+    labelled: npt.NDArray[np.int32]
     ids: IntArray
-    boxes3d: list[Box3D]
     offset: tuple[int, int, int]
 
     def __len__(self) -> int:
@@ -87,10 +74,12 @@ class SliceComponents:
 
     def crop2d(self, k: int) -> tuple[npt.NDArray[np.bool_], tuple[int, int]]:
         """Tight 2D boolean crop of component ``k`` and its ``(row, col)`` offset in the slice."""
-        sl = self.boxes3d[k]
-        crop3 = self.labelled[sl] == self.ids[k]
-        crop = np.take(crop3, 0, axis=self.axis)
-        return crop, (int(self.box_rc[k, 0]), int(self.box_rc[k, 1]))
+        row_axis, col_axis = (a for a in range(3) if a != self.axis)
+        r0, c0, r1, c1 = (int(v) for v in self.box_rc[k])
+        s = int(self.slice_index[k]) - self.offset[self.axis]
+        rows = slice(r0 - self.offset[row_axis], r1 + 1 - self.offset[row_axis])
+        cols = slice(c0 - self.offset[col_axis], c1 + 1 - self.offset[col_axis])
+        return self.labelled[s, rows, cols] == self.ids[k], (r0, c0)
 
 
 class LabelBoxes(dict[int, Box3D]):
@@ -176,17 +165,11 @@ def label_bounding_boxes(labels: npt.NDArray[np.integer]) -> LabelBoxes:
     return boxes
 
 
-def _label(
-    mask: npt.NDArray[np.bool_], structure: npt.NDArray[np.bool_]
-) -> tuple[npt.NDArray[np.integer], int]:
-    """``ndimage.label`` into uint16 when it fits (half the memory of int32), else int32."""
-    try:
-        out = np.empty(mask.shape, dtype=np.uint16)
-        n = int(ndimage.label(mask, structure=structure, output=out))
-        return out, n
-    except RuntimeError:  # more than 65535 components: scipy refuses the bit depth
-        comp, n_comp = ndimage.label(mask, structure=structure)
-        return comp, int(n_comp)
+def _cv2() -> Any:
+    """Import OpenCV lazily (``opencv-python-headless``, a core dependency)."""
+    import cv2
+
+    return cv2
 
 
 def slice_components(
@@ -207,49 +190,82 @@ def slice_components(
         raise ValueError(f"mask must be 3D (X, Y, Z); found shape {mask.shape}")
     if axis not in (0, 1, 2):
         raise ValueError(f"axis must be 0, 1 or 2; found {axis}")
-    comp, n = _label(mask, _in_slice_structure(axis))
-    # ndimage.label numbers components densely, so no find_objects entry is None.
-    boxes3d: list[Box3D] = ndimage.find_objects(comp)
-    bounds = np.array(
-        [(a.start, a.stop, b.start, b.stop, c.start, c.stop) for a, b, c in boxes3d],
-        dtype=np.int64,
-    ).reshape(n, 6)
-    starts, stops = bounds[:, 0::2], bounds[:, 1::2]
-    # bincount casts its input to int64: count slab by slab (contiguous, C-ordered ``comp``)
-    # so the cast copy is a few MiB, not four times the crop's uint16 ids.
-    counts = np.zeros(n + 1, dtype=np.int64)
-    step = max(1, _COUNT_SLAB_VOXELS // max(1, comp[:1].size))
-    for start in range(0, comp.shape[0], step):
-        counts += np.bincount(comp[start : start + step].ravel(), minlength=n + 1)
-    counts = counts[1:]
-    starts = starts + np.asarray(offset, dtype=np.int64)
-    stops = stops + np.asarray(offset, dtype=np.int64)
-    rc_axes = [a for a in range(3) if a != axis]
-    slice_index = starts[:, axis]
+    slices = np.moveaxis(mask, axis, 0)  # (S, H, W): rows = lower remaining axis
+    n_s, h, w = slices.shape
+    stacked = np.zeros((n_s, h + 1, w), dtype=np.uint8)  # a background row after each slice
+    stacked[:, :h] = slices
+    if stacked.size:
+        n, labelled, stats, _ = _cv2().connectedComponentsWithStats(
+            stacked.reshape(n_s * (h + 1), w), connectivity=4, ltype=_cv2().CV_32S
+        )
+        del stacked
+        left, top, width, height, counts = stats[1:].astype(np.int64).T
+    else:
+        n, labelled = 1, np.zeros(stacked.reshape(n_s * (h + 1), w).shape, dtype=np.int32)
+        left = top = width = height = counts = np.zeros(0, dtype=np.int64)
+    labelled = labelled.reshape(n_s, h + 1, w)
+    ids = np.arange(1, n, dtype=np.int64)
+    slice_local = top // (h + 1)
+    row0 = top - slice_local * (h + 1)
+    row_axis, col_axis = (a for a in range(3) if a != axis)
+    slice_index = slice_local + offset[axis]
     box_rc = np.stack(
         [
-            starts[:, rc_axes[0]],
-            starts[:, rc_axes[1]],
-            stops[:, rc_axes[0]] - 1,
-            stops[:, rc_axes[1]] - 1,
+            row0 + offset[row_axis],
+            left + offset[col_axis],
+            row0 + height - 1 + offset[row_axis],
+            left + width - 1 + offset[col_axis],
         ],
         axis=1,
     )
-    ids = np.arange(1, n + 1, dtype=np.int64)
-    # lexsort: last key is primary. Slice ascending, count descending, raster order (= id).
-    order = np.lexsort((ids, -counts, slice_index))
+    order = _official_order(slice_index, counts, ids, top, left, labelled.reshape(-1, w))
     slice_index = slice_index[order]
     # Components of each slice are consecutive (sorted by slice): one run per slice.
-    run_starts = np.flatnonzero(np.r_[True, np.diff(slice_index) != 0]) if n else slice_index
-    per_slice = np.diff(np.r_[run_starts, n])
+    run_starts = np.flatnonzero(np.r_[True, np.diff(slice_index) != 0]) if order.size else order
+    per_slice = np.diff(np.r_[run_starts, order.size])
     return SliceComponents(
         axis=axis,
         slice_index=slice_index,
         box_rc=box_rc[order],
         pixel_count=counts[order],
         n_on_slice=np.repeat(per_slice, per_slice).astype(np.int64),
-        labelled=comp,
+        labelled=labelled,
         ids=ids[order],
-        boxes3d=[boxes3d[i] for i in order.tolist()],
         offset=offset,
     )
+
+
+def _official_order(
+    slice_index: IntArray,
+    counts: IntArray,
+    ids: IntArray,
+    top: IntArray,
+    left: IntArray,
+    labelled_2d: npt.NDArray[np.int32],
+) -> IntArray:
+    """Order of the components: slice ascending, count descending, first pixel in raster order.
+
+    Args:
+        slice_index: ``(N,)`` slice of each component.
+        counts: ``(N,)`` pixel counts.
+        ids: ``(N,)`` component ids in ``labelled_2d``.
+        top: ``(N,)`` first row of each component in ``labelled_2d`` (the stacked image).
+        left: ``(N,)`` first column of each component's box.
+        labelled_2d: The stacked label image.
+    """
+    # lexsort: last key is primary. OpenCV's id is a stand-in for the raster key, which is
+    # only needed (and then computed) where a slice has components of equal size.
+    order = np.lexsort((ids, -counts, slice_index))
+    s, c = slice_index[order], counts[order]
+    tied = np.flatnonzero((s[1:] == s[:-1]) & (c[1:] == c[:-1]))
+    if tied.size == 0:
+        return order
+    key = ids.copy()
+    width = labelled_2d.shape[1]
+    for k in np.union1d(tied, tied + 1).tolist():
+        i = int(order[k])
+        row, c0 = int(top[i]), int(left[i])
+        # The first pixel of a component is in the top row of its box, leftmost there.
+        first = int(np.argmax(labelled_2d[row, c0:] == ids[i]))
+        key[i] = row * width + c0 + first
+    return np.lexsort((key, -counts, slice_index))
