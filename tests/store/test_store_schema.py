@@ -32,7 +32,12 @@ from medvision.store import (
     table_to_samples,
 )
 from medvision.store.manifest import compute_build_id, library_versions
-from medvision.store.schema import images_to_table, stored_slice_from_row
+from medvision.store.schema import (
+    _extras_to_json,
+    images_to_table,
+    sample_to_row,
+    stored_slice_from_row,
+)
 from medvision.volumes import encode_slice
 
 
@@ -104,6 +109,43 @@ def test_samples_table_round_trip_is_exact(items: list[Sample]) -> None:
     assert len(back) == len(items)
     for a, b in zip(items, back, strict=True):
         assert _same_sample(a, b), (a, b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(samples(), max_size=6))
+def test_columnwise_table_equals_the_row_dict_table(items: list[Sample]) -> None:
+    want = pa.Table.from_pylist([sample_to_row(s) for s in items], schema=SAMPLES_SCHEMA)
+    # Compared as Arrow IPC bytes: every value and null bit (NaN included), schema, metadata.
+    assert _ipc(samples_to_table(items)) == _ipc(want)
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+    return bytes(sink.getvalue())
+
+
+extras_keys = st.text(max_size=8) | st.sampled_from(["%", "%r", '"q"', "a\\b", "\u00e9", "\x00"])
+extras_values = floats | st.integers(-(2**60), 2**60) | st.booleans()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(extras_keys, extras_values, max_size=6))
+def test_extras_json_is_what_json_dumps_writes(extras: dict[str, Any]) -> None:
+    want = json.dumps({str(k): float(v) for k, v in extras.items()}, allow_nan=True)
+    assert _extras_to_json(extras) == want
+    assert _extras_to_json(extras) == want  # again, from the remembered template
+
+
+def test_extras_json_of_unusual_keys_and_overflowing_sums() -> None:
+    class Key(str):
+        def __str__(self) -> str:
+            return "other"
+
+    for extras in [{}, {1: 2.0, "1": 3.0}, {Key("k"): 1.0}, {"a": 1e308, "b": 1e308}]:
+        want = json.dumps({str(k): float(v) for k, v in extras.items()}, allow_nan=True)
+        assert _extras_to_json(extras) == want  # type: ignore[arg-type]
 
 
 def _hand_sample(**over: Any) -> Sample:

@@ -90,7 +90,9 @@ def contour_xy(crop: npt.NDArray[np.bool_], offset_rc: tuple[int, int]) -> Float
     in OpenCV's order. The crop must hold one 4-connected component (one external contour).
     """
     cv2 = _cv2()
-    padded = np.pad(crop.astype(np.uint8), 1)
+    h, w = crop.shape
+    padded = np.zeros((h + 2, w + 2), dtype=np.uint8)  # one background pixel all round
+    padded[1 : h + 1, 1 : w + 1] = crop
     contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     pts = np.asarray(contours[0], dtype=np.float64).reshape(-1, 2)
     return pts + np.array([offset_rc[1] - 1, offset_rc[0] - 1], dtype=np.float64)
