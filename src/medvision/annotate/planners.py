@@ -16,9 +16,11 @@ dataset-construction.md sections 3.3-3.7) with the corrections of the latest off
 Images are requested through an :class:`ImageSink`, which stores each slice once (losslessly).
 
 Detection and T/L are vectorised per volume: each label is cropped to its 3D bounding box and
-labelled once per plane with a structure joining neighbours only inside a slice
-(:mod:`medvision.annotate.components`), which gives every slice's 4-connected components in
-one pass, in the official order. Only the ellipse/Feret fits run per component.
+labelled once per plane, all its slices in one pass (:mod:`medvision.annotate.components`),
+which gives every slice's 4-connected components in the official order; detection hands the
+lesion labels' components to T/L (:class:`~medvision.annotate.components.LabelBoxes`). Only
+the ellipse/Feret fits run per component. Samples are made from per-label templates
+(:mod:`medvision.annotate.samples`), the same objects as ``Sample(...)`` makes.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from medvision.annotate.components import (
     slice_components,
     take_components,
 )
-from medvision.annotate.samples import SampleTemplate, id_prefix, sample_id
+from medvision.annotate.samples import id_prefix, label_template, sample_id
 from medvision.annotate.tl_versions import (
     DEFAULT_ANNOTATION,
     Annotation,
@@ -47,7 +49,7 @@ from medvision.annotate.tl_versions import (
     measure_component,
     min_cluster_pixels,
 )
-from medvision.catalog.spec import LabelSpec, MeasurementSpec, TaskSpec, plane_of
+from medvision.catalog.spec import MeasurementSpec, TaskSpec, plane_of
 from medvision.geometry import angle_deg, distance_mm
 from medvision.geometry.frames import _check_hw
 from medvision.schema import Plane, Sample, Split, TaskFamily, make_sample_id
@@ -127,9 +129,9 @@ def plan_detection(
     """Detection samples of one case (one per slice, label and kept component).
 
     Vectorised per volume: each requested label is cropped to its 3D bounding box and
-    labelled once per plane with a structure that joins neighbours only inside a slice
+    labelled once per plane, every slice in one pass
     (:func:`~medvision.annotate.components.slice_components`), which yields the official
-    per-slice 4-connected components of every slice in one pass.
+    per-slice 4-connected components of every slice.
 
     Besides the official box fields, ``extras["area_mm2"]`` is the label's whole area on the
     slice (all components; the official MaskSize ``ROI_area`` = pixel count x row spacing x
@@ -141,7 +143,10 @@ def plan_detection(
         sink: Where slice images go.
         stats: Optional counters to update.
         bboxes: ``label_bounding_boxes(labels.array)`` when the caller has it (one
-            ``find_objects`` pass over the volume serves every planner).
+            ``find_objects`` pass over the volume serves every planner). When it is that
+            function's :class:`~medvision.annotate.components.LabelBoxes`, the components
+            of the labels the task's T/L planner also measures are left in it for
+            :func:`plan_tumour_lesion` (until it takes them).
         annotation: Ground-truth version recorded in every sample (the build's; detection
             boxes are the same under every version). ``""`` leaves it to the caller.
 
@@ -183,8 +188,11 @@ def plan_detection(
             ctx.dataset, ctx.task.id, ctx.case_id, TaskFamily.DETECTION.value, int(plane)
         )
         templates = {
-            lab: _label_template(
-                ctx,
+            lab: label_template(
+                ctx.dataset,
+                ctx.task,
+                ctx.case_id,
+                ctx.split,
                 TaskFamily.DETECTION,
                 plane,
                 ctx.task.label(lab),
@@ -208,7 +216,7 @@ def plan_detection(
                         stats.dropped_small += 1
                         continue
                 key, hw = sink.image(plane, index)
-                # box_rc_to_rel's checks, once per group: the boxes come from find_objects
+                # box_rc_to_rel's checks, once per group: the boxes are component boxes
                 # (integers, r0 <= r1, c0 <= c1), only the image size is the sink's.
                 img_h, img_w = _check_hw(hw)
                 template = templates[lab]
@@ -272,7 +280,8 @@ def plan_tumour_lesion(
         stats: Optional counters to update.
         annotation: Ground-truth version (recorded in every sample).
         bboxes: ``label_bounding_boxes(labels.array)`` when the caller has it (one
-            ``find_objects`` pass over the volume serves every planner).
+            ``find_objects`` pass over the volume serves every planner). Components that
+            :func:`plan_detection` left in it for this volume are used, not recomputed.
 
     Returns:
         The samples, ordered by label, plane, slice, component size.
@@ -307,8 +316,11 @@ def plan_tumour_lesion(
                 TaskFamily.TUMOR_LESION_SIZE.value,
                 int(plane),
             )
-            template = _label_template(
-                ctx,
+            template = label_template(
+                ctx.dataset,
+                ctx.task,
+                ctx.case_id,
+                ctx.split,
                 TaskFamily.TUMOR_LESION_SIZE,
                 plane,
                 lab,
@@ -361,63 +373,6 @@ def plan_tumour_lesion(
                         )
                     )
     return out
-
-
-def _label_template(
-    ctx: CaseContext,
-    family: TaskFamily,
-    plane: Plane,
-    label: LabelSpec,
-    *,
-    spacing_mm_rc: tuple[float, float],
-    unit: str,
-    metric_type: str = "",
-    metric_key: str = "",
-    annotation: str = "",
-) -> SampleTemplate:
-    """The fields shared by the samples of ``label`` in one plane (detection and T/L).
-
-    Fills the identity fields both mask planners share (case, label, modality, plane); each
-    component's sample adds its ``sample_id`` (:func:`~medvision.schema.make_sample_id` of
-    dataset, task, case, family value, plane, slice, label id and component rank),
-    ``slice_index``, ``image_key``, ``image_hw``, ``n_instances``, ``target``, ``box_rc``,
-    ``extras`` and, for T/L, ``points_rc``.
-
-    Args:
-        ctx: Case identity.
-        family: ``DETECTION`` or ``TUMOR_LESION_SIZE``.
-        plane: Slicing plane.
-        label: The label measured.
-        spacing_mm_rc: Native (row, col) pixel spacing in mm.
-        unit: ``"relative"`` or ``"mm"``.
-        metric_type: ``"axes"`` for T/L, else ``""``.
-        metric_key: Measurement key for T/L, else ``""``.
-        annotation: Ground-truth version of the build.
-    """
-    fields = {
-        "task_id": ctx.task.id,
-        "dataset": ctx.dataset,
-        "case_id": ctx.case_id,
-        "split": ctx.split,
-        "family": family,
-        "plane": plane,
-        "label_id": label.id,
-        "label_name": label.name,
-        "label_kind": label.kind,
-        "label_group": label.group,
-        "modality": ctx.task.modality,
-        "image_description": ctx.task.image_description,
-        "spacing_mm_rc": spacing_mm_rc,
-        "unit": unit,
-        "metric_type": metric_type,
-        "metric_key": metric_key,
-        "metric_name": "",
-        "landmark_names": (),
-        "annotation": annotation,
-    }
-    if family is TaskFamily.DETECTION:
-        fields["points_rc"] = ()
-    return SampleTemplate(**fields)
 
 
 def _in_plane(point: tuple[float, ...], plane: Plane) -> tuple[float, float]:

@@ -20,9 +20,10 @@ import dataclasses
 import hashlib
 from typing import Any
 
-from medvision.schema import Sample
+from medvision.catalog.spec import LabelSpec, TaskSpec
+from medvision.schema import Plane, Sample, Split, TaskFamily
 
-__all__ = ["SAMPLE_FIELDS", "SampleTemplate", "id_prefix", "sample_id"]
+__all__ = ["SAMPLE_FIELDS", "SampleTemplate", "id_prefix", "label_template", "sample_id"]
 
 #: ``Sample`` field names in declaration order (the order ``__init__`` stores them in).
 SAMPLE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Sample))
@@ -99,3 +100,66 @@ class SampleTemplate:
         sample = object.__new__(Sample)
         sample.__dict__.update(values)
         return sample
+
+
+def label_template(
+    dataset: str,
+    task: TaskSpec,
+    case_id: str,
+    split: Split,
+    family: TaskFamily,
+    plane: Plane,
+    label: LabelSpec,
+    *,
+    spacing_mm_rc: tuple[float, float],
+    unit: str,
+    metric_type: str = "",
+    metric_key: str = "",
+    annotation: str = "",
+) -> SampleTemplate:
+    """The fields shared by the samples of ``label`` in one plane (detection and T/L).
+
+    Fills the identity fields both mask planners share (case, label, modality, plane); each
+    component's sample adds its ``sample_id`` (:func:`~medvision.schema.make_sample_id` of
+    dataset, task, case, family value, plane, slice, label id and component rank),
+    ``slice_index``, ``image_key``, ``image_hw``, ``n_instances``, ``target``, ``box_rc``,
+    ``extras`` and, for T/L, ``points_rc``.
+
+    Args:
+        dataset: Dataset name.
+        task: The dataset task (id, modality, image description).
+        case_id: Case identifier.
+        split: ``"train"`` or ``"test"``.
+        family: ``DETECTION`` or ``TUMOR_LESION_SIZE``.
+        plane: Slicing plane.
+        label: The label measured.
+        spacing_mm_rc: Native (row, col) pixel spacing in mm.
+        unit: ``"relative"`` or ``"mm"``.
+        metric_type: ``"axes"`` for T/L, else ``""``.
+        metric_key: Measurement key for T/L, else ``""``.
+        annotation: Ground-truth version of the build.
+    """
+    fields = {
+        "task_id": task.id,
+        "dataset": dataset,
+        "case_id": case_id,
+        "split": split,
+        "family": family,
+        "plane": plane,
+        "label_id": label.id,
+        "label_name": label.name,
+        "label_kind": label.kind,
+        "label_group": label.group,
+        "modality": task.modality,
+        "image_description": task.image_description,
+        "spacing_mm_rc": spacing_mm_rc,
+        "unit": unit,
+        "metric_type": metric_type,
+        "metric_key": metric_key,
+        "metric_name": "",
+        "landmark_names": (),
+        "annotation": annotation,
+    }
+    if family is TaskFamily.DETECTION:
+        fields["points_rc"] = ()
+    return SampleTemplate(**fields)

@@ -387,10 +387,7 @@ def _feret_crop(
 ) -> Diameters:
     """Feret/RECIST diameters of a tight crop (see :func:`feret_diameters`).
 
-    Lesion components are small (tens of hull vertices), so the per-call cost is numpy's
-    per-operation overhead: the 2-vectors are handled as Python floats (the same IEEE
-    operations, in the same order, as the array form) and the ``(V, V)`` steps use plain
-    ufuncs.
+    Hulls are small: 2-vectors are Python floats (the array form's IEEE steps, in order).
     """
     sr, sc = float(spacing[0]), float(spacing[1])
     pts_mm = _row_extreme_corners_rc(crop) * np.array((sr, sc), dtype=np.float64)
