@@ -62,20 +62,3 @@ def test_workers_die_when_the_parent_is_killed(tmp_path: Path) -> None:
     for pid in survivors:  # do not leave them behind if the test fails
         os.kill(pid, signal.SIGKILL)
     assert survivors == []
-
-
-def _opencv_threads(_: int) -> int:
-    import cv2
-
-    return int(cv2.getNumThreads())
-
-
-def test_pool_workers_run_opencv_on_one_thread() -> None:
-    import cv2
-
-    from medvision.builder.executors import run_jobs
-
-    before = cv2.getNumThreads()
-    # The pool runs one worker per core: OpenCV's own threads would oversubscribe them.
-    assert list(run_jobs(_opencv_threads, [0, 1, 2], 2, "local")) == [1, 1, 1]
-    assert cv2.getNumThreads() == before  # the parent is left as it was

@@ -51,28 +51,12 @@ def _watch(parent_pid: int) -> None:
     os._exit(1)  # no cleanup: the parent that would collect our results is gone
 
 
-def _one_opencv_thread() -> None:
-    """Keep OpenCV to one thread: the pool already runs one worker per core.
-
-    OpenCV's own thread pool (used by the component labelling of the planners) would put
-    several threads on each core and slow every worker down.
-    """
-    try:
-        import cv2  # lazy: imported by the planners anyway
-    except ImportError:
-        return
-    cv2.setNumThreads(1)
-
-
 def init_worker(parent_pid: int) -> None:
     """Pool initializer: tie this worker's life to ``parent_pid`` (see the module docstring).
-
-    Also keeps OpenCV to one thread per worker (:func:`_one_opencv_thread`).
 
     Args:
         parent_pid: The pid of the process that created the pool (``os.getpid()`` there).
     """
-    _one_opencv_thread()
     _set_pdeathsig()
     if parent_gone(parent_pid):  # the parent died before prctl took effect
         os._exit(1)
