@@ -62,3 +62,42 @@ def test_workers_die_when_the_parent_is_killed(tmp_path: Path) -> None:
     for pid in survivors:  # do not leave them behind if the test fails
         os.kill(pid, signal.SIGKILL)
     assert survivors == []
+
+
+_AFTER_OPENCV = textwrap.dedent(
+    """
+    import numpy as np, cv2
+    from medvision.annotate.components import slice_components
+    from medvision.builder.executors import run_jobs
+
+    # The parent runs OpenCV's parallel labelling first (its thread pool starts), then forks.
+    big = (np.random.default_rng(0).random((3000, 3000)) > 0.5).astype(np.uint8)
+    cv2.connectedComponentsWithStats(big, connectivity=4, ltype=cv2.CV_32S)
+
+    def job(seed):
+        mask = np.random.default_rng(seed).random((40, 50, 30)) > 0.6
+        return len(slice_components(mask, 2))
+
+    if __name__ == "__main__":
+        print(sorted(run_jobs(job, [1, 2, 3, 4], 2, "local")))
+    """
+)
+
+
+def test_pool_workers_label_components_after_the_parent_used_opencv(tmp_path: Path) -> None:
+    # Forked workers inherit OpenCV's thread-pool state; reconfiguring it there (for example
+    # cv2.setNumThreads in the pool initializer) hangs forever. The timeout only detects a hang.
+    script = tmp_path / "after_opencv.py"
+    script.write_text(_AFTER_OPENCV)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    import numpy as np
+
+    from medvision.annotate.components import slice_components
+
+    expected = sorted(
+        len(slice_components(np.random.default_rng(s).random((40, 50, 30)) > 0.6, 2))
+        for s in (1, 2, 3, 4)
+    )
+    assert out.stdout.strip() == str(expected)
