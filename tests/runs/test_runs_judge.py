@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from medvision.cli.app import app
+from medvision.runs.integrity import records_digest, summary_is_current
 from medvision.runs.judge import (
     JUDGE_CACHE_NAME,
     JudgeSpec,
@@ -70,6 +72,21 @@ def test_judge_reparses_keeps_its_output_and_resumes(mini_store: Path, tmp_path:
     assert summary["run"]["parser"] == "judge" and summary["run"]["judge"]["model"] == "judge"
     assert again["run"]["parser"] == "judge"
     assert len((out / JUDGE_CACHE_NAME).read_text().splitlines()) == len(records)
+    # The judged summary is tied to the judged records: a same-size edit that keeps the
+    # records' mtime is still seen as stale.
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["records_digest"] == records_digest(out / RECORDS_NAME)
+    assert summary_is_current(on_disk, out / RECORDS_NAME)
+    path = out / RECORDS_NAME
+    st = path.stat()
+    text = path.read_text()
+    edited = text.replace('"status":"ok"', '"status":"xx"', 1)
+    assert edited != text
+    path.write_text(edited)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+    assert not summary_is_current(on_disk, path)
+    path.write_text(text)
     # Re-parsing re-reads the stored judge reply (no judge server needed).
     rescore(out, reparse=True)
     assert all(r.parsed == (12.5, 8.25) for r in read_records(out / RECORDS_NAME))

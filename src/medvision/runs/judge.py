@@ -42,6 +42,7 @@ from medvision.metrics import get_protocol, sample_metrics, summarize_run, to_js
 from medvision.metrics.jsonvalues import write_json
 from medvision.parsing import ParsedAnswer, ParseStatus
 from medvision.runs.cache import CachedAnswer, append_cache, cache_key, read_cache
+from medvision.runs.integrity import records_digest
 from medvision.runs.records import RECORDS_NAME, read_records, repair_tail, write_records_atomic
 from medvision.runs.scoring import parse_answer
 from medvision.runs.spec import SUMMARY_NAME, RunError, redact
@@ -345,5 +346,8 @@ def _rewrite(
         "parser": "judge",
         "judge": {"model": spec.model, "prompt": JUDGE_PROMPT_VERSION},
     }
+    # As every other summary: tied to the records it was computed from, so an edit of the
+    # records (even one that keeps their size and time) makes it stale.
+    summary["records_digest"] = records_digest(out / RECORDS_NAME)
     write_json(old, summary)  # strict JSON: an infinite MAE is written "inf"
     return summary
