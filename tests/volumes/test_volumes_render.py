@@ -13,6 +13,7 @@ from medvision.volumes import (
     render_slice,
     to_uint8,
 )
+from medvision.volumes.render import percentile_pair
 
 
 def official_minmax(img: np.ndarray) -> np.ndarray:
@@ -219,3 +220,29 @@ def test_unknown_rule_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown rendering 'windows'"):
         render_slice(ct_slice(), "windows", modality="CT", label_group="Liver")
     assert official_ct_window("Others") is None
+
+
+def test_percentile_pair_equals_numpy_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    quantiles = [(0.5, 99.5), (0.0, 100.0), (1.0, 99.0), (25.0, 75.0), (0.0, 0.5)]
+    for trial in range(3000):
+        n = int(rng.integers(1, 400))
+        kind = trial % 4
+        if kind == 0:  # continuous float32 values
+            x = rng.normal(0, 100, n).astype(np.float32)
+        elif kind == 1:  # integer-valued (CT/MRI) with many ties
+            x = rng.integers(-5, 6, n).astype(np.float32)
+        elif kind == 2:  # a constant slice
+            x = np.full(n, np.float32(rng.normal()), dtype=np.float32)
+        else:  # wide range, float64 input
+            x = rng.uniform(-1e6, 1e6, n)
+        lo_hi = (
+            quantiles[trial % len(quantiles)] if trial % 7 else tuple(sorted(rng.random(2) * 100))
+        )
+        shaped = x.reshape(1, -1) if trial % 2 else x
+        before = shaped.copy()
+        got = percentile_pair(shaped, *lo_hi)
+        want = np.percentile(shaped, lo_hi)
+        assert np.array_equal(np.asarray(got), want), (trial, lo_hi)
+        assert [type(v) for v in got] == [float, float]
+        np.testing.assert_array_equal(shaped, before)  # the input is left as it was

@@ -112,6 +112,27 @@ def _classes_1_2_1() -> dict[tuple[str, str], str]:
 
 
 _ROW_GROUP_CACHE = 4  # decoded image row groups kept; sequential access hits the last one
+
+
+class _ImageGroup:
+    """One decoded row group of an images file: the slice bytes stay in Arrow.
+
+    The small columns (key, encoding, rescale, size) are converted to Python lists once per
+    group, so reading one slice converts only its bytes.
+    """
+
+    def __init__(self, table: pa.Table) -> None:
+        self._data = table.column("data")
+        self._small = {
+            name: table.column(name).to_pylist() for name in table.column_names if name != "data"
+        }
+
+    def stored_slice(self, i: int) -> StoredSlice:
+        row: dict[str, Any] = {name: values[i] for name, values in self._small.items()}
+        row["data"] = self._data[i].as_py()
+        return stored_slice_from_row(row)
+
+
 #: Rendered images kept per dataset, by (slice key, normalisation): consecutive samples
 #: (labels of one slice) often show the same image.
 _RENDER_CACHE = 32
@@ -149,7 +170,7 @@ class BuiltDataset:
         self._index_file: npt.NDArray[np.int32] = np.zeros(0, np.int32)
         self._index_row: npt.NDArray[np.int64] = np.zeros(0, np.int64)
         self._group_starts: list[npt.NDArray[np.int64]] = []
-        self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], _ImageGroup] = OrderedDict()
         self._rendered: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
     def __repr__(self) -> str:
@@ -311,16 +332,13 @@ class BuiltDataset:
         rows = self._cache.get(cache_key)
         if rows is None:
             pf = pq.ParquetFile(self._image_files[file_idx])
-            rows = pf.read_row_group(group).combine_chunks()
+            rows = _ImageGroup(pf.read_row_group(group).combine_chunks())
             self._cache[cache_key] = rows
             while len(self._cache) > _ROW_GROUP_CACHE:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(cache_key)
-        i = row - int(starts[group])
-        return stored_slice_from_row(
-            {name: rows.column(name)[i].as_py() for name in rows.column_names}
-        )
+        return rows.stored_slice(row - int(starts[group]))
 
     def slice_values(self, key: str) -> npt.NDArray[np.float32]:
         """The float32 values of the slice stored under ``key`` (HU for CT), (H, W).
