@@ -27,11 +27,11 @@ from medvision.annotate.components import (
 from medvision.annotate.planners import CaseContext, PlanStats, plan_detection, plan_tumour_lesion
 from medvision.annotate.samples import SampleTemplate, id_prefix, sample_id
 from medvision.annotate.tl_versions import ANNOTATIONS
-from medvision.catalog.spec import DetectionSpec, LabelSpec, TaskSpec, TumourLesionSpec
 from medvision.geometry import box_rc_to_rel
 from medvision.schema import Plane, Sample, TaskFamily, make_sample_id
 from medvision.store.schema import SAMPLES_SCHEMA, sample_to_row, samples_to_table
 from medvision.volumes import from_array
+from planner_fixtures import KeySink, three_label_task
 
 
 def _per_slice_reference(
@@ -94,32 +94,6 @@ def test_ties_follow_the_raster_order_whatever_the_ids() -> None:
     assert ids[order].tolist() == [3, 2, 1]  # (0, 1), (0, 3), (1, 0): raster order
 
 
-def _task() -> TaskSpec:
-    return TaskSpec(
-        id="01",
-        modality="CT",
-        image_description="synthetic",
-        image_folder="img",
-        mask_folder="msk",
-        labels=[
-            LabelSpec(id=1, name="organ a", kind="organ", group="A"),
-            LabelSpec(id=2, name="organ b", kind="organ", group="B"),
-            LabelSpec(id=5, name="lesion", kind="lesion", group="L"),
-        ],
-        detection=DetectionSpec(labels=[1, 2, 5], single_instance=False),
-        tl=TumourLesionSpec(labels=[5], single_instance=False),
-    )
-
-
-class _Sink:
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-
-    def image(self, plane: Plane, index: int) -> tuple[str, tuple[int, int]]:
-        hw = [n for ax, n in enumerate(self.shape) if ax != int(plane)]
-        return f"k{int(plane)}-{index}", (hw[0], hw[1])
-
-
 def _labels(seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     shape = (40, 44, 12)
@@ -146,19 +120,20 @@ def _straightforward(s: Sample, k: int) -> Sample:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_planned_samples_equal_straightforward_ones_and_tables_match(seed: int) -> None:
     labels = from_array(_labels(seed), np.diag([0.8, 1.1, 2.5, 1.0]), "labels")
-    ctx = CaseContext("syn", _task(), "c0", "test")
+    ctx = CaseContext("syn", three_label_task(), "c0", "test")
     for annotation in ANNOTATIONS:
         boxes = label_bounding_boxes(labels.array)
         assert isinstance(boxes, LabelBoxes)
-        det = plan_detection(labels, ctx, _Sink(labels.shape), bboxes=boxes, annotation=annotation)
+        sink = KeySink(labels.shape)
+        det = plan_detection(labels, ctx, sink, bboxes=boxes, annotation=annotation)
         shared_stats, own_stats = PlanStats(), PlanStats()
         # T/L takes the lesion components detection left in ``boxes`` ...
         tl = plan_tumour_lesion(
-            labels, ctx, _Sink(labels.shape), shared_stats, annotation, bboxes=boxes
+            labels, ctx, KeySink(labels.shape), shared_stats, annotation, bboxes=boxes
         )
         # ... and labels them itself given a plain dict: the same samples either way.
         own = plan_tumour_lesion(
-            labels, ctx, _Sink(labels.shape), own_stats, annotation, bboxes=dict(boxes)
+            labels, ctx, KeySink(labels.shape), own_stats, annotation, bboxes=dict(boxes)
         )
         assert repr(tl) == repr(own) and shared_stats == own_stats
         # (v1.0.0's 200 px floor and ring gate leave none here, after fitting a few.)

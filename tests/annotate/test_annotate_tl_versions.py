@@ -21,15 +21,7 @@ from medvision.catalog.spec import LabelSpec, TaskSpec, TumourLesionSpec
 from medvision.geometry.ellipse_official import ring_gate_boxes
 from medvision.schema import Plane, Sample
 from medvision.volumes import from_array, slice_volume
-
-
-class _Sink:
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-
-    def image(self, plane: Plane, index: int) -> tuple[str, tuple[int, int]]:
-        hw = [n for ax, n in enumerate(self.shape) if ax != int(plane)]
-        return f"k{int(plane)}-{index}", (hw[0], hw[1])
+from planner_fixtures import KeySink
 
 
 def _task(single: bool, planes: tuple[str, ...] = ("S",)) -> TaskSpec:
@@ -58,7 +50,7 @@ def _plan_slice(
     labels = from_array(arr, affine, "labels")
     stats = PlanStats()
     ctx = CaseContext("syn", _task(single), "c0", "test")
-    got = plan_tumour_lesion(labels, ctx, _Sink(arr.shape), stats, check_annotation(annotation))
+    got = plan_tumour_lesion(labels, ctx, KeySink(arr.shape), stats, check_annotation(annotation))
     return got, stats
 
 
@@ -284,7 +276,7 @@ def test_official_versions_equal_the_per_slice_transcription(seed: int, single: 
     counts: dict[str, tuple[int, int, int, int]] = {}
     for annotation in ("official-1.0.0", "official-1.4.0"):
         stats = PlanStats()
-        got = plan_tumour_lesion(labels, ctx, _Sink(shape), stats, check_annotation(annotation))
+        got = plan_tumour_lesion(labels, ctx, KeySink(shape), stats, check_annotation(annotation))
         want = []
         small = rejected = multi = 0
         for plane in (Plane.SAGITTAL, Plane.CORONAL, Plane.AXIAL):

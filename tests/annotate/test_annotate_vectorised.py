@@ -15,38 +15,11 @@ from scipy import ndimage
 
 from medvision.annotate.components import slice_components
 from medvision.annotate.planners import CaseContext, PlanStats, plan_detection, plan_tumour_lesion
-from medvision.catalog.spec import DetectionSpec, LabelSpec, TaskSpec, TumourLesionSpec
+from medvision.catalog.spec import DetectionSpec
 from medvision.geometry import boxes_from_label_slice, lesion_measurements, single_instance
 from medvision.schema import Plane
 from medvision.volumes import from_array, slice_volume
-
-
-class _Sink:
-    def __init__(self, shape: tuple[int, int, int]) -> None:
-        self.shape = shape
-        self.calls: list[tuple[Plane, int]] = []
-
-    def image(self, plane: Plane, index: int) -> tuple[str, tuple[int, int]]:
-        self.calls.append((plane, index))
-        hw = tuple(n for ax, n in enumerate(self.shape) if ax != int(plane))
-        return f"k{int(plane)}-{index}", (int(hw[0]), int(hw[1]))
-
-
-def _task(single: bool) -> TaskSpec:
-    return TaskSpec(
-        id="01",
-        modality="CT",
-        image_description="synthetic",
-        image_folder="img",
-        mask_folder="msk",
-        labels=[
-            LabelSpec(id=1, name="organ a", kind="organ", group="A"),
-            LabelSpec(id=2, name="organ b", kind="organ", group="B"),
-            LabelSpec(id=5, name="lesion", kind="lesion", group="L"),
-        ],
-        detection=DetectionSpec(labels=[1, 2, 5], single_instance=single, min_side_px=3),
-        tl=TumourLesionSpec(labels=[5], single_instance=single),
-    )
+from planner_fixtures import KeySink, three_label_task
 
 
 def _random_labels(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
@@ -103,8 +76,8 @@ def test_detection_equals_per_slice_reference(seed: int, single: bool) -> None:
     shape = (23, 31, 17)
     affine = np.diag([0.7, 1.3, 2.5, 1.0])
     labels = from_array(_random_labels(seed, shape), affine, "labels")
-    ctx = CaseContext("syn", _task(single), "c0", "test")
-    got = plan_detection(labels, ctx, _Sink(shape), PlanStats())
+    ctx = CaseContext("syn", three_label_task(single), "c0", "test")
+    got = plan_detection(labels, ctx, KeySink(shape), PlanStats())
     want = _reference_detection(labels, ctx, 3)
     assert len(got) == len(want) > 50
     for s, (plane, index, lab, box, n, size_mm, ratio, spacing, area) in zip(
@@ -120,9 +93,9 @@ def test_detection_equals_per_slice_reference(seed: int, single: bool) -> None:
 def test_tl_equals_per_slice_reference() -> None:
     shape = (30, 26, 14)
     labels = from_array(_random_labels(3, shape), np.diag([0.8, 1.1, 3.0, 1.0]), "labels")
-    ctx = CaseContext("syn", _task(False), "c0", "train")
+    ctx = CaseContext("syn", three_label_task(False), "c0", "train")
     stats = PlanStats()
-    got = plan_tumour_lesion(labels, ctx, _Sink(shape), stats, "precise")
+    got = plan_tumour_lesion(labels, ctx, KeySink(shape), stats, "precise")
     want = []
     rejected = 0
     for plane in (Plane.SAGITTAL, Plane.CORONAL, Plane.AXIAL):
@@ -149,11 +122,11 @@ def test_single_instance_counts_only_real_drops() -> None:
     arr[0, 30:35, 2:8] = 5
     arr[0, 30:35, 20:30] = 5  # two components: dropped as multi-instance
     labels = from_array(arr, np.eye(4), "labels")
-    task = _task(True).model_copy(
+    task = three_label_task(True).model_copy(
         update={"detection": DetectionSpec(labels=[1, 2, 5], planes=["S"], min_side_px=3)}
     )
     stats = PlanStats()
-    got = plan_detection(labels, CaseContext("syn", task, "c", "test"), _Sink(arr.shape), stats)
+    got = plan_detection(labels, CaseContext("syn", task, "c", "test"), KeySink(arr.shape), stats)
     assert [(s.label_id, s.box_rc) for s in got] == [(1, (2, 2, 19, 19))]
     assert (stats.dropped_small, stats.dropped_multi_instance) == (1, 1)
 
