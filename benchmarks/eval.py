@@ -60,7 +60,7 @@ def prepare_ours(store: Path, run_dir: Path) -> tuple[int, float]:
     start = time.perf_counter()
     spec = RunSpec(dataset_dir=str(store), backend="openai", model=MODEL, protocol="official")
     runner = Runner(spec, run_dir)
-    samples = runner.dataset.samples(split="test")
+    samples = runner.samples()  # the run's selection, read once (as Runner.run reads it)
     n_bytes = 0
     for s in samples:
         n_bytes += len(_body_bytes(runner._request(s, {})))
