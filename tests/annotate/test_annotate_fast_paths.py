@@ -79,6 +79,32 @@ def test_slice_components_equal_scipy_slice_by_slice(seed: int) -> None:
             assert np.array_equal(got_crop, crop)
 
 
+def test_large_masks_use_16_bit_ids_and_fall_back_to_32_bit_past_65535(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every mask counts as large here. Isolated pixels: 300 x 300 / 4 = 22,500 components per
+    # slice, about 90,000 over 4 slices, more than 16-bit ids can number.
+    monkeypatch.setattr("medvision.annotate.components.UINT16_IDS_FROM_PIXELS", 0)
+    mask = np.zeros((4, 300, 300), dtype=bool)
+    mask[:, ::2, ::2] = True
+    mask[1, 10:20, 10:20] = True  # one larger component first in its slice's order
+    got = slice_components(mask, 0)
+    want = _per_slice_reference(mask, 0, (0, 0, 0))
+    assert len(got) == len(want) > 65_535
+    assert got.labelled.dtype == np.int32
+    assert [tuple(b) for b in got.box_rc.tolist()] == [w[1] for w in want]
+    assert got.pixel_count.tolist() == [w[2] for w in want]
+    crop, origin = got.crop2d(len(got) - 1)
+    assert origin == want[-1][1][:2] and np.array_equal(crop, want[-1][4])
+    one = slice_components(mask[:1], 0)
+    assert one.labelled.dtype == np.uint16  # 22,500 components: 16-bit ids
+    want_one = _per_slice_reference(mask[:1], 0, (0, 0, 0))
+    assert [tuple(b) for b in one.box_rc.tolist()] == [w[1] for w in want_one]
+    assert one.pixel_count.tolist() == [w[2] for w in want_one]
+    monkeypatch.undo()
+    assert slice_components(mask[:1], 0).labelled.dtype == np.int32  # a small mask
+
+
 def test_slice_components_of_an_empty_mask() -> None:
     for shape in [(4, 5, 6), (0, 3, 3)]:
         c = slice_components(np.zeros(shape, dtype=bool), 1)
