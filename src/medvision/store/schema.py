@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, cast, get_args
 
 import pyarrow as pa
@@ -182,38 +183,51 @@ _FAMILY_VALUES: dict[object, str] = {f: f.value for f in TaskFamily}
 _PLANE_VALUES: dict[object, int] = {p: int(p) for p in Plane}
 
 
+def _ints(values: Iterable[Any]) -> list[int]:
+    return list(map(int, values))
+
+
+def _floats(values: Iterable[Any]) -> list[float]:
+    return list(map(float, values))
+
+
+#: How each column of :data:`SAMPLES_SCHEMA` is read from a sample (one table for
+#: :func:`sample_to_row` and :func:`samples_to_table`); plain fields by ``attrgetter``.
+_COLUMN_VALUES: tuple[tuple[str, Callable[[Sample], Any]], ...] = (
+    ("sample_id", attrgetter("sample_id")),
+    ("dataset", attrgetter("dataset")),
+    ("case_id", attrgetter("case_id")),
+    ("split", attrgetter("split")),
+    ("family", lambda s: _family_value(s.family)),
+    ("plane", lambda s: _plane_value(s.plane)),
+    ("slice_index", lambda s: int(s.slice_index)),
+    ("label_id", lambda s: None if s.label_id is None else int(s.label_id)),
+    ("label_name", attrgetter("label_name")),
+    ("label_kind", attrgetter("label_kind")),
+    ("label_group", attrgetter("label_group")),
+    ("modality", attrgetter("modality")),
+    ("image_description", attrgetter("image_description")),
+    ("image_key", attrgetter("image_key")),
+    ("image_hw", lambda s: _ints(s.image_hw)),
+    ("spacing_mm_rc", lambda s: _floats(s.spacing_mm_rc)),
+    ("target", lambda s: _floats(s.target)),
+    ("unit", attrgetter("unit")),
+    ("box_rc", lambda s: None if s.box_rc is None else _ints(s.box_rc)),
+    ("n_instances", lambda s: int(s.n_instances)),
+    ("points_rc", lambda s: [[float(r), float(c)] for r, c in s.points_rc]),
+    ("metric_type", attrgetter("metric_type")),
+    ("metric_key", attrgetter("metric_key")),
+    ("metric_name", attrgetter("metric_name")),
+    ("landmark_names", lambda s: list(s.landmark_names)),
+    ("extras", lambda s: _extras_to_json(s.extras)),
+    ("task_id", attrgetter("task_id")),
+    ("annotation", attrgetter("annotation")),
+)
+
+
 def sample_to_row(sample: Sample) -> dict[str, Any]:
     """Convert a sample to a plain row (column name -> Python value) of :data:`SAMPLES_SCHEMA`."""
-    return {
-        "sample_id": sample.sample_id,
-        "dataset": sample.dataset,
-        "case_id": sample.case_id,
-        "split": sample.split,
-        "family": TaskFamily(sample.family).value,
-        "plane": int(Plane(sample.plane)),
-        "slice_index": int(sample.slice_index),
-        "label_id": None if sample.label_id is None else int(sample.label_id),
-        "label_name": sample.label_name,
-        "label_kind": sample.label_kind,
-        "label_group": sample.label_group,
-        "modality": sample.modality,
-        "image_description": sample.image_description,
-        "image_key": sample.image_key,
-        "image_hw": [int(v) for v in sample.image_hw],
-        "spacing_mm_rc": [float(v) for v in sample.spacing_mm_rc],
-        "target": [float(v) for v in sample.target],
-        "unit": sample.unit,
-        "box_rc": None if sample.box_rc is None else [int(v) for v in sample.box_rc],
-        "n_instances": int(sample.n_instances),
-        "points_rc": [[float(r), float(c)] for r, c in sample.points_rc],
-        "metric_type": sample.metric_type,
-        "metric_key": sample.metric_key,
-        "metric_name": sample.metric_name,
-        "landmark_names": list(sample.landmark_names),
-        "extras": _extras_to_json(sample.extras),
-        "task_id": sample.task_id,
-        "annotation": sample.annotation,
-    }
+    return {name: value(sample) for name, value in _COLUMN_VALUES}
 
 
 def _pair_f(values: Sequence[Any]) -> tuple[float, float]:
@@ -286,8 +300,8 @@ def sample_from_row(row: Mapping[str, Any]) -> Sample:
 def samples_to_table(samples: Iterable[Sample]) -> pa.Table:
     """Convert samples to an Arrow table with :data:`SAMPLES_SCHEMA` (rows in input order).
 
-    Built column by column (no row dicts); every value is converted as
-    :func:`sample_to_row` converts it, so the table equals
+    Built column by column (no row dicts), each value converted by the same per-column rule
+    as :func:`sample_to_row`, so the table equals
     ``pa.Table.from_pylist([sample_to_row(s) for s in samples], schema=SAMPLES_SCHEMA)``.
 
     Raises:
@@ -296,36 +310,7 @@ def samples_to_table(samples: Iterable[Sample]) -> pa.Table:
     """
     items = list(samples)
     fields = SAMPLES_SCHEMA
-    columns: dict[str, list[Any]] = {
-        "sample_id": [s.sample_id for s in items],
-        "dataset": [s.dataset for s in items],
-        "case_id": [s.case_id for s in items],
-        "split": [s.split for s in items],
-        "family": [_family_value(s.family) for s in items],
-        "plane": [_plane_value(s.plane) for s in items],
-        "slice_index": [int(s.slice_index) for s in items],
-        "label_id": [None if s.label_id is None else int(s.label_id) for s in items],
-        "label_name": [s.label_name for s in items],
-        "label_kind": [s.label_kind for s in items],
-        "label_group": [s.label_group for s in items],
-        "modality": [s.modality for s in items],
-        "image_description": [s.image_description for s in items],
-        "image_key": [s.image_key for s in items],
-        "image_hw": [list(map(int, s.image_hw)) for s in items],
-        "spacing_mm_rc": [list(map(float, s.spacing_mm_rc)) for s in items],
-        "target": [list(map(float, s.target)) for s in items],
-        "unit": [s.unit for s in items],
-        "box_rc": [None if s.box_rc is None else list(map(int, s.box_rc)) for s in items],
-        "n_instances": [int(s.n_instances) for s in items],
-        "points_rc": [[[float(r), float(c)] for r, c in s.points_rc] for s in items],
-        "metric_type": [s.metric_type for s in items],
-        "metric_key": [s.metric_key for s in items],
-        "metric_name": [s.metric_name for s in items],
-        "landmark_names": [list(s.landmark_names) for s in items],
-        "extras": [_extras_to_json(s.extras) for s in items],
-        "task_id": [s.task_id for s in items],
-        "annotation": [s.annotation for s in items],
-    }
+    columns = {name: list(map(value, items)) for name, value in _COLUMN_VALUES}
     arrays = [pa.array(columns[f.name], f.type) for f in fields]
     return pa.Table.from_arrays(arrays, schema=fields)
 
