@@ -10,6 +10,7 @@ from medvision.geometry.frames import (
     box_rc_to_rel,
     box_size_mm,
     box_size_px,
+    component_boxes_to_rel,
     points_rc_to_mm,
     points_rc_to_rel,
     rel_to_box_rc,
@@ -127,3 +128,23 @@ def test_points_roundtrip(hw: tuple[int, int], pts: list[tuple[float, float]]) -
     for (r, c), (rb, cb) in zip(pts, back, strict=True):
         assert rb == pytest.approx(r, abs=1e-9 * 5000)
         assert cb == pytest.approx(c, abs=1e-9 * 5000)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 400), st.integers(0, 400), st.integers(0, 50), st.integers(0, 50)),
+        max_size=20,
+    ),
+    st.integers(1, 512),
+    st.integers(1, 512),
+)
+def test_component_boxes_to_rel_equals_box_rc_to_rel(
+    corners: list[tuple[int, int, int, int]], h: int, w: int
+) -> None:
+    boxes = [(r0, c0, r0 + dh, c0 + dw) for r0, c0, dh, dw in corners]
+    assert component_boxes_to_rel(boxes, (h, w)) == [box_rc_to_rel(b, (h, w)) for b in boxes]
+
+
+def test_component_boxes_to_rel_checks_the_size() -> None:
+    with pytest.raises(ValueError):
+        component_boxes_to_rel([(0, 0, 1, 1)], (0, 5))

@@ -50,8 +50,7 @@ from medvision.annotate.tl_versions import (
     min_cluster_pixels,
 )
 from medvision.catalog.spec import MeasurementSpec, TaskSpec, plane_of
-from medvision.geometry import angle_deg, distance_mm
-from medvision.geometry.frames import _check_hw
+from medvision.geometry import angle_deg, component_boxes_to_rel, distance_mm
 from medvision.schema import Plane, Sample, Split, TaskFamily, make_sample_id
 from medvision.volumes import Volume
 
@@ -216,14 +215,12 @@ def plan_detection(
                         stats.dropped_small += 1
                         continue
                 key, hw = sink.image(plane, index)
-                # box_rc_to_rel's checks, once per group: the boxes are component boxes
-                # (integers, r0 <= r1, c0 <= c1), only the image size is the sink's.
-                img_h, img_w = _check_hw(hw)
+                targets = component_boxes_to_rel(boxes, hw)
                 template = templates[lab]
                 img_area = float(hw[0] * hw[1])
                 area_mm2 = label_pixels * sr * sc
                 label_count = float(label_pixels)
-                for k, (box, count) in enumerate(zip(boxes, counts, strict=True)):
+                for k, (box, count, target) in enumerate(zip(boxes, counts, targets, strict=True)):
                     r0, c0, r1, c1 = box
                     h, w = r1 - r0 + 1, c1 - c0 + 1
                     out.append(
@@ -233,13 +230,7 @@ def plan_detection(
                             image_key=key,
                             image_hw=hw,
                             n_instances=n_comp,
-                            # box_rc_to_rel, term for term.
-                            target=(
-                                c0 / img_w,
-                                (img_h - r1) / img_h,
-                                c1 / img_w,
-                                (img_h - r0) / img_h,
-                            ),
+                            target=target,
                             box_rc=(r0, c0, r1, c1),
                             extras={
                                 "size_mm_h": h * sr,

@@ -99,6 +99,34 @@ def box_rc_to_rel(box_rc: Sequence[float], image_hw: Sequence[int]) -> BoxRel:
     """
     h, w = _check_hw(image_hw)
     r0, c0, r1, c1 = _check_box(box_rc)
+    return _to_rel(r0, c0, r1, c1, h, w)
+
+
+def component_boxes_to_rel(
+    boxes_rc: Sequence[Sequence[int]], image_hw: Sequence[int]
+) -> list[BoxRel]:
+    """:func:`box_rc_to_rel` of many component boxes of one image; the size is checked once.
+
+    For boxes that come from component labelling (integers with ``r0 <= r1`` and
+    ``c0 <= c1`` by construction), which the detection planner converts by the hundred per
+    slice: the boxes themselves are not checked again.
+
+    Args:
+        boxes_rc: ``(r0, c0, r1, c1)`` boxes in pixels, inclusive, array frame.
+        image_hw: Image size ``(H, W)`` in pixels.
+
+    Returns:
+        One ``(x0, y0, x1, y1)`` relative box per input box, as :func:`box_rc_to_rel`.
+
+    Raises:
+        ValueError: If the size is malformed.
+    """
+    h, w = _check_hw(image_hw)
+    return [_to_rel(r0, c0, r1, c1, h, w) for r0, c0, r1, c1 in boxes_rc]
+
+
+def _to_rel(r0: float, c0: float, r1: float, c1: float, h: int, w: int) -> BoxRel:
+    # The official doc_to_target_BoxCoordinate, term for term (see box_rc_to_rel).
     return (c0 / w, (h - r1) / h, c1 / w, (h - r0) / h)
 
 
