@@ -46,6 +46,7 @@ from medvision.builder.sources import (
     case_digests,
     data_digest,
     plan_resume,
+    stats_path,
 )
 from medvision.builder.splits import assign_splits, split_cases
 from medvision.catalog.layouts import (
@@ -60,7 +61,7 @@ from medvision.catalog.spec import DatasetSpec, TaskSpec
 from medvision.schema import Plane, Sample, Split
 from medvision.store import BuildManifest, DatasetWriter, SkippedCase
 from medvision.store.official_plan import PlanFormatError
-from medvision.store.writer import CASE_SAMPLES_SUFFIX, sha256_file
+from medvision.store.writer import sha256_file
 from medvision.volumes import (
     AffineError,
     CorruptFileError,
@@ -288,7 +289,7 @@ def build_case(job: CaseJob) -> CaseResult:
     # reports the totals of every case, not only of the cases it rebuilt.
     samples_path, _ = writer.case_paths(job.spec.name, job.key)
     samples_path.parent.mkdir(parents=True, exist_ok=True)
-    _stats_path(samples_path).write_text(json.dumps(counters))
+    stats_path(samples_path).write_text(json.dumps(counters))
     writer.write_case(job.spec.name, job.key, samples, images)
     return CaseResult(job.key, len(samples), stats=counters)
 
@@ -341,10 +342,6 @@ def _plan_case(
     # Every sample carries the build's ground-truth version (T/L samples already do).
     samples = [s if s.annotation else replace(s, annotation=job.annotation) for s in samples]
     return samples, sink.images
-
-
-def _stats_path(samples_path: Path) -> Path:
-    return samples_path.with_name(samples_path.name.replace(CASE_SAMPLES_SUFFIX, ".stats.json"))
 
 
 def plan_jobs(
@@ -508,7 +505,7 @@ def run_build(
     skipped.sort(key=lambda s: (s.dataset, s.case_id))  # completion order is not stable
     totals: dict[str, int] = {}
     for job in jobs:
-        stats_file = _stats_path(writer.case_paths(dataset, job.key)[0])
+        stats_file = stats_path(writer.case_paths(dataset, job.key)[0])
         if stats_file.exists():
             for k, v in json.loads(stats_file.read_text()).items():
                 totals[k] = totals.get(k, 0) + int(v)

@@ -23,10 +23,10 @@ from medvision.builder.engine import (
     BuildOptions,
     CaseResult,
     SliceImages,
-    _stats_path,
     run_build,
     skip_kind,
 )
+from medvision.builder.sources import stats_path
 from medvision.catalog.spec import DatasetSpec
 from medvision.store import BuildManifest, DatasetWriter, SkippedCase
 from medvision.store.official_plan import (
@@ -138,7 +138,7 @@ def build_plan_case(job: PlanCaseJob) -> CaseResult:
     writer = DatasetWriter(job.out_dir)
     samples_path, _ = writer.case_paths(dataset, job.key)
     samples_path.parent.mkdir(parents=True, exist_ok=True)
-    _stats_path(samples_path).write_text(json.dumps(counters))
+    stats_path(samples_path).write_text(json.dumps(counters))
     writer.write_case(dataset, job.key, samples, sink.images)
     return CaseResult(job.key, len(samples), stats=counters)
 

@@ -43,6 +43,7 @@ __all__ = [
     "read_sources",
     "remove_case",
     "sources_path",
+    "stats_path",
 ]
 
 
@@ -89,6 +90,11 @@ CaseSources = list[SourceFile]
 def sources_path(samples_path: Path) -> Path:
     """The fingerprint file beside a case's samples file."""
     return samples_path.with_name(samples_path.name.replace(CASE_SAMPLES_SUFFIX, ".source.json"))
+
+
+def stats_path(samples_path: Path) -> Path:
+    """The planner-counters file beside a case's samples file."""
+    return samples_path.with_name(samples_path.name.replace(CASE_SAMPLES_SUFFIX, ".stats.json"))
 
 
 def _expand(paths: Iterable[tuple[str, Path]]) -> list[tuple[str, Path]]:
@@ -166,8 +172,7 @@ def read_sources(path: Path) -> CaseSources | None:
 def remove_case(writer: DatasetWriter, dataset: str, key: str) -> None:
     """Delete a finished case's files, its done marker (the samples file) first."""
     samples, images = writer.case_paths(dataset, key)
-    stats = samples.with_name(samples.name.replace(CASE_SAMPLES_SUFFIX, ".stats.json"))
-    for path in (samples, images, stats, sources_path(samples)):
+    for path in (samples, images, stats_path(samples), sources_path(samples)):
         path.unlink(missing_ok=True)
 
 

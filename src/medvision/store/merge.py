@@ -302,11 +302,12 @@ def _read_case_images(
     _check_image_keys(case, keys)
     if _adoptable(pf, batch_rows, group_bytes, file_bytes):
         return _CaseImages(keys.to_pylist(), None)
-    return _CaseImages(keys.to_pylist(), _read_batches(case.images, batch_rows))
+    return _CaseImages(keys.to_pylist(), _read_batches(pf, batch_rows))
 
 
-def _read_batches(path: Path, batch_rows: int) -> list[pa.RecordBatch]:
-    return list(pq.ParquetFile(path).iter_batches(batch_size=batch_rows, use_threads=False))
+def _read_batches(source: Path | pq.ParquetFile, batch_rows: int) -> list[pa.RecordBatch]:
+    pf = source if isinstance(source, pq.ParquetFile) else pq.ParquetFile(source)
+    return list(pf.iter_batches(batch_size=batch_rows, use_threads=False))
 
 
 def _adoptable(pf: pq.ParquetFile, group_rows: int, group_bytes: int, file_bytes: int) -> bool:
